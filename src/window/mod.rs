@@ -1,0 +1,467 @@
+//! The window aggregator: packet summaries and clock ticks in, finished windows out.
+//!
+//! One [`WindowAggregator`] owns all per-window state; it is driven by a single thread
+//! (the capture thread live, the reader offline), so the hot path takes no lock and,
+//! once constructed, allocates nothing per packet.
+
+pub mod distinct;
+pub mod features;
+pub mod talkers;
+
+use crate::decode::{key_to_addr, tcp_flags, PacketSummary, Transport};
+use distinct::{AddrTally, PortTally};
+use features::{FeatureVector, NUM_FEATURES, WELL_KNOWN_PORTS};
+pub use talkers::Talkers;
+
+/// Settings of the aggregator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowConfig {
+    /// Window length ω in microseconds (> 0).
+    pub omega_us: u64,
+    /// Longest run of empty windows emitted for a gap; a longer jump is collapsed.
+    pub max_gap_windows: u64,
+    /// How many top talkers of each kind a window reports.
+    pub top_k: usize,
+}
+
+impl WindowConfig {
+    /// Default cap on emitted empty windows for one gap.
+    pub const DEFAULT_MAX_GAP_WINDOWS: u64 = 100_000;
+
+    /// A config with ω and the defaults for the rest.
+    pub fn new(omega_us: u64) -> Self {
+        Self {
+            omega_us,
+            max_gap_windows: Self::DEFAULT_MAX_GAP_WINDOWS,
+            top_k: 5,
+        }
+    }
+}
+
+/// Parses a window length in seconds ("30", "0.5", "0.000001") exactly into microseconds.
+pub fn parse_omega(text: &str) -> Result<u64, String> {
+    let bad = || {
+        format!("window length {text:?} is not a positive number of seconds with at most 6 decimals (e.g. 30, 5, 0.5)")
+    };
+    let t = text.trim();
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    if (int.is_empty() && frac.is_empty())
+        || frac.len() > 6
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(bad());
+    }
+    let int: u64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| bad())?
+    };
+    let frac_us: u64 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<6}").parse().map_err(|_| bad())?
+    };
+    let us = int
+        .checked_mul(1_000_000)
+        .and_then(|v| v.checked_add(frac_us))
+        .ok_or_else(bad)?;
+    if us == 0 {
+        return Err(bad());
+    }
+    Ok(us)
+}
+
+/// A finished window: its span, its 53 features and what alerts need to explain it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    /// Window start, ns since the epoch (a multiple of ω).
+    pub start_ns: i64,
+    /// Window end (exclusive), ns since the epoch.
+    pub end_ns: i64,
+    /// The 53 features in contract order.
+    pub features: FeatureVector,
+    /// Top sources, destinations and destination ports.
+    pub talkers: Talkers,
+    /// True when a distinct count is a sketch estimate (more than 65,536 values).
+    pub distinct_estimated: bool,
+    /// Packets stamped earlier than this window that were counted in it.
+    pub late_packets: u64,
+    /// True when a time jump was collapsed just before this window (the sequence broke).
+    pub after_time_jump: bool,
+}
+
+/// Counters of what the aggregator saw and did, for logs and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AggregatorStats {
+    pub packets: u64,
+    pub windows: u64,
+    /// Packets whose timestamp fell in an already closed window (counted in the open one).
+    pub late_packets: u64,
+    /// Jumps longer than `max_gap_windows` (either direction) that were collapsed.
+    pub time_jumps: u64,
+    /// Empty windows not emitted because of collapsed jumps.
+    pub skipped_windows: u64,
+}
+
+/// A collapsed time jump, reported to the caller so it can say so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeJump {
+    pub from_window_start_ns: i64,
+    pub to_window_start_ns: i64,
+}
+
+/// Running sums of the open window.
+#[derive(Default)]
+struct Sums {
+    frames: u64,
+    size_sum: u64,
+    size_sq: u128,
+    ip: u64,
+    ttl_sum: u64,
+    ttl_sq: u64,
+    tcp: u64,
+    syn: u64,
+    fin: u64,
+    psh: u64,
+    rst: u64,
+    urg: u64,
+    ack: u64,
+    fin_ack: u64,
+    rst_ack: u64,
+    syn_ack: u64,
+    psh_ack: u64,
+    icmp: u64,
+    udp: u64,
+    src_well_known: [u64; 11],
+    dst_well_known: [u64; 11],
+    late: u64,
+}
+
+/// Cuts a packet stream into ω windows and computes their features.
+pub struct WindowAggregator {
+    config: WindowConfig,
+    omega_ns: i64,
+    /// Index k of the open window, `None` before the first packet or tick.
+    open: Option<i64>,
+    jumped: bool,
+    sums: Sums,
+    src_addrs: AddrTally,
+    dst_addrs: AddrTally,
+    src_ports: PortTally,
+    dst_ports: PortTally,
+    stats: AggregatorStats,
+    last_jump: Option<TimeJump>,
+}
+
+impl WindowAggregator {
+    /// Builds an aggregator; all per-window memory is allocated here.
+    pub fn new(config: WindowConfig) -> Self {
+        let omega_ns = i64::try_from(config.omega_us.saturating_mul(1000)).unwrap_or(i64::MAX);
+        Self {
+            config,
+            omega_ns: omega_ns.max(1),
+            open: None,
+            jumped: false,
+            sums: Sums::default(),
+            src_addrs: AddrTally::new(),
+            dst_addrs: AddrTally::new(),
+            src_ports: PortTally::new(),
+            dst_ports: PortTally::new(),
+            stats: AggregatorStats::default(),
+            last_jump: None,
+        }
+    }
+
+    /// The settings in force.
+    pub fn config(&self) -> WindowConfig {
+        self.config
+    }
+
+    /// What the aggregator has seen so far.
+    pub fn stats(&self) -> AggregatorStats {
+        self.stats
+    }
+
+    /// The last collapsed time jump, taken (so each is reported once).
+    pub fn take_time_jump(&mut self) -> Option<TimeJump> {
+        self.last_jump.take()
+    }
+
+    /// Window index of a timestamp: floor(ts / ω) on integer nanoseconds.
+    #[inline]
+    fn index_of(&self, ts_ns: i64) -> i64 {
+        ts_ns.div_euclid(self.omega_ns)
+    }
+
+    /// Adds one packet, first emitting every window that its timestamp closes.
+    #[inline]
+    pub fn push(&mut self, packet: &PacketSummary, emit: &mut impl FnMut(Window)) {
+        let k = self.index_of(packet.ts_ns);
+        match self.open {
+            Some(open) if k == open => {}
+            Some(open) if k < open => {
+                if open - k > self.max_gap() {
+                    self.jump(open, k, emit);
+                } else {
+                    self.sums.late += 1;
+                    self.stats.late_packets += 1;
+                }
+            }
+            Some(open) => self.move_to(open, k, emit),
+            None => self.open = Some(k),
+        }
+        self.stats.packets += 1;
+        self.count(packet);
+    }
+
+    /// Tells the aggregator the time is `now_ns`: closes every window that ended by then.
+    pub fn advance_to(&mut self, now_ns: i64, emit: &mut impl FnMut(Window)) {
+        let k = self.index_of(now_ns);
+        match self.open {
+            Some(open) if k > open => self.move_to(open, k, emit),
+            Some(_) => {}
+            None => self.open = Some(k),
+        }
+    }
+
+    /// Closes the open window (end of a capture).
+    pub fn finish(&mut self, emit: &mut impl FnMut(Window)) {
+        if let Some(open) = self.open.take() {
+            self.close(open, emit);
+        }
+    }
+
+    fn max_gap(&self) -> i64 {
+        i64::try_from(self.config.max_gap_windows).unwrap_or(i64::MAX)
+    }
+
+    /// Closes `open` and the empty windows up to `k`, which becomes the open window.
+    fn move_to(&mut self, open: i64, k: i64, emit: &mut impl FnMut(Window)) {
+        let empties = k - open - 1;
+        if empties > self.max_gap() {
+            self.jump(open, k, emit);
+            return;
+        }
+        self.close(open, emit);
+        for e in open + 1..k {
+            self.emit_empty(e, emit);
+        }
+        self.open = Some(k);
+    }
+
+    /// Collapses a jump too long to fill with empty windows.
+    #[cold]
+    fn jump(&mut self, open: i64, k: i64, emit: &mut impl FnMut(Window)) {
+        self.close(open, emit);
+        self.stats.time_jumps += 1;
+        self.stats.skipped_windows += (k - open).unsigned_abs().saturating_sub(1);
+        self.last_jump = Some(TimeJump {
+            from_window_start_ns: open.saturating_mul(self.omega_ns),
+            to_window_start_ns: k.saturating_mul(self.omega_ns),
+        });
+        self.jumped = true;
+        self.open = Some(k);
+    }
+
+    fn span(&self, k: i64) -> (i64, i64) {
+        let start = k.saturating_mul(self.omega_ns);
+        (start, start.saturating_add(self.omega_ns))
+    }
+
+    fn emit_empty(&mut self, k: i64, emit: &mut impl FnMut(Window)) {
+        let (start_ns, end_ns) = self.span(k);
+        self.stats.windows += 1;
+        emit(Window {
+            start_ns,
+            end_ns,
+            features: [0.0; NUM_FEATURES],
+            talkers: Talkers::default(),
+            distinct_estimated: false,
+            late_packets: 0,
+            after_time_jump: std::mem::take(&mut self.jumped),
+        });
+    }
+
+    /// Accumulates one packet into the open window.
+    #[inline]
+    fn count(&mut self, p: &PacketSummary) {
+        let s = &mut self.sums;
+        let size = u64::from(p.wire_len);
+        s.frames += 1;
+        s.size_sum += size;
+        s.size_sq += u128::from(size * size);
+        if let Some(ip) = p.ip {
+            let ttl = u64::from(ip.ttl);
+            s.ip += 1;
+            s.ttl_sum += ttl;
+            s.ttl_sq += ttl * ttl;
+            self.src_addrs.add(ip.src);
+            self.dst_addrs.add(ip.dst);
+        }
+        match p.transport {
+            Transport::Tcp {
+                src_port,
+                dst_port,
+                flags,
+            } => {
+                s.tcp += 1;
+                let has = |f: u8| u64::from(flags & f == f);
+                let ack = flags & tcp_flags::ACK != 0;
+                s.syn += has(tcp_flags::SYN);
+                s.fin += has(tcp_flags::FIN);
+                s.psh += has(tcp_flags::PSH);
+                s.rst += has(tcp_flags::RST);
+                s.urg += has(tcp_flags::URG);
+                s.ack += u64::from(ack);
+                s.fin_ack += has(tcp_flags::FIN | tcp_flags::ACK);
+                s.rst_ack += has(tcp_flags::RST | tcp_flags::ACK);
+                s.syn_ack += has(tcp_flags::SYN | tcp_flags::ACK);
+                s.psh_ack += has(tcp_flags::PSH | tcp_flags::ACK);
+                self.count_ports(src_port, dst_port);
+            }
+            Transport::Udp { src_port, dst_port } => {
+                self.sums.udp += 1;
+                self.count_ports(src_port, dst_port);
+            }
+            Transport::Icmp => s.icmp += 1,
+            Transport::None => {}
+        }
+    }
+
+    #[inline]
+    fn count_ports(&mut self, src: u16, dst: u16) {
+        if let Some(i) = well_known_index(src) {
+            self.sums.src_well_known[i] += 1;
+        }
+        if let Some(i) = well_known_index(dst) {
+            self.sums.dst_well_known[i] += 1;
+        }
+        self.src_ports.add(src);
+        self.dst_ports.add(dst);
+    }
+
+    /// Computes window `k`'s features from the sums, emits it, and resets the state.
+    fn close(&mut self, k: i64, emit: &mut impl FnMut(Window)) {
+        let (start_ns, end_ns) = self.span(k);
+        let s = &self.sums;
+        let (size_mean, size_var) = mean_var(s.frames, u128::from(s.size_sum), s.size_sq);
+        let (ttl_mean, ttl_var) = mean_var(s.ip, u128::from(s.ttl_sum), u128::from(s.ttl_sq));
+        let ratio = |n: u64| {
+            if s.tcp == 0 {
+                0.0
+            } else {
+                n as f64 / s.tcp as f64
+            }
+        };
+        let estimated = self.src_addrs.is_estimated() || self.dst_addrs.is_estimated();
+        let mut f = [0.0; NUM_FEATURES];
+        f[0] = size_mean;
+        f[1] = s.frames as f64;
+        f[2] = size_var;
+        f[3] = ttl_mean;
+        f[4] = ttl_var;
+        f[5] = self.dst_addrs.distinct();
+        f[6] = self.src_addrs.distinct();
+        f[7] = self.src_ports.distinct() as f64;
+        f[8] = self.dst_ports.distinct() as f64;
+        let counts = [
+            s.syn, s.fin, s.psh, s.rst, s.urg, s.ack, s.fin_ack, s.rst_ack, s.syn_ack, s.psh_ack,
+        ];
+        for (slot, c) in f[9..19].iter_mut().zip(counts) {
+            *slot = c as f64;
+        }
+        let ratios = [
+            s.rst, s.syn, s.psh, s.urg, s.fin, s.ack, s.rst_ack, s.psh_ack, s.syn_ack, s.fin_ack,
+        ];
+        for (slot, c) in f[19..29].iter_mut().zip(ratios) {
+            *slot = ratio(c);
+        }
+        f[29] = s.icmp as f64;
+        f[30] = s.udp as f64;
+        for i in 0..11 {
+            f[31 + i] = s.src_well_known[i] as f64;
+            f[42 + i] = s.dst_well_known[i] as f64;
+        }
+        let k_top = self.config.top_k;
+        let talkers = if s.frames == 0 {
+            Talkers::default()
+        } else {
+            let addrs = |v: Vec<(u128, u64)>| {
+                v.into_iter()
+                    .map(|(a, c)| (key_to_addr(a), c))
+                    .collect::<Vec<_>>()
+            };
+            Talkers {
+                src_addrs: addrs(self.src_addrs.top(k_top)),
+                dst_addrs: addrs(self.dst_addrs.top(k_top)),
+                dst_ports: self.dst_ports.top(k_top),
+                approximate: estimated,
+            }
+        };
+        let window = Window {
+            start_ns,
+            end_ns,
+            features: f,
+            talkers,
+            distinct_estimated: estimated,
+            late_packets: s.late,
+            after_time_jump: std::mem::take(&mut self.jumped),
+        };
+        self.sums = Sums::default();
+        self.src_addrs.reset();
+        self.dst_addrs.reset();
+        self.src_ports.reset();
+        self.dst_ports.reset();
+        self.stats.windows += 1;
+        emit(window);
+    }
+}
+
+/// Index of a well-known port in the contract's port list.
+#[inline]
+fn well_known_index(port: u16) -> Option<usize> {
+    WELL_KNOWN_PORTS.iter().position(|&p| p == port)
+}
+
+/// Mean and population variance from n, Σx and Σx², exact in integers until the division.
+fn mean_var(n: u64, sum: u128, sum_sq: u128) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    let n128 = u128::from(n);
+    let mean = sum as f64 / n as f64;
+    // n·Σx² − (Σx)² ≥ 0 by Cauchy–Schwarz; checked so absurd sizes fall back to floats.
+    let var = match (n128.checked_mul(sum_sq), sum.checked_mul(sum)) {
+        (Some(a), Some(b)) => (a - b) as f64 / (n as f64 * n as f64),
+        _ => (sum_sq as f64 / n as f64 - mean * mean).max(0.0),
+    };
+    (mean, var)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn omega_parses_exactly() {
+        assert_eq!(parse_omega("30"), Ok(30_000_000));
+        assert_eq!(parse_omega("0.5"), Ok(500_000));
+        assert_eq!(parse_omega("0.1"), Ok(100_000));
+        assert_eq!(parse_omega(".25"), Ok(250_000));
+        assert_eq!(parse_omega("0.000001"), Ok(1));
+        for bad in ["0", "0.0", "-1", "1e3", "abc", "", "0.0000001", "1.2.3"] {
+            assert!(parse_omega(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn mean_var_exact() {
+        // sizes 60, 100, 1500: mean 553.333…, var = E[x²] − mean²
+        let (m, v) = mean_var(3, 1660, 60 * 60 + 100 * 100 + 1500 * 1500);
+        assert!((m - 1660.0 / 3.0).abs() < 1e-12);
+        let expected = (3.0 * (3600.0 + 10000.0 + 2_250_000.0) - 1660.0f64 * 1660.0) / 9.0;
+        assert!((v - expected).abs() < 1e-9);
+        assert_eq!(mean_var(0, 0, 0), (0.0, 0.0));
+    }
+}

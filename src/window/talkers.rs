@@ -1,0 +1,86 @@
+//! Top talkers: who sent and received most packets in a window, in bounded memory.
+//!
+//! Exact counts come from the distinct tallies while a window holds at most
+//! [`super::distinct::EXACT_LIMIT`] addresses. Past that, a count-min sketch estimates the
+//! counts of new addresses and a few candidate slots keep the largest of them.
+
+use std::net::IpAddr;
+
+use super::distinct::hash_key;
+use crate::decode::IpKey;
+
+/// A window's top sources, destinations and destination ports, by packet count.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Talkers {
+    pub src_addrs: Vec<(IpAddr, u64)>,
+    pub dst_addrs: Vec<(IpAddr, u64)>,
+    pub dst_ports: Vec<(u16, u64)>,
+    /// True when some counts are count-min estimates (a window past the exact limit).
+    pub approximate: bool,
+}
+
+const CMS_DEPTH: usize = 4;
+const CMS_WIDTH: usize = 16_384;
+const CANDIDATES: usize = 16;
+const CMS_SEED: u64 = 0x6e65_7461_6e6f_6d33;
+
+/// Count-min sketch (4 × 16 Ki counters, 256 KiB) plus 16 heavy-hitter candidate slots.
+pub(crate) struct HeavyHitters {
+    rows: Box<[u32]>,
+    candidates: [(IpKey, u64); CANDIDATES],
+    used: usize,
+}
+
+impl HeavyHitters {
+    /// Allocates the sketch (once per overflowing window).
+    pub(crate) fn new() -> Self {
+        Self {
+            rows: vec![0u32; CMS_DEPTH * CMS_WIDTH].into_boxed_slice(),
+            candidates: [(0, 0); CANDIDATES],
+            used: 0,
+        }
+    }
+
+    /// Counts one packet for `key` and keeps it if it is among the largest seen.
+    #[inline]
+    pub(crate) fn add(&mut self, key: IpKey) {
+        // Kirsch–Mitzenmacher: two halves of one hash give all row indices.
+        let h = hash_key(CMS_SEED, key);
+        let (h1, h2) = (h as u32 as usize, (h >> 32) as usize | 1);
+        let mut estimate = u32::MAX;
+        for row in 0..CMS_DEPTH {
+            let idx = row * CMS_WIDTH + (h1.wrapping_add(row.wrapping_mul(h2)) % CMS_WIDTH);
+            let c = &mut self.rows[idx];
+            *c = c.saturating_add(1);
+            estimate = estimate.min(*c);
+        }
+        let estimate = u64::from(estimate);
+        if let Some(slot) = self.candidates[..self.used]
+            .iter_mut()
+            .find(|(k, _)| *k == key)
+        {
+            slot.1 = estimate;
+            return;
+        }
+        if self.used < CANDIDATES {
+            self.candidates[self.used] = (key, estimate);
+            self.used += 1;
+            return;
+        }
+        let (min_idx, min) = self
+            .candidates
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (_, c))| *c)
+            .map(|(i, (_, c))| (i, *c))
+            .unwrap_or((0, 0));
+        if estimate > min {
+            self.candidates[min_idx] = (key, estimate);
+        }
+    }
+
+    /// The candidate addresses with their estimated counts.
+    pub(crate) fn candidates(&self) -> impl Iterator<Item = (IpKey, u64)> + '_ {
+        self.candidates[..self.used].iter().copied()
+    }
+}
