@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use netanom::window::WindowConfig;
+
 /// Network anomaly detection by LSTM over windowed header features.
 #[derive(Debug, Parser)]
 #[command(name = "netanom", version, about, long_about = None)]
@@ -17,6 +19,12 @@ pub struct Cli {
 pub enum Command {
     /// Extract the 53 window features from capture files into CSV.
     Extract(ExtractArgs),
+    /// Train a model bundle on normal traffic (captures or feature CSVs).
+    Train(TrainArgs),
+    /// Score every window of capture files with a model bundle.
+    Score(ScoreArgs),
+    /// Score labelled captures and report ROC/AUC, precision, recall, F1 with plots.
+    Evaluate(EvaluateArgs),
 }
 
 /// Options of `netanom extract`.
@@ -33,7 +41,113 @@ pub struct ExtractArgs {
     pub output: Option<PathBuf>,
     /// Longest run of empty windows written for one gap in packet time; a longer jump
     /// (a bad timestamp) is collapsed and reported.
-    #[arg(long, value_name = "WINDOWS", default_value_t = netanom::window::WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
+    #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
+    pub max_gap_windows: u64,
+}
+
+/// Options of `netanom train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Capture file of normal traffic; repeat for several files in time order.
+    #[arg(
+        long = "pcap",
+        value_name = "FILE",
+        required_unless_present = "features",
+        conflicts_with = "features"
+    )]
+    pub pcaps: Vec<PathBuf>,
+    /// Feature CSV written by `netanom extract` (instead of captures); repeatable.
+    #[arg(long = "features", value_name = "FILE")]
+    pub features: Vec<PathBuf>,
+    /// Window length ω in seconds (required with --pcap; checked against feature CSVs).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_window)]
+    pub window: Option<u64>,
+    /// Output model bundle directory (created; files in it are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// LSTM hidden size.
+    #[arg(long, default_value_t = 64)]
+    pub hidden: usize,
+    /// LSTM layers.
+    #[arg(long, default_value_t = 1)]
+    pub layers: usize,
+    /// Training epochs (the paper used 20, 30 and 100).
+    #[arg(long, default_value_t = 30)]
+    pub epochs: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub learning_rate: f64,
+    /// Runs of three windows per batch.
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Seed: the same seed and data give the same model.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Fraction of the windows, the last ones in time order, held out for validation.
+    #[arg(long, default_value_t = 0.2)]
+    pub validation_fraction: f64,
+    /// Threshold rule: `quantile` (factor × quantile of validation scores) or `max`.
+    #[arg(long, default_value = "quantile")]
+    pub threshold_rule: String,
+    /// Quantile of the validation scores for the `quantile` rule.
+    #[arg(long, default_value_t = 0.995)]
+    pub threshold_quantile: f64,
+    /// Margin factor applied to the quantile or maximum.
+    #[arg(long, default_value_t = 1.5)]
+    pub threshold_factor: f64,
+    /// Longest run of empty windows written for one gap (see `extract`).
+    #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
+    pub max_gap_windows: u64,
+}
+
+/// Options of `netanom score`.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Model bundle directory (from `netanom train`).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Capture file; repeat for several files in time order.
+    #[arg(long = "pcap", value_name = "FILE", required = true)]
+    pub pcaps: Vec<PathBuf>,
+    /// CSV output file (default: standard output).
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Use this threshold instead of the bundle's.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Longest run of empty windows written for one gap (see `extract`).
+    #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
+    pub max_gap_windows: u64,
+}
+
+/// Options of `netanom evaluate`.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Model bundle directory (from `netanom train`).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Capture file; repeat for several files in time order.
+    #[arg(long = "pcap", value_name = "FILE", required = true)]
+    pub pcaps: Vec<PathBuf>,
+    /// Attack labels: CSV with header `name,src_cidr,dst_cidr,start_epoch,end_epoch`.
+    #[arg(long, value_name = "LABELS.csv")]
+    pub labels: PathBuf,
+    /// A window is anomalous when it holds at least P attack packets; one report per P.
+    #[arg(
+        long,
+        value_name = "P,P,...",
+        value_delimiter = ',',
+        default_value = "1,10,20"
+    )]
+    pub min_attack_packets: Vec<u64>,
+    /// Report directory (metrics.json, roc.csv, roc/score plots as PNG and SVG).
+    #[arg(long, value_name = "DIR")]
+    pub report: PathBuf,
+    /// Use this threshold instead of the bundle's.
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Longest run of empty windows written for one gap (see `extract`).
+    #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
     pub max_gap_windows: u64,
 }
 

@@ -24,7 +24,8 @@ pub struct OfflineReport {
     pub cut_off: Option<CaptureError>,
 }
 
-/// Reads `paths` in order as one stream; calls `on_packet` per packet, `on_window` per window.
+/// Reads `paths` in order as one stream; calls `on_window` per window and `on_packet` per
+/// packet, the latter after the windows that the packet's timestamp closes.
 ///
 /// All files are opened (and checked) before the first packet is read, so a bad path fails
 /// fast. A file cut off mid-record ends the stream: the windows so far are emitted and the
@@ -65,8 +66,10 @@ pub fn run_offline(
             if summary.ip.is_none() {
                 report.non_ip += 1;
             }
-            on_packet(&summary);
+            // Windows the packet closes are emitted first, so per-window tallies kept by
+            // `on_packet` (attack labels) never leak into the window before.
             aggregator.push(&summary, &mut on_window);
+            on_packet(&summary);
             if let Some(jump) = aggregator.take_time_jump() {
                 tracing::warn!(
                     file = %capture.path().display(),
@@ -82,6 +85,31 @@ pub fn run_offline(
     aggregator.finish(&mut on_window);
     report.aggregator = aggregator.stats();
     Ok(report)
+}
+
+/// Logs the closing summary of an offline run; reports a cut-off file as an error and
+/// returns the exit code it deserves (1 when the input was cut off).
+pub fn log_report(report: &OfflineReport) -> std::process::ExitCode {
+    let a = report.aggregator;
+    tracing::info!(
+        files = report.files,
+        packets = a.packets,
+        windows = a.windows,
+        non_ip = report.non_ip,
+        truncated_headers = report.truncated_headers,
+        malformed_headers = report.malformed_headers,
+        late_packets = a.late_packets,
+        time_jumps = a.time_jumps,
+        "read"
+    );
+    match &report.cut_off {
+        Some(cut) => {
+            tracing::warn!("the windows read before the cut were written");
+            eprintln!("netanom: error: {cut}");
+            std::process::ExitCode::FAILURE
+        }
+        None => std::process::ExitCode::SUCCESS,
+    }
 }
 
 /// Unix seconds with exactly 6 decimals, from integer nanoseconds (no float rounding).

@@ -1,5 +1,7 @@
-//! Packet sources: capture files now, live interfaces in the daemon.
+//! Packet sources: capture files (offline) and network interfaces (live).
 
+pub mod live;
 pub mod offline;
 
-pub use offline::{CaptureError, OfflineCapture};
+pub use live::{LiveCapture, LiveError, LiveOptions};
+pub use offline::{CaptureError, OfflineCapture, RawPacket};

@@ -1,0 +1,169 @@
+//! Live capture from a network interface through libpcap.
+
+use pcap::{Active, Capture, Device, Precision};
+
+use super::offline::RawPacket;
+use crate::decode::{LinkType, SUPPORTED_LINK_TYPES};
+
+/// How to open an interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveOptions {
+    pub interface: String,
+    /// BPF filter expression ("" = everything).
+    pub bpf_filter: String,
+    /// Bytes captured per packet: headers only, the size features use the wire length.
+    pub snaplen: u32,
+    /// Kernel buffer size in MiB.
+    pub buffer_size_mb: u32,
+    pub promiscuous: bool,
+    /// How long a read waits before returning so the loop can tick the clock.
+    pub timeout_ms: u32,
+}
+
+/// Why an interface could not be opened; each message carries a hint.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    #[error("no interface named {name:?}; interfaces here: {available}")]
+    NoSuchInterface { name: String, available: String },
+    #[error("no permission to capture on {name:?} ({reason}); run as root or grant CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode), e.g. via the systemd unit's AmbientCapabilities")]
+    Permission { name: String, reason: String },
+    #[error("cannot capture on {name:?}: {reason}")]
+    Open { name: String, reason: String },
+    #[error("capture.bpf_filter {filter:?} does not compile: {reason}")]
+    Filter { filter: String, reason: String },
+    #[error("interface {name:?} has link type {dlt}, which netanom does not decode; supported: {SUPPORTED_LINK_TYPES}")]
+    LinkType { name: String, dlt: i32 },
+    #[error("reading from {name:?}: {reason}")]
+    Read { name: String, reason: String },
+}
+
+/// Kernel and interface drop counters as libpcap reports them (u32, they wrap).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounters {
+    pub received: u32,
+    pub kernel_dropped: u32,
+    pub interface_dropped: u32,
+}
+
+/// An open interface.
+pub struct LiveCapture {
+    name: String,
+    capture: Capture<Active>,
+    link: LinkType,
+}
+
+/// Names of the interfaces libpcap can see, for error messages.
+pub fn interface_names() -> String {
+    match Device::list() {
+        Ok(list) if !list.is_empty() => list
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        Ok(_) => "none found".into(),
+        Err(e) => format!("cannot list them ({e})"),
+    }
+}
+
+impl LiveCapture {
+    /// Opens the interface with the given options.
+    pub fn open(opts: &LiveOptions) -> Result<Self, LiveError> {
+        let name = opts.interface.clone();
+        let exists = Device::list()
+            .map(|l| l.iter().any(|d| d.name == name))
+            .unwrap_or(true);
+        if !exists {
+            return Err(LiveError::NoSuchInterface {
+                name,
+                available: interface_names(),
+            });
+        }
+        let inactive = Capture::from_device(name.as_str()).map_err(|e| LiveError::Open {
+            name: name.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut capture = inactive
+            .snaplen(i32::try_from(opts.snaplen).unwrap_or(i32::MAX))
+            .promisc(opts.promiscuous)
+            .buffer_size(
+                i32::try_from(u64::from(opts.buffer_size_mb) * 1024 * 1024).unwrap_or(i32::MAX),
+            )
+            .timeout(i32::try_from(opts.timeout_ms).unwrap_or(i32::MAX))
+            .precision(Precision::Nano)
+            .open()
+            .map_err(|e| {
+                let reason = e.to_string();
+                if reason.contains("ermission") || reason.contains("not permitted") {
+                    LiveError::Permission {
+                        name: name.clone(),
+                        reason,
+                    }
+                } else if reason.contains("No such device") {
+                    LiveError::NoSuchInterface {
+                        name: name.clone(),
+                        available: interface_names(),
+                    }
+                } else {
+                    LiveError::Open {
+                        name: name.clone(),
+                        reason,
+                    }
+                }
+            })?;
+        if !opts.bpf_filter.trim().is_empty() {
+            capture
+                .filter(&opts.bpf_filter, true)
+                .map_err(|e| LiveError::Filter {
+                    filter: opts.bpf_filter.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let dlt = capture.get_datalink().0;
+        let link = LinkType::from_dlt(dlt).ok_or(LiveError::LinkType {
+            name: name.clone(),
+            dlt,
+        })?;
+        Ok(Self {
+            name,
+            capture,
+            link,
+        })
+    }
+
+    /// The interface's link type.
+    pub fn link_type(&self) -> LinkType {
+        self.link
+    }
+
+    /// The next frame, or `Ok(None)` when the read timeout expired with nothing to read.
+    #[inline]
+    pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, LiveError> {
+        match self.capture.next_packet() {
+            Ok(packet) => {
+                let ts = packet.header.ts;
+                let ts_ns = i64::from(ts.tv_sec)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(i64::from(ts.tv_usec));
+                Ok(Some(RawPacket {
+                    ts_ns,
+                    wire_len: packet.header.len,
+                    data: packet.data,
+                }))
+            }
+            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            Err(e) => Err(LiveError::Read {
+                name: self.name.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    /// libpcap's counters (u32 each; the caller handles wrap-around).
+    pub fn drops(&mut self) -> Option<DropCounters> {
+        self.capture.stats().ok().map(|s| DropCounters {
+            received: s.received,
+            kernel_dropped: s.dropped,
+            interface_dropped: s.if_dropped,
+        })
+    }
+}
