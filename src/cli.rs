@@ -25,6 +25,34 @@ pub enum Command {
     Score(ScoreArgs),
     /// Score labelled captures and report ROC/AUC, precision, recall, F1 with plots.
     Evaluate(EvaluateArgs),
+    /// Run the detector as a service: capture (or replay), score, alert, serve metrics.
+    Run(RunArgs),
+}
+
+/// Options of `netanom run`; each overrides the settings file and `NETANOM_…` variables.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Settings file (TOML); see config/netanom.toml.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Capture live from this interface.
+    #[arg(long, value_name = "IF", conflicts_with = "pcaps")]
+    pub interface: Option<String>,
+    /// Replay capture files through the pipeline instead (repeatable, in time order).
+    #[arg(long = "pcap", value_name = "FILE")]
+    pub pcaps: Vec<PathBuf>,
+    /// Replay at the recorded pace instead of as fast as possible.
+    #[arg(long, requires = "pcaps")]
+    pub realtime: bool,
+    /// Model bundle directory.
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
+    /// Address for /metrics and /healthz, e.g. 127.0.0.1:9405.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Alert log file (JSON lines).
+    #[arg(long, value_name = "FILE")]
+    pub alert_log: Option<PathBuf>,
 }
 
 /// Options of `netanom extract`.

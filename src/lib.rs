@@ -9,6 +9,7 @@
 pub mod capture;
 pub mod config;
 pub mod decode;
+pub mod daemon;
 pub mod detect;
 pub mod eval;
 pub mod extract;

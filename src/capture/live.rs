@@ -25,7 +25,7 @@ pub struct LiveOptions {
 pub enum LiveError {
     #[error("no interface named {name:?}; interfaces here: {available}")]
     NoSuchInterface { name: String, available: String },
-    #[error("no permission to capture on {name:?} ({reason}); run as root or grant CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode), e.g. via the systemd unit's AmbientCapabilities")]
+    #[error("no permission to capture on {name:?} ({reason}); run as root or grant CAP_NET_RAW, e.g. via the systemd unit's AmbientCapabilities")]
     Permission { name: String, reason: String },
     #[error("cannot capture on {name:?}: {reason}")]
     Open { name: String, reason: String },

@@ -2,6 +2,7 @@
 
 pub mod evaluate;
 pub mod extract;
+pub mod run;
 pub mod score;
 pub mod train;
 

@@ -1,0 +1,30 @@
+//! `netanom run`: the long-running service.
+
+use std::process::ExitCode;
+
+use crate::cli::RunArgs;
+use netanom::config::{CliOverrides, LogFormat};
+use netanom::daemon::{self, SettingsSource};
+
+/// Starts the daemon with the settings file and the command-line overrides.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let source = SettingsSource {
+        file: args.config,
+        overrides: CliOverrides {
+            interface: args.interface,
+            pcap_files: args.pcaps,
+            realtime: args.realtime.then_some(true),
+            model_dir: args.model,
+            metrics_listen: args.metrics_listen,
+            alert_log: args.alert_log,
+        },
+    };
+    // Logging follows the settings' [log] section, so read them first.
+    let settings = source.load()?;
+    crate::init_logging(
+        settings.log.level.as_str(),
+        settings.log.format == LogFormat::Json,
+    );
+    daemon::run(source)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,226 @@
+//! The live daemon: threads, channels, signals, readiness and watchdog.
+//!
+//! ```text
+//! capture thread ──Window (bounded channel, never waits)──▶ scorer thread ──▶ alert log
+//!   libpcap, decode, aggregator                             ring, incidents    tracing log
+//!            └──────────── counters ──────────▶ Metrics ◀──── scores ──────────┘
+//! main thread: signals (TERM/INT stop, HUP reload), sd_notify, watchdog; tokio thread: /metrics
+//! ```
+
+pub mod capture;
+pub mod scorer;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use crate::capture::{LiveCapture, LiveOptions, OfflineCapture};
+use crate::config::{CaptureSource, CliOverrides, Settings};
+use crate::detect::incident::IncidentConfig;
+use crate::model::Bundle;
+use crate::output::alerts::{system_hostname, AlertLog};
+use crate::output::metrics::{Health, Metrics, MetricsServer};
+use capture::{CaptureLoop, Source};
+use scorer::{Control, Detector, Scorer};
+
+/// Windows the capture thread may queue ahead of the scorer (minutes of windows at ω = 0.5 s).
+const WINDOW_QUEUE: usize = 4096;
+
+/// Where the settings came from, so SIGHUP can read them again the same way.
+#[derive(Clone, Debug)]
+pub struct SettingsSource {
+    pub file: Option<PathBuf>,
+    pub overrides: CliOverrides,
+}
+
+impl SettingsSource {
+    /// Reads the settings (file, environment, flags).
+    pub fn load(&self) -> anyhow::Result<Settings> {
+        Ok(Settings::load(self.file.as_deref(), &self.overrides)?)
+    }
+}
+
+/// Loads the model bundle named by the settings, with a hint when it is missing.
+fn load_bundle(settings: &Settings) -> anyhow::Result<Bundle> {
+    Bundle::load(&settings.model.dir, None).with_context(|| {
+        format!(
+            "loading the model (model.dir = {}); train one with `netanom train --pcap NORMAL.pcap --window 0.5 --out DIR` or point model.dir / --model at a bundle",
+            settings.model.dir.display()
+        )
+    })
+}
+
+fn detector(settings: &Settings, bundle: Bundle) -> Detector {
+    Detector::new(
+        bundle,
+        settings.model.threshold,
+        settings.alerts.host.clone().unwrap_or_else(system_hostname),
+        IncidentConfig {
+            cooldown_windows: settings.alerts.cooldown_windows,
+            min_windows: settings.alerts.min_windows,
+        },
+        settings.alerts.top_features,
+    )
+}
+
+/// Opens the packet source named by the settings (errors carry hints).
+fn open_source(settings: &Settings) -> anyhow::Result<Source> {
+    let c = &settings.capture;
+    Ok(match &c.source {
+        CaptureSource::Interface(name) => Source::Live(LiveCapture::open(&LiveOptions {
+            interface: name.clone(),
+            bpf_filter: c.bpf_filter.clone().unwrap_or_default(),
+            snaplen: c.snaplen,
+            buffer_size_mb: c.buffer_size_mb,
+            promiscuous: c.promiscuous,
+            timeout_ms: c.timeout_ms,
+        })?),
+        CaptureSource::Replay { files, realtime } => Source::Replay {
+            files: files
+                .iter()
+                .map(|p| OfflineCapture::open(p))
+                .collect::<Result<_, _>>()?,
+            realtime: *realtime,
+        },
+    })
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (or, replaying, the end of the files).
+pub fn run(source: SettingsSource) -> anyhow::Result<()> {
+    let settings = source.load()?;
+    let bundle = load_bundle(&settings)?;
+    let window_config = settings.window_config(bundle.omega_us())?;
+    let omega_us = bundle.omega_us();
+    let metrics = Arc::new(Metrics::new());
+    let health = Health::new(settings.health_stale_after(omega_us));
+    let log = AlertLog::open(&settings.alerts.path, settings.alerts.fsync)?;
+    let packets = open_source(&settings)?;
+
+    let server = if settings.metrics.enabled {
+        let server = MetricsServer::bind(settings.metrics.listen)?;
+        let addr = server.local_addr();
+        let running = server
+            .spawn(metrics.registry().clone(), health.clone())
+            .context("starting the metrics server")?;
+        tracing::info!(%addr, "serving /metrics and /healthz");
+        Some(running)
+    } else {
+        None
+    };
+
+    // Signals are registered before any thread starts so none is missed.
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        .context("installing signal handlers")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (window_tx, window_rx) = crossbeam_channel::bounded(WINDOW_QUEUE);
+    let (control_tx, control_rx) = crossbeam_channel::unbounded();
+
+    let scorer = Scorer::new(
+        detector(&settings, bundle),
+        log,
+        metrics.clone(),
+        health.clone(),
+    );
+    let scorer_thread = std::thread::Builder::new()
+        .name("netanom-scorer".into())
+        .spawn(move || scorer.run(window_rx, control_rx))
+        .context("starting the scorer thread")?;
+    let capture_loop = CaptureLoop::new(
+        window_config,
+        window_tx,
+        metrics.clone(),
+        stop.clone(),
+        settings.capture.timeout_ms,
+    );
+    let capture_thread = std::thread::Builder::new()
+        .name("netanom-capture".into())
+        .spawn(move || capture_loop.run(packets))
+        .context("starting the capture thread")?;
+
+    tracing::info!(
+        model = %settings.model.dir.display(),
+        omega_s = omega_us as f64 / 1e6,
+        alert_log = %settings.alerts.path.display(),
+        "netanom running"
+    );
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
+    let mut last_ping = Instant::now();
+
+    let mut exit_reason = "end of input";
+    while !capture_thread.is_finished() {
+        for signal in signals.pending() {
+            match signal {
+                SIGHUP => reload(&source, omega_us, &control_tx),
+                _ => {
+                    exit_reason = if signal == SIGTERM {
+                        "SIGTERM"
+                    } else {
+                        "SIGINT"
+                    };
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if let Some(interval) = watchdog {
+            // Ping only while the pipeline is alive: a stuck scorer lets systemd restart us.
+            if last_ping.elapsed() >= interval && health.check().is_ok() {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+                last_ping = Instant::now();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    tracing::info!(reason = exit_reason, "stopping");
+    stop.store(true, Ordering::Relaxed);
+    let capture_result = capture_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the capture thread panicked"))?;
+    // The window sender is gone with the capture thread: the scorer drains, ends the open
+    // incident and returns.
+    drop(control_tx);
+    scorer_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the scorer thread panicked"))?;
+    if let Some(running) = server {
+        if let Err(e) = running.stop() {
+            tracing::warn!("metrics server: {e}");
+        }
+    }
+    capture_result.context("capture")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGHUP: reread settings and model; on any error keep the running ones and say why.
+fn reload(source: &SettingsSource, omega_us: u64, control: &crossbeam_channel::Sender<Control>) {
+    tracing::info!("SIGHUP: reloading settings and model");
+    let result = source.load().and_then(|settings| {
+        let bundle = load_bundle(&settings)?;
+        if bundle.omega_us() != omega_us {
+            anyhow::bail!(
+                "the new model's window length ({} s) differs from the running one ({} s): restart the service to change ω",
+                bundle.omega_us() as f64 / 1e6,
+                omega_us as f64 / 1e6
+            );
+        }
+        settings.window_config(omega_us)?;
+        Ok(detector(&settings, bundle))
+    });
+    let message = match result {
+        Ok(d) => Control::Reload(Box::new(d)),
+        Err(e) => {
+            tracing::error!("reload failed, keeping the running model: {e:#}");
+            Control::ReopenLog
+        }
+    };
+    let _ = control.send(message);
+}

@@ -1,0 +1,237 @@
+//! The scorer thread: normalises each window, scores runs of three, tracks incidents and
+//! writes alert events; reloads its model on request.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{select, Receiver};
+
+use crate::detect::incident::{
+    EndReason, IncidentConfig, IncidentEvent, IncidentTracker, ScoredWindow,
+};
+use crate::detect::score::ScoreRing;
+use crate::extract::format_ts;
+use crate::model::Bundle;
+use crate::output::alerts::{AlertContext, AlertEvent, AlertLog, Explanation};
+use crate::output::metrics::{Health, Metrics};
+use crate::window::Window;
+
+/// What the scorer needs from a model bundle and the settings; swapped whole on reload.
+pub struct Detector {
+    pub ring: ScoreRing,
+    pub threshold: f64,
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
+    pub context: AlertContext,
+    pub incident: IncidentConfig,
+    pub top_features: usize,
+}
+
+impl Detector {
+    /// Builds a detector from a loaded bundle; `threshold` overrides the bundle's.
+    pub fn new(
+        bundle: Bundle,
+        threshold: Option<f64>,
+        host: String,
+        incident: IncidentConfig,
+        top_features: usize,
+    ) -> Self {
+        let threshold = threshold.unwrap_or_else(|| bundle.threshold());
+        let context = AlertContext {
+            host,
+            model_id: bundle.model_id().to_string(),
+            omega_us: bundle.omega_us(),
+        };
+        let min = bundle.normalizer.min().to_vec();
+        let max = bundle.normalizer.max().to_vec();
+        Self {
+            ring: ScoreRing::from_bundle(bundle),
+            threshold,
+            min,
+            max,
+            context,
+            incident,
+            top_features,
+        }
+    }
+}
+
+/// Requests from the main thread.
+pub enum Control {
+    /// Use a new model and settings (SIGHUP) and reopen the alert log.
+    Reload(Box<Detector>),
+    /// Reopen the alert log only (the model could not be reloaded).
+    ReopenLog,
+}
+
+/// The scoring side of the pipeline.
+pub struct Scorer {
+    detector: Detector,
+    tracker: IncidentTracker<Explanation>,
+    log: AlertLog,
+    metrics: Arc<Metrics>,
+    health: Health,
+    last_end_ns: Option<i64>,
+}
+
+impl Scorer {
+    /// A scorer writing events to `log`.
+    pub fn new(detector: Detector, log: AlertLog, metrics: Arc<Metrics>, health: Health) -> Self {
+        let tracker = IncidentTracker::new(
+            detector.incident,
+            crate::detect::incident::default_id_prefix(std::time::SystemTime::now()),
+        );
+        metrics.set_model(
+            &detector.context.model_id,
+            detector.context.omega_us,
+            detector.threshold,
+        );
+        Self {
+            detector,
+            tracker,
+            log,
+            metrics,
+            health,
+            last_end_ns: None,
+        }
+    }
+
+    /// Handles windows and control messages until the window channel closes, then ends any
+    /// open incident (`reason`: shutdown) so its end event is written.
+    pub fn run(mut self, windows: Receiver<Window>, control: Receiver<Control>) {
+        loop {
+            select! {
+                recv(windows) -> w => match w {
+                    Ok(w) => self.window(&w),
+                    Err(_) => break,
+                },
+                recv(control) -> c => match c {
+                    Ok(c) => self.control(c),
+                    // The main thread is gone: keep draining windows.
+                    Err(_) => {
+                        for w in windows.iter() {
+                            self.window(&w);
+                        }
+                        break;
+                    }
+                },
+            }
+        }
+        self.end_incident(EndReason::Shutdown);
+    }
+
+    fn control(&mut self, c: Control) {
+        match c {
+            Control::Reload(detector) => {
+                // Scores of the old and new model are not comparable: end the incident.
+                self.end_incident(EndReason::SequenceBreak);
+                self.detector = *detector;
+                self.tracker = IncidentTracker::new(
+                    self.detector.incident,
+                    crate::detect::incident::default_id_prefix(std::time::SystemTime::now()),
+                );
+                self.metrics.set_model(
+                    &self.detector.context.model_id,
+                    self.detector.context.omega_us,
+                    self.detector.threshold,
+                );
+                tracing::info!(
+                    model_id = %self.detector.context.model_id,
+                    threshold = self.detector.threshold,
+                    "model and settings reloaded"
+                );
+                self.reopen_log();
+            }
+            Control::ReopenLog => self.reopen_log(),
+        }
+    }
+
+    fn reopen_log(&mut self) {
+        match self.log.reopen() {
+            Ok(()) => tracing::info!(path = %self.log.path().display(), "alert log reopened"),
+            Err(e) => tracing::error!("{e}; still writing to the old file"),
+        }
+    }
+
+    /// One closed window: score it, update the incident, write events.
+    fn window(&mut self, w: &Window) {
+        self.metrics.record_window(w);
+        self.health.beat();
+        // A collapsed clock jump or a dropped window breaks the run of consecutive windows.
+        let consecutive = self.last_end_ns == Some(w.start_ns);
+        if w.after_time_jump || (self.last_end_ns.is_some() && !consecutive) {
+            self.detector.ring.reset();
+            self.end_incident(EndReason::SequenceBreak);
+        }
+        self.last_end_ns = Some(w.end_ns);
+        let started = Instant::now();
+        let score = match self.detector.ring.push(&w.features) {
+            Ok(Some(score)) => score,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(window_start = %format_ts(w.start_ns), "window not scored: {e}");
+                return;
+            }
+        };
+        let threshold = self.detector.threshold;
+        self.metrics
+            .record_score(score, threshold, started.elapsed());
+        let scored = ScoredWindow {
+            start_ns: w.start_ns,
+            end_ns: w.end_ns,
+            score,
+            threshold,
+        };
+        let d = &self.detector;
+        let explain = || Explanation::of(w, &d.min, &d.max, d.top_features);
+        let event = self.tracker.observe(scored, explain);
+        self.metrics.record_suppressed(self.tracker.take_suppressed());
+        if let Some(event) = event {
+            let d = &self.detector;
+            let alert = AlertEvent::from_incident_event(&d.context, &event, || {
+                Explanation::of(w, &d.min, &d.max, d.top_features)
+            });
+            self.emit(&event, &alert);
+        }
+    }
+
+    fn end_incident(&mut self, reason: EndReason) {
+        let event = self.tracker.flush(reason);
+        self.metrics.record_suppressed(self.tracker.take_suppressed());
+        if let Some(event) = event {
+            let alert = AlertEvent::from_incident_event(&self.detector.context, &event, || {
+                Explanation::default()
+            });
+            self.emit(&event, &alert);
+        }
+    }
+
+    /// Writes an event to the alert log (flushed) and the tracing log, and counts it.
+    fn emit(&mut self, event: &IncidentEvent<Explanation>, alert: &AlertEvent) {
+        let started = matches!(event, IncidentEvent::Start { .. });
+        self.metrics
+            .record_incident(started, self.tracker.is_active());
+        if let Err(e) = self.log.write(alert) {
+            self.metrics.record_alert_write_error();
+            tracing::error!("{e}");
+        }
+        let json = serde_json::to_string(alert).unwrap_or_default();
+        if started {
+            tracing::warn!(
+                incident = %alert.incident.id,
+                score = alert.score,
+                threshold = alert.threshold,
+                event = %json,
+                "anomaly incident started"
+            );
+        } else {
+            tracing::warn!(
+                incident = %alert.incident.id,
+                peak_score = alert.incident.peak_score,
+                duration_s = alert.incident.duration_s,
+                event = %json,
+                "anomaly incident ended"
+            );
+        }
+    }
+}
