@@ -102,11 +102,9 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
 
     let server = if settings.metrics.enabled {
         let server = MetricsServer::bind(settings.metrics.listen)?;
-        let addr = server.local_addr();
         let running = server
             .spawn(metrics.registry().clone(), health.clone())
             .context("starting the metrics server")?;
-        tracing::info!(%addr, "serving /metrics and /healthz");
         Some(running)
     } else {
         None

@@ -12,7 +12,8 @@ use crate::detect::incident::{
 use crate::detect::score::ScoreRing;
 use crate::extract::format_ts;
 use crate::model::Bundle;
-use crate::output::alerts::{AlertContext, AlertEvent, AlertLog, Explanation};
+use crate::model::SEQ_LEN;
+use crate::output::alerts::{top_deviations, AlertContext, AlertEvent, AlertLog, Explanation};
 use crate::output::metrics::{Health, Metrics};
 use crate::window::Window;
 
@@ -56,6 +57,30 @@ impl Detector {
     }
 }
 
+/// The window of a run whose features lie farthest outside the training range.
+fn most_deviant<'a>(
+    recent: &'a std::collections::VecDeque<Window>,
+    min: &[f64],
+    max: &[f64],
+) -> &'a Window {
+    let key = |w: &Window| {
+        top_deviations(&w.features, min, max, 1)
+            .first()
+            .map(|d| (d.outside(), d.normalized))
+            .unwrap_or((0.0, 0.0))
+    };
+    let mut best = &recent[recent.len() - 1];
+    let mut best_key = key(best);
+    for w in recent.iter().rev().skip(1) {
+        let k = key(w);
+        if k > best_key {
+            best = w;
+            best_key = k;
+        }
+    }
+    best
+}
+
 /// Requests from the main thread.
 pub enum Control {
     /// Use a new model and settings (SIGHUP) and reopen the alert log.
@@ -72,6 +97,8 @@ pub struct Scorer {
     metrics: Arc<Metrics>,
     health: Health,
     last_end_ns: Option<i64>,
+    /// The windows of the run being scored (oldest first), to explain an alert.
+    recent: std::collections::VecDeque<Window>,
 }
 
 impl Scorer {
@@ -93,6 +120,7 @@ impl Scorer {
             metrics,
             health,
             last_end_ns: None,
+            recent: std::collections::VecDeque::with_capacity(SEQ_LEN),
         }
     }
 
@@ -102,7 +130,7 @@ impl Scorer {
         loop {
             select! {
                 recv(windows) -> w => match w {
-                    Ok(w) => self.window(&w),
+                    Ok(w) => self.window(w),
                     Err(_) => break,
                 },
                 recv(control) -> c => match c {
@@ -110,7 +138,7 @@ impl Scorer {
                     // The main thread is gone: keep draining windows.
                     Err(_) => {
                         for w in windows.iter() {
-                            self.window(&w);
+                            self.window(w);
                         }
                         break;
                     }
@@ -154,18 +182,25 @@ impl Scorer {
     }
 
     /// One closed window: score it, update the incident, write events.
-    fn window(&mut self, w: &Window) {
-        self.metrics.record_window(w);
+    fn window(&mut self, w: Window) {
+        self.metrics.record_window(&w);
         self.health.beat();
         // A collapsed clock jump or a dropped window breaks the run of consecutive windows.
         let consecutive = self.last_end_ns == Some(w.start_ns);
         if w.after_time_jump || (self.last_end_ns.is_some() && !consecutive) {
             self.detector.ring.reset();
+            self.recent.clear();
             self.end_incident(EndReason::SequenceBreak);
         }
         self.last_end_ns = Some(w.end_ns);
+        if self.recent.len() == SEQ_LEN {
+            self.recent.pop_front();
+        }
+        let features = w.features;
+        self.recent.push_back(w);
         let started = Instant::now();
-        let score = match self.detector.ring.push(&w.features) {
+        let Some(w) = self.recent.back() else { return };
+        let score = match self.detector.ring.push(&features) {
             Ok(Some(score)) => score,
             Ok(None) => return,
             Err(e) => {
@@ -182,22 +217,26 @@ impl Scorer {
             score,
             threshold,
         };
+        // The score covers three windows: explain the one that left the training range most.
         let d = &self.detector;
-        let explain = || Explanation::of(w, &d.min, &d.max, d.top_features);
+        let recent = &self.recent;
+        let explain = || {
+            let w = most_deviant(recent, &d.min, &d.max);
+            Explanation::of(w, &d.min, &d.max, d.top_features)
+        };
         let event = self.tracker.observe(scored, explain);
-        self.metrics.record_suppressed(self.tracker.take_suppressed());
+        self.metrics
+            .record_suppressed(self.tracker.take_suppressed());
         if let Some(event) = event {
-            let d = &self.detector;
-            let alert = AlertEvent::from_incident_event(&d.context, &event, || {
-                Explanation::of(w, &d.min, &d.max, d.top_features)
-            });
+            let alert = AlertEvent::from_incident_event(&d.context, &event, explain);
             self.emit(&event, &alert);
         }
     }
 
     fn end_incident(&mut self, reason: EndReason) {
         let event = self.tracker.flush(reason);
-        self.metrics.record_suppressed(self.tracker.take_suppressed());
+        self.metrics
+            .record_suppressed(self.tracker.take_suppressed());
         if let Some(event) = event {
             let alert = AlertEvent::from_incident_event(&self.detector.context, &event, || {
                 Explanation::default()
