@@ -140,10 +140,7 @@ impl LiveCapture {
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, LiveError> {
         match self.capture.next_packet() {
             Ok(packet) => {
-                let ts = packet.header.ts;
-                let ts_ns = i64::from(ts.tv_sec)
-                    .saturating_mul(1_000_000_000)
-                    .saturating_add(i64::from(ts.tv_usec));
+                let ts_ns = super::timeval_ns(packet.header.ts);
                 Ok(Some(RawPacket {
                     ts_ns,
                     wire_len: packet.header.len,

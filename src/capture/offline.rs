@@ -109,11 +109,7 @@ impl OfflineCapture {
         match self.capture.next_packet() {
             Ok(packet) => {
                 self.packets += 1;
-                let ts = packet.header.ts;
-                // With nanosecond precision libpcap puts nanoseconds in tv_usec.
-                let ts_ns = i64::from(ts.tv_sec)
-                    .saturating_mul(1_000_000_000)
-                    .saturating_add(i64::from(ts.tv_usec));
+                let ts_ns = super::timeval_ns(packet.header.ts);
                 Ok(Some(RawPacket {
                     ts_ns,
                     wire_len: packet.header.len,
