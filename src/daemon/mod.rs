@@ -95,6 +95,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     let bundle = load_bundle(&settings)?;
     let window_config = settings.window_config(bundle.omega_us())?;
     let omega_us = bundle.omega_us();
+    let model_id = bundle.model_id().to_string();
     let metrics = Arc::new(Metrics::new());
     let health = Health::new(settings.health_stale_after(omega_us));
     let log = AlertLog::open(&settings.alerts.path, settings.alerts.fsync)?;
@@ -145,7 +146,19 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         alert_log = %settings.alerts.path.display(),
         "netanom running"
     );
-    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let status = format!(
+        "{}, ω={} s, model {}",
+        match &settings.capture.source {
+            CaptureSource::Interface(name) => format!("capturing on {name}"),
+            CaptureSource::Replay { files, .. } => format!("replaying {} file(s)", files.len()),
+        },
+        omega_us as f64 / 1e6,
+        model_id
+    );
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&status),
+    ]);
     let watchdog = sd_notify::watchdog_enabled().map(|d| d / 2);
     let mut last_ping = Instant::now();
 
