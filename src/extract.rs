@@ -33,58 +33,81 @@ pub struct OfflineReport {
 pub fn run_offline(
     paths: &[PathBuf],
     config: WindowConfig,
-    mut on_packet: impl FnMut(&PacketSummary),
-    mut on_window: impl FnMut(Window),
+    on_packet: impl FnMut(&PacketSummary),
+    on_window: impl FnMut(Window),
 ) -> Result<OfflineReport, CaptureError> {
-    let mut captures = paths
-        .iter()
-        .map(|p| OfflineCapture::open(p))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut aggregator = WindowAggregator::new(config);
-    let mut report = OfflineReport {
-        files: captures.len(),
-        ..OfflineReport::default()
-    };
-    'files: for capture in &mut captures {
-        let link = capture.link_type();
-        loop {
-            let raw = match capture.next_packet() {
-                Ok(Some(raw)) => raw,
-                Ok(None) => break,
-                Err(e @ CaptureError::Truncated { .. }) => {
-                    report.cut_off = Some(e);
-                    break 'files;
+    OfflineInput::open(paths)?.run(config, on_packet, on_window)
+}
+
+/// Capture files opened and checked, ready to be read as one stream.
+pub struct OfflineInput {
+    captures: Vec<OfflineCapture>,
+}
+
+impl OfflineInput {
+    /// Opens every file, so that a missing or bad one fails before any output is created.
+    pub fn open(paths: &[PathBuf]) -> Result<Self, CaptureError> {
+        let captures = paths
+            .iter()
+            .map(|p| OfflineCapture::open(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { captures })
+    }
+
+    /// Reads the files in order as one stream (see [`run_offline`]).
+    pub fn run(
+        self,
+        config: WindowConfig,
+        mut on_packet: impl FnMut(&PacketSummary),
+        mut on_window: impl FnMut(Window),
+    ) -> Result<OfflineReport, CaptureError> {
+        let mut captures = self.captures;
+        let mut aggregator = WindowAggregator::new(config);
+        let mut report = OfflineReport {
+            files: captures.len(),
+            ..OfflineReport::default()
+        };
+        'files: for capture in &mut captures {
+            let link = capture.link_type();
+            loop {
+                let raw = match capture.next_packet() {
+                    Ok(Some(raw)) => raw,
+                    Ok(None) => break,
+                    Err(e @ CaptureError::Truncated { .. }) => {
+                        report.cut_off = Some(e);
+                        break 'files;
+                    }
+                    Err(e) => return Err(e),
+                };
+                let summary = decode(link, raw.data, raw.ts_ns, raw.wire_len);
+                match summary.issue {
+                    DecodeIssue::None => {}
+                    DecodeIssue::Truncated => report.truncated_headers += 1,
+                    DecodeIssue::Malformed => report.malformed_headers += 1,
                 }
-                Err(e) => return Err(e),
-            };
-            let summary = decode(link, raw.data, raw.ts_ns, raw.wire_len);
-            match summary.issue {
-                DecodeIssue::None => {}
-                DecodeIssue::Truncated => report.truncated_headers += 1,
-                DecodeIssue::Malformed => report.malformed_headers += 1,
-            }
-            if summary.ip.is_none() {
-                report.non_ip += 1;
-            }
-            // Windows the packet closes are emitted first, so per-window tallies kept by
-            // `on_packet` (attack labels) never leak into the window before.
-            aggregator.push(&summary, &mut on_window);
-            on_packet(&summary);
-            if let Some(jump) = aggregator.take_time_jump() {
-                tracing::warn!(
-                    file = %capture.path().display(),
-                    packet = capture.packets(),
-                    from = %format_ts(jump.from_window_start_ns),
-                    to = %format_ts(jump.to_window_start_ns),
-                    "timestamp jump longer than {} windows: collapsed, no empty windows emitted for it",
-                    config.max_gap_windows
-                );
+                if summary.ip.is_none() {
+                    report.non_ip += 1;
+                }
+                // Windows the packet closes are emitted first, so per-window tallies kept by
+                // `on_packet` (attack labels) never leak into the window before.
+                aggregator.push(&summary, &mut on_window);
+                on_packet(&summary);
+                if let Some(jump) = aggregator.take_time_jump() {
+                    tracing::warn!(
+                        file = %capture.path().display(),
+                        packet = capture.packets(),
+                        from = %format_ts(jump.from_window_start_ns),
+                        to = %format_ts(jump.to_window_start_ns),
+                        "timestamp jump longer than {} windows: collapsed, no empty windows emitted for it",
+                        config.max_gap_windows
+                    );
+                }
             }
         }
+        aggregator.finish(&mut on_window);
+        report.aggregator = aggregator.stats();
+        Ok(report)
     }
-    aggregator.finish(&mut on_window);
-    report.aggregator = aggregator.stats();
-    Ok(report)
 }
 
 /// Logs the closing summary of an offline run; reports a cut-off file as an error and

@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::cli::ScoreArgs;
 use netanom::detect::score::ScoreRing;
-use netanom::extract::{format_ts, log_report, run_offline};
+use netanom::extract::{format_ts, log_report, OfflineInput};
 use netanom::model::Bundle;
 use netanom::window::WindowConfig;
 
@@ -18,6 +18,8 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let omega_us = bundle.omega_us();
     let model_id = bundle.model_id().to_string();
     let mut ring = ScoreRing::from_bundle(bundle);
+    // Inputs first: a typo in --pcap must not truncate an existing output file.
+    let input = OfflineInput::open(&args.pcaps)?;
     let (mut out, out_name) = super::open_output(args.output.as_deref())?;
     writeln!(out, "window_start,window_end,score,threshold,alert")
         .with_context(|| format!("writing {out_name}"))?;
@@ -25,8 +27,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     config.max_gap_windows = args.max_gap_windows;
     let mut failure: Option<anyhow::Error> = None;
     let (mut scored, mut alerts) = (0u64, 0u64);
-    let report = run_offline(
-        &args.pcaps,
+    let report = input.run(
         config,
         |_| {},
         |w| {

@@ -101,8 +101,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Training windows with ω, time range and source names, from captures or feature CSVs.
-fn collect(args: &TrainArgs) -> anyhow::Result<(Vec<FeatureVector>, u64, i64, i64, Vec<String>)> {
+/// Training windows with ω (µs), time range (ns) and source names.
+type Collected = (Vec<FeatureVector>, u64, i64, i64, Vec<String>);
+
+/// The training windows, from captures or feature CSVs.
+fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
     let mut windows = Vec::new();
     let (mut start, mut end) = (i64::MAX, i64::MIN);
     if !args.pcaps.is_empty() {

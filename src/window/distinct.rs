@@ -7,6 +7,9 @@
 //! counters cover them exactly.
 
 use foldhash::fast::FixedState;
+// HyperLogLogPF keeps only the low 32 bits of the hash: they must be well mixed even for
+// consecutive addresses, which foldhash's `fast` variant does not guarantee.
+use foldhash::quality::FixedState as QualityState;
 use hyperloglogplus::{HyperLogLog, HyperLogLogPF};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -32,7 +35,7 @@ pub struct AddrTally {
 
 /// What a window needs once it holds more than [`EXACT_LIMIT`] distinct addresses.
 struct Overflow {
-    hll: HyperLogLogPF<IpKey, FixedState>,
+    hll: HyperLogLogPF<IpKey, QualityState>,
     heavy: HeavyHitters,
 }
 
@@ -70,7 +73,7 @@ impl AddrTally {
     fn add_overflow(&mut self, key: IpKey) {
         let exact = &self.exact;
         let overflow = self.overflow.get_or_insert_with(|| {
-            let mut hll = HyperLogLogPF::new(HLL_PRECISION, FixedState::with_seed(HLL_SEED))
+            let mut hll = HyperLogLogPF::new(HLL_PRECISION, QualityState::with_seed(HLL_SEED))
                 .expect("precision 16 is within HyperLogLogPF's bounds");
             for k in exact.keys() {
                 hll.insert(k);
@@ -197,7 +200,7 @@ fn top_k<K: Ord + Copy>(items: impl Iterator<Item = (K, u64)>, k: usize) -> Vec<
 /// A 64-bit hash of an address under a fixed seed (shared with the heavy-hitter sketch).
 #[inline]
 pub(crate) fn hash_key(seed: u64, key: IpKey) -> u64 {
-    FixedState::with_seed(seed).hash_one(key)
+    QualityState::with_seed(seed).hash_one(key)
 }
 
 #[cfg(test)]
@@ -220,16 +223,25 @@ mod tests {
     #[test]
     fn estimate_beyond_limit_within_two_percent() {
         let mut t = AddrTally::new();
-        for n in [100_000u128, 1_000_000] {
-            t.reset();
-            for i in 0..n {
-                // Spread like spoofed IPv4 sources.
-                t.add(0xffff_0000_0000u128 | (i.wrapping_mul(2_654_435_761) & 0xffff_ffff));
+        // Scattered (random spoofing) and consecutive (a sweep of a range) addresses.
+        let scattered = |i: u128| 0xffff_0000_0000u128 | (i.wrapping_mul(2_654_435_761) & 0xffff_ffff);
+        let consecutive = |i: u128| 0xffff_0a00_0000u128 + i;
+        let v6 = |i: u128| (0x2001_0db8u128 << 96) | i;
+        for n in [100_000u128, 200_000, 1_000_000] {
+            for (name, f) in [
+                ("scattered", &scattered as &dyn Fn(u128) -> u128),
+                ("consecutive", &consecutive),
+                ("ipv6", &v6),
+            ] {
+                t.reset();
+                for i in 0..n {
+                    t.add(f(i));
+                }
+                assert!(t.is_estimated());
+                let est = t.distinct();
+                let err = (est - n as f64).abs() / n as f64;
+                assert!(err < 0.02, "{name} n={n} est={est} err={err}");
             }
-            assert!(t.is_estimated());
-            let est = t.distinct();
-            let err = (est - n as f64).abs() / n as f64;
-            assert!(err < 0.02, "n={n} est={est} err={err}");
         }
     }
 

@@ -1,0 +1,4 @@
+//! Detection: scoring the stream of windows against a trained model.
+
+pub mod incident;
+pub mod score;

@@ -1,0 +1,791 @@
+//! The model bundle: a directory holding `model.json` (metadata) and `weights.safetensors`.
+//!
+//! [`Bundle::load`] checks everything a wrong score could come from — the format version, the
+//! feature list and order, ω, the normalisation vectors, the architecture, the weights' hash,
+//! names, shapes, dtype and values — and reports each problem as a [`BundleError`] naming the
+//! file and what was expected. Every field is described in `docs/model.md`.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::lstm::{Architecture, LstmAutoencoder, WeightsError};
+use super::normalize::{MinMax, NormalizeError};
+use super::train::{ScoreQuantiles, ThresholdRule, TrainedModel};
+use super::{ModelError, Run, SEQ_LEN};
+use crate::window::features::{FEATURE_NAMES, NUM_FEATURES};
+
+/// File name of the metadata inside a bundle directory.
+pub const META_FILE: &str = "model.json";
+/// File name of the weights inside a bundle directory.
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+/// Value of `format` in every bundle.
+pub const FORMAT_NAME: &str = "netanom-model";
+/// The bundle format version this netanom writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// `architecture` in `model.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArchitectureMeta {
+    /// Always `"lstm"`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Values per time step in and out: 53.
+    pub input_size: usize,
+    /// LSTM hidden size.
+    pub hidden: usize,
+    /// Stacked LSTM layers.
+    pub layers: usize,
+    /// Per-time-step output layer: always `"linear"`.
+    pub head: String,
+    /// Weight element type: always `"f32"`.
+    pub dtype: String,
+}
+
+/// `normalization` in `model.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NormalizationMeta {
+    /// Always `"minmax"`.
+    pub method: String,
+    /// Per-feature minimum over the training windows, in feature order.
+    pub min: Vec<f64>,
+    /// Per-feature maximum over the training windows, in feature order.
+    pub max: Vec<f64>,
+}
+
+/// `threshold` in `model.json`: the value and how it was chosen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdMeta {
+    /// Alert when score > value.
+    pub value: f64,
+    /// The rule (`"rule"`) and its parameters, flattened.
+    #[serde(flatten)]
+    pub rule: ThresholdRule,
+    /// Which scores the rule was applied to: `"validation"`.
+    pub source: String,
+}
+
+/// `training` in `model.json`: where the model came from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainingMeta {
+    /// The input files (feature CSVs or captures), as given.
+    pub files: Vec<String>,
+    /// Windows used in all (training + validation).
+    pub window_count: usize,
+    /// Windows of the training part (the first ones).
+    pub train_windows: usize,
+    /// Windows of the validation part (the last ones).
+    pub validation_windows: usize,
+    /// Start of the first window, Unix seconds.
+    pub start_unix: f64,
+    /// End of the last window, Unix seconds.
+    pub end_unix: f64,
+    pub epochs: usize,
+    pub learning_rate: f64,
+    pub batch_size: usize,
+    pub seed: u64,
+    pub validation_fraction: f64,
+    /// Training loss (MSE per value) of the last epoch.
+    pub final_train_loss: f64,
+    /// Validation loss (MSE per value) after the last epoch.
+    pub final_validation_loss: f64,
+}
+
+/// The whole `model.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelMeta {
+    /// Always `"netanom-model"`.
+    pub format: String,
+    /// [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// First 16 hex digits of `weights_sha256`: names the model in alerts and logs.
+    pub model_id: String,
+    /// SHA-256 of `weights.safetensors`, lower-case hex.
+    pub weights_sha256: String,
+    /// Version of the netanom that trained the model.
+    pub netanom_version: String,
+    /// When the bundle was made, Unix seconds.
+    pub created_unix: u64,
+    /// The 53 feature names in model input order.
+    pub feature_names: Vec<String>,
+    /// Window length ω in microseconds.
+    pub omega_us: u64,
+    /// Windows per run: 3.
+    pub sequence_length: usize,
+    pub architecture: ArchitectureMeta,
+    pub normalization: NormalizationMeta,
+    pub threshold: ThresholdMeta,
+    pub training: TrainingMeta,
+    /// Quantiles of the validation scores.
+    pub validation_scores: ScoreQuantiles,
+}
+
+/// What the caller knows about the training data that the model does not.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TrainingData {
+    /// Input files, as given on the command line.
+    pub files: Vec<String>,
+    /// Start of the first window, Unix seconds.
+    pub start_unix: f64,
+    /// End of the last window, Unix seconds.
+    pub end_unix: f64,
+}
+
+/// Why a bundle could not be loaded or saved. Every variant names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    #[error("model bundle directory {path} does not exist")]
+    NotFound { path: PathBuf },
+    #[error("model bundle {path} is not a directory (a bundle is a directory holding {META_FILE} and {WEIGHTS_FILE})")]
+    NotADirectory { path: PathBuf },
+    #[error("model bundle file {path} is missing (expected the {what})")]
+    MissingFile { path: PathBuf, what: &'static str },
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is not valid JSON: {source}")]
+    CorruptJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("{path} is not a netanom model description (\"format\" is {found}, expected \"{FORMAT_NAME}\")")]
+    WrongFormat { path: PathBuf, found: String },
+    #[error("{path}: bundle format version {found} is not supported (this netanom {} reads version {FORMAT_VERSION}); retrain the model with this version", env!("CARGO_PKG_VERSION"))]
+    FormatVersion { path: PathBuf, found: String },
+    #[error("{path}: invalid model description: {reason}")]
+    InvalidMetadata { path: PathBuf, reason: String },
+    #[error("{path}: the model's feature list does not match this netanom's: {detail}")]
+    FeatureMismatch { path: PathBuf, detail: String },
+    #[error("{path}: the model was trained on windows of ω = {} s ({bundle_us} µs) but the windows here are ω = {} s ({expected_us} µs); use the same window length or retrain", *bundle_us as f64 / 1e6, *expected_us as f64 / 1e6)]
+    OmegaMismatch {
+        path: PathBuf,
+        bundle_us: u64,
+        expected_us: u64,
+    },
+    #[error("{path}: invalid normalisation: {source}")]
+    Normalization {
+        path: PathBuf,
+        #[source]
+        source: NormalizeError,
+    },
+    #[error("{path}: SHA-256 is {found}, but {META_FILE} expects {expected} (the weights file is corrupt or belongs to another model)")]
+    WeightsHashMismatch {
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("{path}: {source}")]
+    Weights {
+        path: PathBuf,
+        #[source]
+        source: WeightsError,
+    },
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// A loaded (or freshly trained) model: metadata, network and normalisation.
+#[derive(Debug)]
+pub struct Bundle {
+    /// The contents of `model.json`.
+    pub meta: ModelMeta,
+    /// The network.
+    pub model: LstmAutoencoder,
+    /// The min–max normalisation (same values as `meta.normalization`).
+    pub normalizer: MinMax,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Bundle {
+    /// Makes a bundle from a training result. `omega_us` is the window length the features
+    /// were extracted with.
+    pub fn from_trained(
+        trained: TrainedModel,
+        omega_us: u64,
+        data: TrainingData,
+    ) -> Result<Bundle, BundleError> {
+        let weights = trained.model.to_safetensors()?;
+        let sha = sha256_hex(&weights);
+        let arch = trained.model.architecture();
+        let last = trained.history.last();
+        let opts = &trained.options;
+        let meta = ModelMeta {
+            format: FORMAT_NAME.to_string(),
+            format_version: FORMAT_VERSION,
+            model_id: sha[..16].to_string(),
+            weights_sha256: sha,
+            netanom_version: env!("CARGO_PKG_VERSION").to_string(),
+            created_unix: now_unix(),
+            feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
+            omega_us,
+            sequence_length: SEQ_LEN,
+            architecture: ArchitectureMeta {
+                kind: "lstm".into(),
+                input_size: NUM_FEATURES,
+                hidden: arch.hidden,
+                layers: arch.layers,
+                head: "linear".into(),
+                dtype: "f32".into(),
+            },
+            normalization: NormalizationMeta {
+                method: "minmax".into(),
+                min: trained.normalizer.min().to_vec(),
+                max: trained.normalizer.max().to_vec(),
+            },
+            threshold: ThresholdMeta {
+                value: trained.threshold,
+                rule: opts.threshold_rule,
+                source: "validation".into(),
+            },
+            training: TrainingMeta {
+                files: data.files,
+                window_count: trained.train_windows + trained.validation_windows,
+                train_windows: trained.train_windows,
+                validation_windows: trained.validation_windows,
+                start_unix: data.start_unix,
+                end_unix: data.end_unix,
+                epochs: opts.epochs,
+                learning_rate: opts.learning_rate,
+                batch_size: opts.batch_size,
+                seed: opts.seed,
+                validation_fraction: opts.validation_fraction,
+                final_train_loss: last.map(|s| s.train_loss).unwrap_or(f64::NAN),
+                final_validation_loss: last.map(|s| s.validation_loss).unwrap_or(f64::NAN),
+            },
+            validation_scores: trained.validation_quantiles,
+        };
+        Ok(Bundle {
+            meta,
+            model: trained.model,
+            normalizer: trained.normalizer,
+        })
+    }
+
+    /// Alert threshold: a run alerts when its score is above this.
+    pub fn threshold(&self) -> f64 {
+        self.meta.threshold.value
+    }
+
+    /// Window length the model was trained on, µs.
+    pub fn omega_us(&self) -> u64 {
+        self.meta.omega_us
+    }
+
+    /// Short model id (first 16 hex digits of the weights' SHA-256).
+    pub fn model_id(&self) -> &str {
+        &self.meta.model_id
+    }
+
+    /// Normalises three raw windows (oldest first) and scores them.
+    pub fn score_raw(&self, run: &Run) -> Result<f64, ModelError> {
+        let norm: Run = [
+            self.normalizer.transform(&run[0])?,
+            self.normalizer.transform(&run[1])?,
+            self.normalizer.transform(&run[2])?,
+        ];
+        self.model.score(&norm)
+    }
+
+    /// Writes `dir/weights.safetensors` and `dir/model.json`, creating `dir` if needed.
+    /// Each file is written to a temporary name and renamed into place, weights first; the
+    /// weights' hash in `model.json` lets `load` detect a half-replaced bundle.
+    pub fn save(&self, dir: &Path) -> Result<(), BundleError> {
+        let weights = self.model.to_safetensors()?;
+        let mut meta = self.meta.clone();
+        meta.weights_sha256 = sha256_hex(&weights);
+        meta.model_id = meta.weights_sha256[..16].to_string();
+        // Refuse to write what load would refuse (e.g. a NaN that JSON cannot even hold).
+        check_meta(&meta, &dir.join(META_FILE), None)?;
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| BundleError::InvalidMetadata {
+            path: dir.join(META_FILE),
+            reason: format!("cannot serialise: {e}"),
+        })?;
+        fs::create_dir_all(dir).map_err(|source| BundleError::Io {
+            action: "create",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        write_replace(&dir.join(WEIGHTS_FILE), &weights)?;
+        let mut json = json;
+        json.push(b'\n');
+        write_replace(&dir.join(META_FILE), &json)?;
+        Ok(())
+    }
+
+    /// Loads and checks a bundle. With `expected_omega_us`, a model trained on another window
+    /// length is refused.
+    pub fn load(dir: &Path, expected_omega_us: Option<u64>) -> Result<Bundle, BundleError> {
+        match fs::metadata(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(BundleError::NotFound {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Err(source) => {
+                return Err(BundleError::Io {
+                    action: "read",
+                    path: dir.to_path_buf(),
+                    source,
+                })
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(BundleError::NotADirectory {
+                    path: dir.to_path_buf(),
+                })
+            }
+            Ok(_) => {}
+        }
+        let meta_path = dir.join(META_FILE);
+        let weights_path = dir.join(WEIGHTS_FILE);
+        let json = read_file(&meta_path, "model description (JSON metadata)")?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&json).map_err(|source| BundleError::CorruptJson {
+                path: meta_path.clone(),
+                source,
+            })?;
+        // Format and version first: a future format may have changed any other field.
+        match value.get("format") {
+            Some(serde_json::Value::String(s)) if s == FORMAT_NAME => {}
+            other => {
+                return Err(BundleError::WrongFormat {
+                    path: meta_path,
+                    found: other
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "missing".into()),
+                })
+            }
+        }
+        match value.get("format_version") {
+            Some(v) if v.as_u64() == Some(FORMAT_VERSION as u64) => {}
+            other => {
+                return Err(BundleError::FormatVersion {
+                    path: meta_path,
+                    found: other
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "missing".into()),
+                })
+            }
+        }
+        let meta: ModelMeta =
+            serde_json::from_value(value).map_err(|e| BundleError::InvalidMetadata {
+                path: meta_path.clone(),
+                reason: e.to_string(),
+            })?;
+        let (arch, normalizer) = check_meta(&meta, &meta_path, expected_omega_us)?;
+
+        let weights = read_file(&weights_path, "model weights (safetensors)")?;
+        let found = sha256_hex(&weights);
+        if found != meta.weights_sha256 {
+            return Err(BundleError::WeightsHashMismatch {
+                path: weights_path,
+                expected: meta.weights_sha256.clone(),
+                found,
+            });
+        }
+        let model = LstmAutoencoder::from_safetensors(arch, &weights).map_err(|source| {
+            BundleError::Weights {
+                path: weights_path,
+                source,
+            }
+        })?;
+        tracing::info!(
+            model_id = %meta.model_id,
+            omega_us = meta.omega_us,
+            threshold = meta.threshold.value,
+            dir = %dir.display(),
+            "model bundle loaded"
+        );
+        Ok(Bundle {
+            meta,
+            model,
+            normalizer,
+        })
+    }
+}
+
+fn read_file(path: &Path, what: &'static str) -> Result<Vec<u8>, BundleError> {
+    fs::read(path).map_err(|source| {
+        if source.kind() == io::ErrorKind::NotFound {
+            BundleError::MissingFile {
+                path: path.to_path_buf(),
+                what,
+            }
+        } else {
+            BundleError::Io {
+                action: "read",
+                path: path.to_path_buf(),
+                source,
+            }
+        }
+    })
+}
+
+fn write_replace(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    fs::write(&tmp, bytes).map_err(|source| BundleError::Io {
+        action: "write",
+        path: tmp.clone(),
+        source,
+    })?;
+    fs::rename(&tmp, path).map_err(|source| BundleError::Io {
+        action: "rename into",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Every check of `model.json` that does not need the weights.
+fn check_meta(
+    meta: &ModelMeta,
+    path: &Path,
+    expected_omega_us: Option<u64>,
+) -> Result<(Architecture, MinMax), BundleError> {
+    let invalid = |reason: String| BundleError::InvalidMetadata {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let features = |detail: String| BundleError::FeatureMismatch {
+        path: path.to_path_buf(),
+        detail,
+    };
+
+    if meta.feature_names.len() != NUM_FEATURES {
+        return Err(features(format!(
+            "it lists {} features, expected {NUM_FEATURES}",
+            meta.feature_names.len()
+        )));
+    }
+    for (i, (found, expected)) in meta.feature_names.iter().zip(FEATURE_NAMES).enumerate() {
+        if found != expected {
+            return Err(features(format!(
+                "feature #{} is \"{found}\", expected \"{expected}\"",
+                i + 1
+            )));
+        }
+    }
+    if meta.omega_us == 0 {
+        return Err(invalid(
+            "omega_us is 0, expected the window length in microseconds (> 0)".into(),
+        ));
+    }
+    if let Some(expected_us) = expected_omega_us {
+        if meta.omega_us != expected_us {
+            return Err(BundleError::OmegaMismatch {
+                path: path.to_path_buf(),
+                bundle_us: meta.omega_us,
+                expected_us,
+            });
+        }
+    }
+    if meta.sequence_length != SEQ_LEN {
+        return Err(invalid(format!(
+            "sequence_length is {}, expected {SEQ_LEN}",
+            meta.sequence_length
+        )));
+    }
+    let a = &meta.architecture;
+    if a.kind != "lstm" {
+        return Err(invalid(format!(
+            "architecture type is \"{}\", expected \"lstm\"",
+            a.kind
+        )));
+    }
+    if a.input_size != NUM_FEATURES {
+        return Err(invalid(format!(
+            "architecture input_size is {}, expected {NUM_FEATURES}",
+            a.input_size
+        )));
+    }
+    if a.head != "linear" {
+        return Err(invalid(format!(
+            "architecture head is \"{}\", expected \"linear\"",
+            a.head
+        )));
+    }
+    if a.dtype != "f32" {
+        return Err(invalid(format!(
+            "architecture dtype is \"{}\", expected \"f32\"",
+            a.dtype
+        )));
+    }
+    let arch = Architecture {
+        hidden: a.hidden,
+        layers: a.layers,
+    };
+    arch.validate()
+        .map_err(|e| invalid(format!("architecture: {e}")))?;
+    if meta.normalization.method != "minmax" {
+        return Err(invalid(format!(
+            "normalization method is \"{}\", expected \"minmax\"",
+            meta.normalization.method
+        )));
+    }
+    let normalizer = MinMax::new(
+        meta.normalization.min.clone(),
+        meta.normalization.max.clone(),
+    )
+    .map_err(|source| BundleError::Normalization {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let t = meta.threshold.value;
+    if !(t.is_finite() && t >= 0.0) {
+        return Err(invalid(format!(
+            "threshold value {t} is not a finite number ≥ 0"
+        )));
+    }
+    meta.threshold
+        .rule
+        .validate()
+        .map_err(|e| invalid(format!("threshold: {e}")))?;
+    let hex_ok = meta.weights_sha256.len() == 64
+        && meta.weights_sha256.bytes().all(|b| b.is_ascii_hexdigit());
+    if !hex_ok {
+        return Err(invalid("weights_sha256 is not 64 hex digits".into()));
+    }
+    Ok((arch, normalizer))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::train::{synthetic::normal_windows, train, TrainOptions};
+    use super::*;
+    use crate::window::features::FeatureVector;
+
+    const OMEGA: u64 = 5_000_000;
+
+    fn trained_bundle() -> (Bundle, Vec<FeatureVector>) {
+        let w = normal_windows(60, 11);
+        let opts = TrainOptions {
+            hidden: 8,
+            layers: 2,
+            epochs: 2,
+            batch_size: 16,
+            seed: 9,
+            ..Default::default()
+        };
+        let t = train(&w, &opts, |_| {}).unwrap();
+        let data = TrainingData {
+            files: vec!["normal.csv".into()],
+            start_unix: 1.7e9,
+            end_unix: 1.7e9 + 300.0,
+        };
+        (Bundle::from_trained(t, OMEGA, data).unwrap(), w)
+    }
+
+    fn saved() -> (tempfile::TempDir, Bundle) {
+        let (b, _) = trained_bundle();
+        let dir = tempfile::tempdir().unwrap();
+        b.save(dir.path()).unwrap();
+        (dir, b)
+    }
+
+    fn edit_json(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+        let p = dir.join(META_FILE);
+        let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
+        f(&mut v);
+        fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    }
+
+    fn load_err(dir: &Path, omega: Option<u64>) -> String {
+        Bundle::load(dir, omega).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn round_trip_gives_identical_scores_and_metadata() {
+        let (b, w) = trained_bundle();
+        let dir = tempfile::tempdir().unwrap();
+        b.save(dir.path()).unwrap();
+        let l = Bundle::load(dir.path(), Some(OMEGA)).unwrap();
+        assert_eq!(l.meta, b.meta);
+        assert_eq!(l.normalizer, b.normalizer);
+        assert_eq!(
+            l.model.architecture(),
+            Architecture {
+                hidden: 8,
+                layers: 2
+            }
+        );
+        for i in 0..w.len() - 2 {
+            let run = [w[i], w[i + 1], w[i + 2]];
+            assert_eq!(b.score_raw(&run).unwrap(), l.score_raw(&run).unwrap());
+        }
+        let json = fs::read_to_string(dir.path().join(META_FILE)).unwrap();
+        for key in [
+            "\"format_version\": 1",
+            "\"omega_us\": 5000000",
+            "\"sequence_length\": 3",
+            "\"type\": \"lstm\"",
+            "\"rule\": \"quantile_times_factor\"",
+            "\"quantile\": 0.995",
+            "\"p99_5\"",
+            "\"files\"",
+        ] {
+            assert!(json.contains(key), "{key} not in {json}");
+        }
+        assert_eq!(l.model_id().len(), 16);
+        // Loading without an expected ω works too.
+        Bundle::load(dir.path(), None).unwrap();
+    }
+
+    #[test]
+    fn missing_dir_and_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = load_err(&dir.path().join("nope"), None);
+        assert!(e.contains("nope does not exist"), "{e}");
+        let e = load_err(dir.path(), None);
+        assert!(e.contains("model.json is missing"), "{e}");
+        let (dir, _) = saved();
+        fs::remove_file(dir.path().join(WEIGHTS_FILE)).unwrap();
+        let e = load_err(dir.path(), None);
+        assert!(
+            e.contains("weights.safetensors is missing (expected the model weights"),
+            "{e}"
+        );
+        let f = dir.path().join(META_FILE);
+        let e = load_err(&f, None);
+        assert!(e.contains("is not a directory"), "{e}");
+    }
+
+    #[test]
+    fn wrong_omega() {
+        let (dir, _) = saved();
+        let e = load_err(dir.path(), Some(30_000_000));
+        assert!(e.contains("model.json"), "{e}");
+        assert!(
+            e.contains("ω = 5 s (5000000 µs)") && e.contains("ω = 30 s (30000000 µs)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_feature_list() {
+        let (dir, _) = saved();
+        edit_json(dir.path(), |v| v["feature_names"][9] = "syn_cnt".into());
+        let e = load_err(dir.path(), None);
+        assert!(
+            e.contains("feature #10 is \"syn_cnt\", expected \"syn_count\""),
+            "{e}"
+        );
+        edit_json(dir.path(), |v| {
+            v["feature_names"].as_array_mut().unwrap().pop();
+        });
+        let e = load_err(dir.path(), None);
+        assert!(e.contains("lists 52 features, expected 53"), "{e}");
+    }
+
+    #[test]
+    fn corrupt_json_and_bad_format_version() {
+        let (dir, _) = saved();
+        let p = dir.path().join(META_FILE);
+        let good = fs::read(&p).unwrap();
+        fs::write(&p, &good[..good.len() / 2]).unwrap();
+        let e = load_err(dir.path(), None);
+        assert!(e.contains("model.json is not valid JSON"), "{e}");
+
+        fs::write(&p, &good).unwrap();
+        edit_json(dir.path(), |v| v["format_version"] = 2.into());
+        let e = load_err(dir.path(), None);
+        assert!(
+            e.contains("bundle format version 2 is not supported") && e.contains("reads version 1"),
+            "{e}"
+        );
+
+        fs::write(&p, &good).unwrap();
+        edit_json(dir.path(), |v| v["format"] = "something-else".into());
+        let e = load_err(dir.path(), None);
+        assert!(e.contains("not a netanom model description"), "{e}");
+
+        fs::write(&p, &good).unwrap();
+        edit_json(dir.path(), |v| {
+            v.as_object_mut().unwrap().remove("omega_us");
+        });
+        let e = load_err(dir.path(), None);
+        assert!(e.contains("missing field `omega_us`"), "{e}");
+
+        fs::write(&p, &good).unwrap();
+        edit_json(dir.path(), |v| v["normalization"]["max"][1] = (-1.0).into());
+        let e = load_err(dir.path(), None);
+        assert!(
+            e.contains("invalid normalisation") && e.contains("pkt_count"),
+            "{e}"
+        );
+
+        fs::write(&p, &good).unwrap();
+        edit_json(dir.path(), |v| {
+            v["normalization"]["min"].as_array_mut().unwrap().pop();
+        });
+        let e = load_err(dir.path(), None);
+        assert!(e.contains("min vector has 52 values, expected 53"), "{e}");
+    }
+
+    #[test]
+    fn corrupt_or_wrong_weights() {
+        let (dir, _) = saved();
+        let p = dir.path().join(WEIGHTS_FILE);
+        let good = fs::read(&p).unwrap();
+        // A flipped byte in the data: still parses as safetensors, caught by the hash.
+        let mut bad = good.clone();
+        let last = bad.len() - 3;
+        bad[last] ^= 0x40;
+        fs::write(&p, &bad).unwrap();
+        let e = load_err(dir.path(), None);
+        assert!(
+            e.contains("weights.safetensors: SHA-256 is") && e.contains("corrupt"),
+            "{e}"
+        );
+
+        // Truncated, with model.json's hash updated to match: the safetensors parser refuses it.
+        let trunc = &good[..good.len() / 2];
+        fs::write(&p, trunc).unwrap();
+        edit_json(dir.path(), |v| {
+            v["weights_sha256"] = sha256_hex(trunc).into()
+        });
+        let e = load_err(dir.path(), None);
+        assert!(
+            e.contains("weights.safetensors: not a valid safetensors file"),
+            "{e}"
+        );
+
+        // Weights of another architecture, hash updated: the shape check refuses them.
+        let other = LstmAutoencoder::new(
+            Architecture {
+                hidden: 4,
+                layers: 2,
+            },
+            1,
+        )
+        .unwrap()
+        .to_safetensors()
+        .unwrap();
+        fs::write(&p, &other).unwrap();
+        edit_json(dir.path(), |v| {
+            v["weights_sha256"] = sha256_hex(&other).into()
+        });
+        let e = load_err(dir.path(), None);
+        assert!(e.contains("weights.safetensors: tensor lstm.weight_ih_l0 has shape [16, 53], expected [32, 53]"), "{e}");
+    }
+}
