@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # command -> Debian package, for the tools the tests and demo use.
-packages=(libpcap-dev tcpdump tshark nmap hping3 fonts-dejavu-core libfontconfig1-dev pkg-config)
+packages=(libpcap-dev pkg-config tcpdump tshark nmap hping3 python3)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
