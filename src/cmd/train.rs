@@ -9,13 +9,13 @@ use crate::cli::TrainArgs;
 use netanom::extract::{format_ts, log_report, run_offline};
 use netanom::featurecsv::read_feature_csv;
 use netanom::model::bundle::TrainingData;
-use netanom::model::{train, Bundle, EpochStats, ThresholdRule, TrainOptions};
+use netanom::model::{train_segments, Bundle, EpochStats, ThresholdRule, TrainOptions};
 use netanom::window::features::FeatureVector;
 use netanom::window::WindowConfig;
 
 /// Collects the training windows, trains, saves the bundle and prints a summary.
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let (windows, omega_us, start_ns, end_ns, files) = collect(&args)?;
+    let (windows, breaks, omega_us, start_ns, end_ns, files) = collect(&args)?;
     let opts = TrainOptions {
         hidden: args.hidden,
         layers: args.layers,
@@ -55,7 +55,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         );
         bar
     });
-    let trained = train(&windows, &opts, |s: &EpochStats| {
+    let trained = train_segments(&windows, &breaks, &opts, |s: &EpochStats| {
         let msg = format!(
             "train loss {:.6} validation loss {:.6}",
             s.train_loss, s.validation_loss
@@ -101,12 +101,14 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Training windows with ω (µs), time range (ns) and source names.
-type Collected = (Vec<FeatureVector>, u64, i64, i64, Vec<String>);
+/// Training windows, the indices where a new run of consecutive windows starts, ω (µs),
+/// time range (ns) and source names.
+type Collected = (Vec<FeatureVector>, Vec<usize>, u64, i64, i64, Vec<String>);
 
 /// The training windows, from captures or feature CSVs.
 fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
     let mut windows = Vec::new();
+    let mut breaks = Vec::new();
     let (mut start, mut end) = (i64::MAX, i64::MIN);
     if !args.pcaps.is_empty() {
         let Some(omega_us) = args.window else {
@@ -119,6 +121,9 @@ fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
             config,
             |_| {},
             |w| {
+                if w.after_time_jump {
+                    breaks.push(windows.len());
+                }
                 start = start.min(w.start_ns);
                 end = end.max(w.end_ns);
                 windows.push(w.features);
@@ -128,12 +133,18 @@ fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
             bail!("refusing to train on a capture that is cut off");
         }
         let files = args.pcaps.iter().map(|p| p.display().to_string()).collect();
-        return Ok((windows, omega_us, start, end, files));
+        return Ok((windows, breaks, omega_us, start, end, files));
     }
     let mut omega_seen: Option<(i64, String)> = None;
+    let mut last_end: Option<i64> = None;
     for path in &args.features {
         let rows = read_feature_csv(path)?;
         for row in rows {
+            // Runs of three must be consecutive windows: a gap or a new file starts a new run.
+            if last_end.is_some_and(|e| e != row.start_ns) {
+                breaks.push(windows.len());
+            }
+            last_end = Some(row.end_ns);
             let len = row.end_ns - row.start_ns;
             match &omega_seen {
                 None => omega_seen = Some((len, path.display().to_string())),
@@ -168,5 +179,5 @@ fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    Ok((windows, omega_us, start, end, files))
+    Ok((windows, breaks, omega_us, start, end, files))
 }

@@ -20,7 +20,7 @@ use std::sync::Once;
 pub use bundle::{Bundle, BundleError, ModelMeta};
 pub use lstm::{Architecture, LstmAutoencoder};
 pub use normalize::{MinMax, NormalizeError};
-pub use train::{train, EpochStats, ThresholdRule, TrainOptions, TrainedModel};
+pub use train::{train, train_segments, EpochStats, ThresholdRule, TrainOptions, TrainedModel};
 
 use crate::window::features::{FeatureVector, NUM_FEATURES};
 

@@ -246,6 +246,24 @@ pub struct TrainedModel {
 pub fn train(
     windows: &[FeatureVector],
     opts: &TrainOptions,
+    progress: impl FnMut(&EpochStats),
+) -> Result<TrainedModel, ModelError> {
+    train_segments(windows, &[], opts, progress)
+}
+
+/// Whether the run of [`SEQ_LEN`] windows starting at `start` crosses a segment boundary
+/// (`breaks`: sorted indices of windows that do not follow the one before them).
+fn crosses_break(breaks: &[usize], start: usize) -> bool {
+    breaks.iter().any(|&b| b > start && b < start + SEQ_LEN)
+}
+
+/// As [`train`], for windows made of several consecutive segments (several capture files,
+/// collapsed clock jumps): `breaks` lists the indices of windows that start a new segment, and
+/// no training or validation run straddles one.
+pub fn train_segments(
+    windows: &[FeatureVector],
+    breaks: &[usize],
+    opts: &TrainOptions,
     mut progress: impl FnMut(&EpochStats),
 ) -> Result<TrainedModel, ModelError> {
     opts.validate()?;
@@ -284,7 +302,26 @@ pub fn train(
         .map_err(ModelError::torch("creating the Adam optimiser"))?;
     // Separate stream from the initialisation's.
     let mut rng = SplitMix64::new(opts.seed ^ 0x5EED_5EED_5EED_5EED);
-    let mut order: Vec<i64> = (0..train_runs as i64).collect();
+    let mut order: Vec<i64> = (0..train_runs)
+        .filter(|&i| !crosses_break(breaks, i))
+        .map(|i| i as i64)
+        .collect();
+    if order.is_empty() {
+        return Err(ModelError::TooLittleData(
+            "no run of three consecutive windows in the training part".into(),
+        ));
+    }
+    let val_runs_ok: Vec<bool> = (0..val_norm.len().saturating_sub(SEQ_LEN - 1))
+        .map(|i| !crosses_break(breaks, n_train + i))
+        .collect();
+    let keep_valid = |scores: Vec<f64>| -> Vec<f64> {
+        scores
+            .into_iter()
+            .zip(&val_runs_ok)
+            .filter(|(_, ok)| **ok)
+            .map(|(s, _)| s)
+            .collect()
+    };
     let mut history = Vec::with_capacity(opts.epochs);
 
     tracing::info!(
@@ -323,8 +360,8 @@ pub fn train(
             }
             loss_sum += l * batch.len() as f64;
         }
-        let train_loss = loss_sum / train_runs as f64;
-        let val_scores = model.score_windows(&val_norm)?;
+        let train_loss = loss_sum / order.len() as f64;
+        let val_scores = keep_valid(model.score_windows(&val_norm)?);
         let validation_loss = mean(&val_scores) / RUN_VALUES as f64;
         let stats = EpochStats {
             epoch,
@@ -338,7 +375,7 @@ pub fn train(
         history.push(stats);
     }
 
-    let validation_scores = model.score_windows(&val_norm)?;
+    let validation_scores = keep_valid(model.score_windows(&val_norm)?);
     let mut sorted = validation_scores.clone();
     sorted.sort_by(f64::total_cmp);
     let validation_quantiles = ScoreQuantiles::of(&sorted)
@@ -480,6 +517,32 @@ pub mod synthetic {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn runs_never_straddle_a_break() {
+        assert!(!super::crosses_break(&[], 0));
+        assert!(!super::crosses_break(&[5], 2)); // windows 2,3,4
+        assert!(super::crosses_break(&[5], 3)); // 3,4,5: 5 starts a new segment
+        assert!(super::crosses_break(&[5], 4));
+        assert!(!super::crosses_break(&[5], 5)); // 5,6,7 all in the new segment
+    }
+
+    #[test]
+    fn training_skips_runs_across_breaks() {
+        let windows = synthetic::normal_windows(120, 3);
+        let opts = TrainOptions {
+            epochs: 2,
+            hidden: 8,
+            ..TrainOptions::default()
+        };
+        let whole = train(&windows, &opts, |_| {}).unwrap();
+        // A break inside the validation part removes the two runs that straddle it.
+        let split = train_segments(&windows, &[110], &opts, |_| {}).unwrap();
+        assert_eq!(
+            split.validation_scores.len() + 2,
+            whole.validation_scores.len()
+        );
+    }
+
     use super::synthetic::*;
     use super::*;
 
