@@ -187,7 +187,7 @@ pub struct CliOverrides {
     pub pcap_files: Vec<PathBuf>,
     /// `--realtime`
     pub realtime: Option<bool>,
-    /// `--model-dir`
+    /// `--model`
     pub model_dir: Option<PathBuf>,
     /// `--metrics-listen`
     pub metrics_listen: Option<String>,
@@ -734,7 +734,7 @@ fn validate(mut raw: RawSettings, cli: &CliOverrides) -> Result<Settings, Settin
     }
     if let Some(d) = &cli.model_dir {
         raw.model.dir = d.clone();
-        ck.cli.insert("model.dir", "--model-dir");
+        ck.cli.insert("model.dir", "--model");
     }
     if let Some(l) = &cli.metrics_listen {
         raw.metrics.listen = l.clone();

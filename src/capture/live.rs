@@ -50,6 +50,11 @@ pub struct LiveCapture {
     name: String,
     capture: Capture<Active>,
     link: LinkType,
+    /// The capture's file descriptor, polled while the link is idle.
+    fd: std::os::fd::RawFd,
+    timeout_ms: u32,
+    /// The last read found nothing: wait on the descriptor before reading again.
+    idle: bool,
 }
 
 /// Names of the interfaces libpcap can see, for error messages.
@@ -118,6 +123,14 @@ impl LiveCapture {
                     reason: e.to_string(),
                 })?;
         }
+        // Non-blocking reads plus our own poll(): with TPACKET_V3, a blocking read on a quiet
+        // link never returns (the kernel only hands over non-empty blocks), so the clock could
+        // not close windows and a stop request would wait for the next packet.
+        let capture = capture.setnonblock().map_err(|e| LiveError::Open {
+            name: name.clone(),
+            reason: format!("cannot switch to non-blocking mode: {e}"),
+        })?;
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&capture);
         let dlt = capture.get_datalink().0;
         let link = LinkType::from_dlt(dlt).ok_or(LiveError::LinkType {
             name: name.clone(),
@@ -127,6 +140,9 @@ impl LiveCapture {
             name,
             capture,
             link,
+            fd,
+            timeout_ms: opts.timeout_ms.max(1),
+            idle: false,
         })
     }
 
@@ -135,9 +151,21 @@ impl LiveCapture {
         self.link
     }
 
-    /// The next frame, or `Ok(None)` when the read timeout expired with nothing to read.
+    /// The next frame, or `Ok(None)` when nothing arrived within the timeout.
     #[inline]
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, LiveError> {
+        if self.idle {
+            self.idle = false;
+            let mut pfd = libc::pollfd {
+                fd: self.fd,
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let timeout = i32::try_from(self.timeout_ms).unwrap_or(i32::MAX);
+            // SAFETY: one valid pollfd for the duration of the call. Its result does not
+            // matter: EINTR or a timeout just lead to a read that finds nothing.
+            unsafe { libc::poll(&mut pfd, 1, timeout) };
+        }
         match self.capture.next_packet() {
             Ok(packet) => {
                 let ts_ns = super::timeval_ns(packet.header.ts);
@@ -147,7 +175,10 @@ impl LiveCapture {
                     data: packet.data,
                 }))
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            Err(pcap::Error::TimeoutExpired) => {
+                self.idle = true;
+                Ok(None)
+            }
             Err(e) => Err(LiveError::Read {
                 name: self.name.clone(),
                 reason: e.to_string(),

@@ -153,14 +153,25 @@ impl CaptureLoop {
                     let due = Duration::from_nanos(
                         u64::try_from(raw.ts_ns.saturating_sub(first_ts)).unwrap_or(0),
                     );
-                    // Sleep in short steps so a stop request is honoured promptly.
-                    while started.elapsed() < due {
+                    // Sleep in short steps so a stop request is honoured promptly. One clock
+                    // reading per step: reading it again for the subtraction could pass `due`
+                    // and underflow (a panic of the capture thread).
+                    loop {
+                        let left = due.saturating_sub(started.elapsed());
+                        if left.is_zero() {
+                            break;
+                        }
                         if self.stop.load(Ordering::Relaxed) {
                             return Ok(());
                         }
-                        std::thread::sleep(
-                            (due - started.elapsed()).min(Duration::from_millis(50)),
+                        std::thread::sleep(left.min(Duration::from_millis(50)));
+                        // Replayed time passes while we wait: close windows as live would.
+                        let now = first_ts.saturating_add(
+                            i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX),
                         );
+                        let (tx, metrics) = (&self.tx, &self.metrics);
+                        self.aggregator
+                            .advance_to(now, &mut |w| send_window(tx, metrics, w));
                     }
                 }
                 self.packet(link, &raw);

@@ -57,6 +57,17 @@ impl Detector {
     }
 }
 
+/// Incident id prefix: the start time of this model's tracker, and the reload count so that
+/// a reload within the same second never repeats an id.
+fn incident_prefix(reloads: u32) -> String {
+    let start = crate::detect::incident::default_id_prefix(std::time::SystemTime::now());
+    if reloads == 0 {
+        start
+    } else {
+        format!("{start}r{reloads}")
+    }
+}
+
 /// The window of a run whose features lie farthest outside the training range.
 fn most_deviant<'a>(
     recent: &'a std::collections::VecDeque<Window>,
@@ -97,6 +108,8 @@ pub struct Scorer {
     metrics: Arc<Metrics>,
     health: Health,
     last_end_ns: Option<i64>,
+    /// Reloads that changed the model, for incident ids that stay unique.
+    reloads: u32,
     /// The windows of the run being scored (oldest first), to explain an alert.
     recent: std::collections::VecDeque<Window>,
 }
@@ -104,10 +117,7 @@ pub struct Scorer {
 impl Scorer {
     /// A scorer writing events to `log`.
     pub fn new(detector: Detector, log: AlertLog, metrics: Arc<Metrics>, health: Health) -> Self {
-        let tracker = IncidentTracker::new(
-            detector.incident,
-            crate::detect::incident::default_id_prefix(std::time::SystemTime::now()),
-        );
+        let tracker = IncidentTracker::new(detector.incident, incident_prefix(0));
         metrics.set_model(
             &detector.context.model_id,
             detector.context.omega_us,
@@ -120,6 +130,7 @@ impl Scorer {
             metrics,
             health,
             last_end_ns: None,
+            reloads: 0,
             recent: std::collections::VecDeque::with_capacity(SEQ_LEN),
         }
     }
@@ -150,23 +161,38 @@ impl Scorer {
 
     fn control(&mut self, c: Control) {
         match c {
-            Control::Reload(detector) => {
-                // Scores of the old and new model are not comparable: end the incident.
-                self.end_incident(EndReason::SequenceBreak);
-                self.detector = *detector;
-                self.tracker = IncidentTracker::new(
-                    self.detector.incident,
-                    crate::detect::incident::default_id_prefix(std::time::SystemTime::now()),
-                );
-                self.metrics.set_model(
-                    &self.detector.context.model_id,
-                    self.detector.context.omega_us,
-                    self.detector.threshold,
-                );
+            Control::Reload(new) => {
+                let same_model = new.context.model_id == self.detector.context.model_id
+                    && new.threshold == self.detector.threshold;
+                if same_model {
+                    // A routine reload (logrotate): keep the three-window run and the open
+                    // incident, take the other settings.
+                    let d = &mut self.detector;
+                    d.context = new.context;
+                    d.top_features = new.top_features;
+                    if d.incident != new.incident {
+                        d.incident = new.incident;
+                        self.tracker.set_config(new.incident);
+                    }
+                } else {
+                    // Scores of the old and new model are not comparable: end the incident.
+                    self.end_incident(EndReason::SequenceBreak);
+                    self.detector = *new;
+                    self.reloads += 1;
+                    self.tracker =
+                        IncidentTracker::new(self.detector.incident, incident_prefix(self.reloads));
+                    self.recent.clear();
+                    self.metrics.set_model(
+                        &self.detector.context.model_id,
+                        self.detector.context.omega_us,
+                        self.detector.threshold,
+                    );
+                }
                 tracing::info!(
                     model_id = %self.detector.context.model_id,
                     threshold = self.detector.threshold,
-                    "model and settings reloaded"
+                    model_changed = !same_model,
+                    "settings reloaded"
                 );
                 self.reopen_log();
             }

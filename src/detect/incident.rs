@@ -174,6 +174,14 @@ impl<P> IncidentTracker<P> {
         self.config
     }
 
+    /// Takes new settings (a reload); an open incident continues under them.
+    pub fn set_config(&mut self, config: IncidentConfig) {
+        self.config = IncidentConfig {
+            cooldown_windows: config.cooldown_windows.max(1),
+            min_windows: config.min_windows.max(1),
+        };
+    }
+
     /// Feeds the next scored window; `payload` is called only if this window becomes the
     /// peak of an incident.
     pub fn observe(
