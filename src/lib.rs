@@ -8,8 +8,8 @@
 
 pub mod capture;
 pub mod config;
-pub mod decode;
 pub mod daemon;
+pub mod decode;
 pub mod detect;
 pub mod eval;
 pub mod extract;

@@ -224,7 +224,8 @@ mod tests {
     fn estimate_beyond_limit_within_two_percent() {
         let mut t = AddrTally::new();
         // Scattered (random spoofing) and consecutive (a sweep of a range) addresses.
-        let scattered = |i: u128| 0xffff_0000_0000u128 | (i.wrapping_mul(2_654_435_761) & 0xffff_ffff);
+        let scattered =
+            |i: u128| 0xffff_0000_0000u128 | (i.wrapping_mul(2_654_435_761) & 0xffff_ffff);
         let consecutive = |i: u128| 0xffff_0a00_0000u128 + i;
         let v6 = |i: u128| (0x2001_0db8u128 << 96) | i;
         for n in [100_000u128, 200_000, 1_000_000] {
