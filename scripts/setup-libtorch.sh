@@ -77,6 +77,9 @@ else
     install_torch
 fi
 
-ln -sfn "$DEST/torch" "$REPO/.libtorch"
-log "linked $REPO/.libtorch -> $DEST/torch"
+# Relink only when needed: build.rs watches the link, so touching it would rebuild netanom.
+if [[ "$(readlink "$REPO/.libtorch" 2>/dev/null)" != "$DEST/torch" ]]; then
+    ln -sfn "$DEST/torch" "$REPO/.libtorch"
+    log "linked $REPO/.libtorch -> $DEST/torch"
+fi
 log "build with: cargo build   (LIBTORCH comes from .cargo/config.toml)"
