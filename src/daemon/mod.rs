@@ -180,6 +180,12 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         if stop.load(Ordering::Relaxed) {
             break;
         }
+        if scorer_thread.is_finished() {
+            // Only a panic ends the scorer while windows can still come: stop, don't limp on.
+            health.fail("the scorer thread stopped");
+            exit_reason = "scorer thread stopped";
+            break;
+        }
         if let Some(interval) = watchdog {
             // Ping only while the pipeline is alive: a stuck scorer lets systemd restart us.
             if last_ping.elapsed() >= interval && health.check().is_ok() {
