@@ -96,5 +96,10 @@ fn bench_score(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_train, bench_score);
+criterion_group! {
+    name = benches;
+    // Criterion's plots need system fonts; this crate's plotters is built without them.
+    config = Criterion::default().without_plots();
+    targets = bench_train, bench_score
+}
 criterion_main!(benches);

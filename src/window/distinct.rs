@@ -1,10 +1,11 @@
 //! Distinct counting per window: exact up to [`EXACT_LIMIT`] values, a bounded sketch beyond.
 //!
-//! Addresses are counted exactly in a pre-sized hash map (no allocation per packet). The
-//! first address past the limit switches the window to a HyperLogLog (precision 16,
-//! 64 Ki registers, standard error 1.04/√65536 ≈ 0.41 %) seeded with every exact key, plus
-//! a count-min sketch that keeps heavy hitters visible. Ports need no sketch: 65,536
-//! counters cover them exactly.
+//! Addresses are counted exactly in two pre-sized hash maps, a small cache-resident one for
+//! the first 4,096 addresses of a window and a large one for the rest (no allocation per
+//! packet). The first address past the limit switches the window to a HyperLogLog
+//! (precision 16, 64 Ki registers, standard error 1.04/√65536 ≈ 0.41 %) seeded with every
+//! exact key, plus a count-min sketch that keeps heavy hitters visible. Ports need no
+//! sketch: 65,536 counters cover them exactly.
 
 use foldhash::fast::FixedState;
 // HyperLogLogPF keeps only the low 32 bits of the hash: they must be well mixed even for
@@ -27,9 +28,20 @@ const HLL_PRECISION: u8 = 16;
 const MAP_SEED: u64 = 0x6e65_7461_6e6f_6d31;
 const HLL_SEED: u64 = 0x6e65_7461_6e6f_6d32;
 
+/// Addresses a window holds in the small, cache-resident map before the large one is used.
+const FRONT_CAPACITY: usize = 4_096;
+
 /// Per-window packet counts by address: exact while small, sketched beyond.
+///
+/// The exact counts live in two pre-sized maps: the first [`FRONT_CAPACITY`] addresses of a
+/// window in a small one (256 KiB of buckets, stays in cache), the rest up to [`EXACT_LIMIT`]
+/// in a large one that ordinary windows never touch. A single map sized for 65,536 spreads a
+/// few thousand addresses over 4 MiB, so nearly every lookup missed the cache, and closing a
+/// window scanned all of its buckets. An address is in at most one of the two maps: the large
+/// one only takes addresses once the small one is full, and neither shrinks within a window.
 pub struct AddrTally {
-    exact: HashMap<IpKey, u32, FixedState>,
+    front: HashMap<IpKey, u32, FixedState>,
+    back: HashMap<IpKey, u32, FixedState>,
     overflow: Option<Box<Overflow>>,
 }
 
@@ -46,10 +58,13 @@ impl Default for AddrTally {
 }
 
 impl AddrTally {
-    /// Allocates the exact map once, sized so the hot path never grows it.
+    /// Allocates the exact maps once, sized so the hot path never grows them.
     pub fn new() -> Self {
+        let map =
+            |capacity| HashMap::with_capacity_and_hasher(capacity, FixedState::with_seed(MAP_SEED));
         Self {
-            exact: HashMap::with_capacity_and_hasher(EXACT_LIMIT, FixedState::with_seed(MAP_SEED)),
+            front: map(FRONT_CAPACITY),
+            back: map(EXACT_LIMIT - FRONT_CAPACITY),
             overflow: None,
         }
     }
@@ -57,25 +72,44 @@ impl AddrTally {
     /// Counts one packet for `key`.
     #[inline]
     pub fn add(&mut self, key: IpKey) {
-        if let Some(count) = self.exact.get_mut(&key) {
+        if let Some(count) = self.front.get_mut(&key) {
             *count = count.saturating_add(1);
             return;
         }
-        if self.exact.len() < EXACT_LIMIT {
-            self.exact.insert(key, 1);
+        if self.front.len() < FRONT_CAPACITY {
+            // The large map is empty until the small one is full: `key` is new.
+            self.front.insert(key, 1);
+            return;
+        }
+        self.add_back(key);
+    }
+
+    /// A window with more than [`FRONT_CAPACITY`] addresses: the large map, then the sketch.
+    fn add_back(&mut self, key: IpKey) {
+        if let Some(count) = self.back.get_mut(&key) {
+            *count = count.saturating_add(1);
+            return;
+        }
+        if self.front.len() + self.back.len() < EXACT_LIMIT {
+            self.back.insert(key, 1);
             return;
         }
         self.add_overflow(key);
     }
 
+    /// The exact counts of both maps.
+    fn exact(&self) -> impl Iterator<Item = (&IpKey, &u32)> {
+        self.front.iter().chain(self.back.iter())
+    }
+
     /// The slow path of a flood: sketch the key. Allocates once per window, not per packet.
     #[cold]
     fn add_overflow(&mut self, key: IpKey) {
-        let exact = &self.exact;
+        let (front, back) = (&self.front, &self.back);
         let overflow = self.overflow.get_or_insert_with(|| {
             let mut hll = HyperLogLogPF::new(HLL_PRECISION, QualityState::with_seed(HLL_SEED))
                 .expect("precision 16 is within HyperLogLogPF's bounds");
-            for k in exact.keys() {
+            for k in front.keys().chain(back.keys()) {
                 hll.insert(k);
             }
             Box::new(Overflow {
@@ -90,7 +124,7 @@ impl AddrTally {
     /// Distinct addresses seen: exact, or the HyperLogLog estimate after overflow.
     pub fn distinct(&mut self) -> f64 {
         match &mut self.overflow {
-            None => self.exact.len() as f64,
+            None => (self.front.len() + self.back.len()) as f64,
             // The estimate can fall below the exact part; the exact part is a hard floor.
             Some(o) => o.hll.count().round().max(EXACT_LIMIT as f64 + 1.0),
         }
@@ -103,7 +137,7 @@ impl AddrTally {
 
     /// The `k` addresses with most packets (count-min estimates for late arrivals in a flood).
     pub fn top(&self, k: usize) -> Vec<(IpKey, u64)> {
-        let mut top = top_k(self.exact.iter().map(|(&a, &c)| (a, u64::from(c))), k);
+        let mut top = top_k(self.exact().map(|(&a, &c)| (a, u64::from(c))), k);
         if let Some(o) = &self.overflow {
             top.extend(o.heavy.candidates());
             top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -112,10 +146,13 @@ impl AddrTally {
         top
     }
 
-    /// Forgets the window; keeps the map's allocation.
+    /// Forgets the window; keeps the maps' allocations.
     pub fn reset(&mut self) {
-        if !self.exact.is_empty() {
-            self.exact.clear();
+        if !self.front.is_empty() {
+            self.front.clear();
+        }
+        if !self.back.is_empty() {
+            self.back.clear();
         }
         self.overflow = None;
     }
@@ -181,12 +218,18 @@ fn top_k<K: Ord + Copy>(items: impl Iterator<Item = (K, u64)>, k: usize) -> Vec<
     if k == 0 {
         return Vec::new();
     }
-    // A min-heap of size k: O(n log k) over the window's distinct keys, once per window.
-    let mut heap = std::collections::BinaryHeap::with_capacity(k + 1);
+    // A min-heap of the k best so far: O(n log k) over the window's distinct keys, once per
+    // window. Once it is full, an item that does not beat its worst (most of them) costs one
+    // comparison; one that does replaces the worst in place.
+    let mut heap = std::collections::BinaryHeap::with_capacity(k);
     for (key, count) in items {
-        heap.push(std::cmp::Reverse((count, std::cmp::Reverse(key))));
-        if heap.len() > k {
-            heap.pop();
+        let item = std::cmp::Reverse((count, std::cmp::Reverse(key)));
+        if heap.len() < k {
+            heap.push(item);
+        } else if let Some(mut worst) = heap.peek_mut() {
+            if item < *worst {
+                *worst = item;
+            }
         }
     }
     let mut out: Vec<(K, u64)> = heap
@@ -218,6 +261,30 @@ mod tests {
         assert_eq!(t.distinct(), EXACT_LIMIT as f64);
         t.reset();
         assert_eq!(t.distinct(), 0.0);
+    }
+
+    #[test]
+    fn exact_across_both_maps() {
+        // More addresses than the small map holds: counts, distinct and top span both maps.
+        let mut t = AddrTally::new();
+        let n = 3 * FRONT_CAPACITY as u128;
+        for i in 0..n {
+            t.add(i);
+        }
+        for _ in 0..5 {
+            t.add(n - 1); // in the large map
+        }
+        for _ in 0..3 {
+            t.add(1); // in the small map
+        }
+        assert!(!t.is_estimated());
+        assert_eq!(t.distinct(), n as f64);
+        assert_eq!(t.top(3), vec![(n - 1, 6), (1, 4), (0, 1)]);
+        t.reset();
+        assert_eq!(t.distinct(), 0.0);
+        assert!(t.top(3).is_empty());
+        t.add(n - 1);
+        assert_eq!(t.top(3), vec![(n - 1, 1)]);
     }
 
     #[test]
@@ -264,6 +331,26 @@ mod tests {
         assert_eq!(top[0].0, 9);
         assert!(top[0].1 >= 50_000);
         assert_eq!(top[1], (7, 20_000));
+    }
+
+    #[test]
+    fn top_k_matches_a_full_sort() {
+        // Counts with many ties, keys unique: the k largest, ties by ascending key.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let items: Vec<(u32, u64)> = (0..2_000u32)
+            .map(|key| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (key.wrapping_mul(2_654_435_761), x % 50)
+            })
+            .collect();
+        let mut sorted = items.clone();
+        sorted.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        for k in [0, 1, 3, 5, 10, 100, 2_000, 3_000] {
+            let expected: Vec<_> = sorted.iter().copied().take(k).collect();
+            assert_eq!(top_k(items.iter().copied(), k), expected, "k={k}");
+        }
     }
 
     #[test]
