@@ -1,7 +1,10 @@
 //! The command line: subcommands and their options (clap).
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
 use netanom::window::WindowConfig;
@@ -181,4 +184,42 @@ pub struct EvaluateArgs {
 
 fn parse_window(s: &str) -> Result<u64, String> {
     netanom::window::parse_omega(s)
+}
+
+/// An output file, or standard output when `path` is `None`, with a name for messages.
+pub fn open_output(path: Option<&Path>) -> anyhow::Result<(Box<dyn Write>, String)> {
+    Ok(match path {
+        Some(path) => (
+            Box::new(BufWriter::new(File::create(path).with_context(|| {
+                format!("{}: cannot create output file", path.display())
+            })?)),
+            path.display().to_string(),
+        ),
+        None => (
+            Box::new(BufWriter::new(std::io::stdout().lock())),
+            "standard output".into(),
+        ),
+    })
+}
+
+/// Logs go to stderr (the journal, under systemd); `NETANOM_LOG` overrides `level`.
+pub fn init_logging(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NETANOM_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Prints an error the way every subcommand does and gives the failure exit code.
+pub fn report_error(e: &anyhow::Error) -> std::process::ExitCode {
+    eprintln!("netanom: error: {e:#}");
+    std::process::ExitCode::FAILURE
 }

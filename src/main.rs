@@ -1,48 +1,52 @@
-//! Entry point: parse the command line, run a subcommand, map errors to exit codes.
+//! `netanom`: parse the command line; run `extract` here, hand everything else to
+//! `netanom-full` next to this binary.
+//!
+//! Why two binaries: loading libtorch (static initialisers registering thousands of operators)
+//! costs about 0.3 s of CPU before `main`, whatever the subcommand. `extract` needs no model,
+//! and on a few million packets that start-up alone would cost more than reading them. This
+//! binary references no libtorch symbol, so the linker leaves libtorch out; the model
+//! subcommands `exec` the sibling (same process id, so systemd's notify and signals work).
 
+// This binary only runs `extract`: the other subcommands' options are parsed (for --help and
+// early errors) but read in netanom-full.
+#[allow(dead_code)]
 mod cli;
-mod cmd;
+#[path = "cmd/extract.rs"]
+mod extract;
 
-use std::io::IsTerminal;
+use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use cli::{Cli, Command};
 
+/// The sibling binary with the model subcommands.
+const FULL: &str = "netanom-full";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Run(_)) {
-        init_logging("info", false);
-    }
     let result = match cli.command {
-        Command::Extract(args) => cmd::extract::run(args),
-        Command::Train(args) => cmd::train::run(args),
-        Command::Score(args) => cmd::score::run(args),
-        Command::Evaluate(args) => cmd::evaluate::run(args),
-        Command::Run(args) => cmd::run::run(args),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("netanom: error: {e:#}");
-            ExitCode::FAILURE
+        Command::Extract(args) => {
+            cli::init_logging("info", false);
+            extract::run(args)
         }
-    }
+        _ => exec_full(),
+    };
+    result.unwrap_or_else(|e| cli::report_error(&e))
 }
 
-/// Logs go to stderr (the journal, under systemd); `NETANOM_LOG` overrides `level`.
-pub fn init_logging(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NETANOM_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(filter);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+/// Replaces this process with `netanom-full` and the same arguments; returns only on failure.
+fn exec_full() -> anyhow::Result<ExitCode> {
+    let exe = std::env::current_exe()
+        .map_err(|e| anyhow::anyhow!("cannot find this program's path to start {FULL}: {e}"))?;
+    let full = exe.with_file_name(FULL);
+    let error = std::process::Command::new(&full)
+        .args(std::env::args_os().skip(1))
+        .exec();
+    Err(anyhow::anyhow!(
+        "cannot start {} ({error}): install it next to {} (the model subcommands live there, see docs/install.md)",
+        full.display(),
+        exe.display()
+    ))
 }

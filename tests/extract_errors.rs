@@ -322,3 +322,36 @@ fn an_input_error_leaves_an_existing_output_file_alone() {
         "the existing output file was overwritten although no input could be read"
     );
 }
+
+#[test]
+fn model_subcommands_without_netanom_full_say_what_is_missing() {
+    // `netanom` runs `extract` itself and execs `netanom-full` for the rest: a lone copy must
+    // still extract, and name the missing sibling for the others.
+    let dir = tempfile::tempdir().unwrap();
+    let lone = dir.path().join("netanom");
+    std::fs::copy(env!("CARGO_BIN_EXE_netanom"), &lone).unwrap();
+    let out = std::process::Command::new(&lone)
+        .args(["score", "--model", "m", "--pcap", "x.pcap"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("netanom-full") && stderr.contains("install it next to"),
+        "{stderr}"
+    );
+    let out = std::process::Command::new(&lone)
+        .args(["extract", "--window", "1", "--pcap"])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/lo-sample.pcap"
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("window_start,window_end,"));
+}

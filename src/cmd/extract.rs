@@ -15,7 +15,7 @@ pub fn run(args: ExtractArgs) -> anyhow::Result<ExitCode> {
     config.max_gap_windows = args.max_gap_windows;
     // Inputs first: a typo in --pcap must not truncate an existing output file.
     let input = OfflineInput::open(&args.pcaps)?;
-    let (mut out, out_name) = super::open_output(args.output.as_deref())?;
+    let (mut out, out_name) = crate::cli::open_output(args.output.as_deref())?;
     writeln!(out, "{}", csv_header()).with_context(|| format!("writing {out_name}"))?;
     let mut write_error = None;
     let report = input.run(

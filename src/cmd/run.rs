@@ -21,7 +21,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     // Logging follows the settings' [log] section, so read them first.
     let settings = source.load()?;
-    crate::init_logging(
+    crate::cli::init_logging(
         settings.log.level.as_str(),
         settings.log.format == LogFormat::Json,
     );

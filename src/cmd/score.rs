@@ -20,7 +20,7 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let mut ring = ScoreRing::from_bundle(bundle);
     // Inputs first: a typo in --pcap must not truncate an existing output file.
     let input = OfflineInput::open(&args.pcaps)?;
-    let (mut out, out_name) = super::open_output(args.output.as_deref())?;
+    let (mut out, out_name) = crate::cli::open_output(args.output.as_deref())?;
     writeln!(out, "window_start,window_end,score,threshold,alert")
         .with_context(|| format!("writing {out_name}"))?;
     let mut config = WindowConfig::new(omega_us);
