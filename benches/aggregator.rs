@@ -11,7 +11,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use etherparse::{PacketBuilder, VlanId};
 use netanom::decode::{decode, ipv4_key, IpSummary, LinkType, PacketSummary, Transport};
-use netanom::window::{WindowAggregator, WindowConfig};
+use netanom::window::{Omega, WindowAggregator, WindowConfig};
 
 /// SplitMix64, so the inputs are the same on every run.
 struct Rng(u64);
@@ -272,18 +272,30 @@ fn bench_push(c: &mut Criterion) {
         ("mix_5kpps_omega_1s", 1_000_000),
         ("mix_5kpps_omega_30s", 30_000_000),
     ] {
-        group.bench_function(name, |b| b.iter(|| run(WindowConfig::new(omega_us), &mix)));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                run(
+                    WindowConfig::new(Omega::from_micros(omega_us).unwrap()),
+                    &mix,
+                )
+            })
+        });
     }
     // The same mix at 1 M packets/s: ~4 windows of ω = 0.1 s, each with ~100 k packets,
     // so the per-packet work dominates and window closing hardly shows.
     let dense = realistic_mix(N, 1_000_000, 2);
     group.bench_function("mix_1mpps_omega_0.1s", |b| {
-        b.iter(|| run(WindowConfig::new(100_000), &dense))
+        b.iter(|| {
+            run(
+                WindowConfig::new(Omega::from_micros(100_000).unwrap()),
+                &dense,
+            )
+        })
     });
     // Spoofed-source flood: 262,144 distinct sources in one window, past the exact limit.
     let flood = spoofed_flood(N, 3);
     let mut estimated = false;
-    let mut agg = WindowAggregator::new(WindowConfig::new(1_000_000));
+    let mut agg = WindowAggregator::new(WindowConfig::new(Omega::from_micros(1_000_000).unwrap()));
     let mut check = |w: netanom::window::Window| estimated |= w.distinct_estimated;
     for p in &flood {
         agg.push(p, &mut check);
@@ -291,7 +303,12 @@ fn bench_push(c: &mut Criterion) {
     agg.finish(&mut check);
     assert!(estimated, "the flood case must cross the exact limit");
     group.bench_function("spoofed_flood_omega_1s", |b| {
-        b.iter(|| run(WindowConfig::new(1_000_000), &flood))
+        b.iter(|| {
+            run(
+                WindowConfig::new(Omega::from_micros(1_000_000).unwrap()),
+                &flood,
+            )
+        })
     });
     group.finish();
 
@@ -300,7 +317,7 @@ fn bench_push(c: &mut Criterion) {
     group.bench_function("aggregator_new", |b| {
         b.iter_batched(
             || (),
-            |_| WindowAggregator::new(WindowConfig::new(1_000_000)),
+            |_| WindowAggregator::new(WindowConfig::new(Omega::from_micros(1_000_000).unwrap())),
             BatchSize::SmallInput,
         )
     });

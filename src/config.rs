@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::window::features::NUM_FEATURES;
-use crate::window::{parse_omega, WindowConfig};
+use crate::window::{Omega, WindowConfig};
 
 /// Where the packaged unit and the docs put the settings file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/netanom/netanom.toml";
@@ -82,8 +82,8 @@ pub struct CaptureSettings {
 /// `[window]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WindowSettings {
-    /// ω in microseconds if configured; it must then equal the model's ω.
-    pub omega_us: Option<u64>,
+    /// ω if configured; it must then equal the model's ω.
+    pub omega: Option<Omega>,
     pub max_gap_windows: u64,
     pub top_k: usize,
 }
@@ -283,7 +283,7 @@ fn pcap_files_of(v: &config::Value) -> Result<Vec<PathBuf>, ()> {
     }
 }
 
-/// `window.omega` as text for [`parse_omega`]: TOML integer, float or string.
+/// `window.omega` as text for [`Omega`]'s parser: TOML integer, float or string.
 fn omega_text(v: &config::Value) -> Option<String> {
     match &v.kind {
         // Display of f64 never uses an exponent: 0.5 → "0.5", 1e-6 → "0.000001".
@@ -494,24 +494,23 @@ impl Settings {
         validate(raw, cli)
     }
 
-    /// The aggregator's settings for a model trained with ω = `model_omega_us`; an error if
+    /// The aggregator's settings for a model trained with ω = `model_omega`; an error if
     /// `window.omega` is set to something else.
-    pub fn window_config(&self, model_omega_us: u64) -> Result<WindowConfig, SettingsError> {
-        if let Some(configured) = self.window.omega_us {
-            if configured != model_omega_us {
+    pub fn window_config(&self, model_omega: Omega) -> Result<WindowConfig, SettingsError> {
+        if let Some(configured) = self.window.omega {
+            if configured != model_omega {
                 return Err(SettingsError::Invalid(vec![Problem {
                     key: "window.omega".into(),
-                    value: format_seconds(configured),
+                    value: configured.to_string(),
                     reason: format!(
-                        "does not match the model's window length of {} s (model.dir = {:?}); ω comes from the model: remove window.omega or use a model trained with this ω",
-                        format_seconds(model_omega_us),
+                        "does not match the model's window length of {model_omega} s (model.dir = {:?}); ω comes from the model: remove window.omega or use a model trained with this ω",
                         self.model.dir.display().to_string(),
                     ),
                 }]));
             }
         }
         Ok(WindowConfig {
-            omega_us: model_omega_us,
+            omega: model_omega,
             max_gap_windows: self.window.max_gap_windows,
             top_k: self.window.top_k,
         })
@@ -519,22 +518,11 @@ impl Settings {
 
     /// How long `/healthz` tolerates no scored window: `metrics.health_stale_after_s`, or
     /// 3 ω + 30 s (a window is scored every ω; startup needs 3 windows before the first score).
-    pub fn health_stale_after(&self, omega_us: u64) -> Duration {
+    pub fn health_stale_after(&self, omega: Omega) -> Duration {
         match self.metrics.health_stale_after_s {
             Some(s) => Duration::from_secs(s),
-            None => Duration::from_micros(omega_us.saturating_mul(3)) + Duration::from_secs(30),
+            None => omega.duration() * 3 + Duration::from_secs(30),
         }
-    }
-}
-
-/// ω in seconds as text without trailing zeros ("30", "0.5").
-pub fn format_seconds(us: u64) -> String {
-    let (s, frac) = (us / 1_000_000, us % 1_000_000);
-    if frac == 0 {
-        s.to_string()
-    } else {
-        let f = format!("{frac:06}");
-        format!("{s}.{}", f.trim_end_matches('0'))
     }
 }
 
@@ -829,10 +817,10 @@ fn validate(mut raw: RawSettings, cli: &CliOverrides) -> Result<Settings, Settin
 
     // [window]
     let w = &raw.window;
-    let omega_us = match &w.omega {
+    let omega = match &w.omega {
         None => None,
-        Some(v) => match omega_text(v).map(|t| parse_omega(&t)) {
-            Some(Ok(us)) => Some(us),
+        Some(v) => match omega_text(v).map(|t| t.parse::<Omega>()) {
+            Some(Ok(o)) => Some(o),
             _ => {
                 ck.fail(
                     "window.omega",
@@ -956,7 +944,7 @@ fn validate(mut raw: RawSettings, cli: &CliOverrides) -> Result<Settings, Settin
             timeout_ms,
         },
         window: WindowSettings {
-            omega_us,
+            omega,
             max_gap_windows,
             top_k,
         },
@@ -1023,7 +1011,7 @@ mod tests {
         assert_eq!(s.capture.buffer_size_mb, 64);
         assert!(s.capture.promiscuous);
         assert_eq!(s.capture.timeout_ms, 100);
-        assert_eq!(s.window.omega_us, None);
+        assert_eq!(s.window.omega, None);
         assert_eq!(
             s.window.max_gap_windows,
             WindowConfig::DEFAULT_MAX_GAP_WINDOWS
@@ -1042,7 +1030,10 @@ mod tests {
         assert_eq!(s.metrics.health_stale_after_s, None);
         assert_eq!(s.log.level, LogLevel::Info);
         assert_eq!(s.log.format, LogFormat::Text);
-        assert_eq!(s.health_stale_after(30_000_000), Duration::from_secs(120));
+        assert_eq!(
+            s.health_stale_after(Omega::from_micros(30_000_000).unwrap()),
+            Duration::from_secs(120)
+        );
     }
 
     #[test]
@@ -1095,7 +1086,7 @@ mod tests {
         assert!(!s.capture.promiscuous);
         assert_eq!(s.metrics.listen.port(), 9600);
         assert_eq!(s.model.threshold, Some(0.25));
-        assert_eq!(s.window.omega_us, Some(500_000));
+        assert_eq!(s.window.omega, Omega::from_micros(500_000));
         assert_eq!(
             s.alerts.cooldown_windows, 4,
             "file value kept where env says nothing"
@@ -1169,23 +1160,22 @@ mod tests {
     #[test]
     fn omega_must_match_model() {
         let s = load("[window]\nomega = 30\n", &[], &live()).unwrap();
-        assert_eq!(s.window.omega_us, Some(30_000_000));
-        let wc = s.window_config(30_000_000).unwrap();
-        assert_eq!(wc.omega_us, 30_000_000);
+        let us = |v| Omega::from_micros(v).unwrap();
+        assert_eq!(s.window.omega, Some(us(30_000_000)));
+        let wc = s.window_config(us(30_000_000)).unwrap();
+        assert_eq!(wc.omega, us(30_000_000));
         assert_eq!(wc.top_k, 5);
-        let e = s.window_config(5_000_000).unwrap_err().to_string();
+        let e = s.window_config(us(5_000_000)).unwrap_err().to_string();
         assert!(
             e.starts_with("window.omega = 30: does not match the model's window length of 5 s"),
             "{e}"
         );
         // unset: anything goes
         let s = load("", &[], &live()).unwrap();
-        assert_eq!(s.window_config(500_000).unwrap().omega_us, 500_000);
+        assert_eq!(s.window_config(us(500_000)).unwrap().omega, us(500_000));
         // float form
         let s = load("[window]\nomega = 0.5\n", &[], &live()).unwrap();
-        assert_eq!(s.window.omega_us, Some(500_000));
-        assert_eq!(format_seconds(500_000), "0.5");
-        assert_eq!(format_seconds(30_000_000), "30");
+        assert_eq!(s.window.omega, Some(us(500_000)));
     }
 
     #[test]

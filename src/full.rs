@@ -1,14 +1,13 @@
 //! `netanom-full`: every subcommand, the model ones included (this binary links libtorch).
-//! `netanom` hands every subcommand but `extract` to it; see src/main.rs.
+//! `netanom` hands every subcommand but `extract` to it; see crates/cli/src/main.rs.
 
-mod cli;
 mod cmd;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use netanom_cli::{self as cli, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -16,7 +15,7 @@ fn main() -> ExitCode {
         cli::init_logging("info", false);
     }
     let result = match cli.command {
-        Command::Extract(args) => cmd::extract::run(args),
+        Command::Extract(args) => cli::extract::run(args),
         Command::Train(args) => cmd::train::run(args),
         Command::Score(args) => cmd::score::run(args),
         Command::Evaluate(args) => cmd::evaluate::run(args),

@@ -329,7 +329,7 @@ fn model_subcommands_without_netanom_full_say_what_is_missing() {
     // still extract, and name the missing sibling for the others.
     let dir = tempfile::tempdir().unwrap();
     let lone = dir.path().join("netanom");
-    std::fs::copy(env!("CARGO_BIN_EXE_netanom"), &lone).unwrap();
+    std::fs::copy(netanom_exe(), &lone).unwrap();
     let out = std::process::Command::new(&lone)
         .args(["score", "--model", "m", "--pcap", "x.pcap"])
         .output()

@@ -1,7 +1,6 @@
 //! The subcommands: each turns parsed arguments into a run of the library's pipeline.
 
 pub mod evaluate;
-pub mod extract;
 pub mod run;
 pub mod score;
 pub mod train;

@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use crate::cli::RunArgs;
 use netanom::config::{CliOverrides, LogFormat};
 use netanom::daemon::{self, SettingsSource};
+use netanom_cli::RunArgs;
 
 /// Starts the daemon with the settings file and the command-line overrides.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
@@ -21,7 +21,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     // Logging follows the settings' [log] section, so read them first.
     let settings = source.load()?;
-    crate::cli::init_logging(
+    netanom_cli::init_logging(
         settings.log.level.as_str(),
         settings.log.format == LogFormat::Json,
     );

@@ -5,68 +5,85 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::cli::ScoreArgs;
-use netanom::detect::score::ScoreRing;
-use netanom::extract::{format_ts, log_report, OfflineInput};
+use netanom::detect::score::ScoringStage;
 use netanom::model::Bundle;
-use netanom::window::WindowConfig;
+use netanom::pipeline::{log_summary, pump, Pace, PacketSource, SinkError, WindowSink, Windower};
+use netanom::timestamp::format_ts;
+use netanom::window::{Window, WindowConfig};
+use netanom_cli::ScoreArgs;
 
-/// Writes `window_start,window_end,score,threshold,alert` per window.
+/// Scores windows and writes `window_start,window_end,score,threshold,alert` per window.
+struct ScoreCsv {
+    stage: ScoringStage,
+    threshold: f64,
+    out: Box<dyn Write>,
+    out_name: String,
+    scored: u64,
+    alerts: u64,
+}
+
+impl WindowSink for ScoreCsv {
+    fn window(&mut self, w: Window) -> Result<(), SinkError> {
+        let (start, end) = (w.start_ns, w.end_ns);
+        let scored = self
+            .stage
+            .push(w)
+            .with_context(|| format!("scoring the window at {}", format_ts(start)))?;
+        let threshold = self.threshold;
+        let (s, alert) = match scored.score {
+            Some(s) => {
+                self.scored += 1;
+                let alert = s > threshold;
+                self.alerts += u64::from(alert);
+                (s.to_string(), if alert { "1" } else { "0" })
+            }
+            None => (String::new(), ""),
+        };
+        writeln!(
+            self.out,
+            "{},{},{s},{threshold},{alert}",
+            format_ts(start),
+            format_ts(end)
+        )
+        .with_context(|| format!("writing {}", self.out_name))?;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.out
+            .flush()
+            .with_context(|| format!("writing {}", self.out_name))?;
+        Ok(())
+    }
+}
+
+/// Runs the scoring; exit 1 (after writing what was read) for a damaged file.
 pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let bundle = Bundle::load(&args.model, None)?;
     let threshold = args.threshold.unwrap_or_else(|| bundle.threshold());
-    let omega_us = bundle.omega_us();
+    let omega = bundle.omega();
     let model_id = bundle.model_id().to_string();
-    let mut ring = ScoreRing::from_bundle(bundle);
     // Inputs first: a typo in --pcap must not truncate an existing output file.
-    let input = OfflineInput::open(&args.pcaps)?;
-    let (mut out, out_name) = crate::cli::open_output(args.output.as_deref())?;
+    let source = PacketSource::open_files(&args.pcaps, Pace::Unpaced)?;
+    let (mut out, out_name) = netanom_cli::open_output(args.output.as_deref())?;
     writeln!(out, "window_start,window_end,score,threshold,alert")
         .with_context(|| format!("writing {out_name}"))?;
-    let mut config = WindowConfig::new(omega_us);
+    let mut config = WindowConfig::new(omega);
     config.max_gap_windows = args.max_gap_windows;
-    let mut failure: Option<anyhow::Error> = None;
-    let (mut scored, mut alerts) = (0u64, 0u64);
-    let report = input.run(
-        config,
-        |_| {},
-        |w| {
-            if failure.is_some() {
-                return;
-            }
-            if w.after_time_jump {
-                ring.reset();
-            }
-            let result = ring
-                .push(&w.features)
-                .map_err(anyhow::Error::from)
-                .and_then(|score| {
-                    let (s, alert) = match score {
-                        Some(s) => {
-                            scored += 1;
-                            let alert = s > threshold;
-                            alerts += u64::from(alert);
-                            (s.to_string(), if alert { "1" } else { "0" })
-                        }
-                        None => (String::new(), ""),
-                    };
-                    writeln!(
-                        out,
-                        "{},{},{s},{threshold},{alert}",
-                        format_ts(w.start_ns),
-                        format_ts(w.end_ns)
-                    )
-                    .with_context(|| format!("writing {out_name}"))
-                });
-            if let Err(e) = result {
-                failure = Some(e);
-            }
-        },
-    )?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
-    out.flush().with_context(|| format!("writing {out_name}"))?;
-    eprintln!("model {model_id}: {scored} windows scored, {alerts} over the threshold {threshold}");
-    Ok(log_report(&report))
+    let sink = ScoreCsv {
+        stage: ScoringStage::from_bundle(bundle),
+        threshold,
+        out,
+        out_name,
+        scored: 0,
+        alerts: 0,
+    };
+    let mut windows = Windower::new(config, sink);
+    let report = pump(source, &mut windows, &mut ())?;
+    let s = windows.sink();
+    eprintln!(
+        "model {model_id}: {} windows scored, {} over the threshold {threshold}",
+        s.scored, s.alerts
+    );
+    Ok(log_summary(&report, windows.stats()))
 }

@@ -5,17 +5,25 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
-use crate::cli::TrainArgs;
-use netanom::extract::{format_ts, log_report, run_offline};
-use netanom::featurecsv::read_feature_csv;
+use netanom::csv::read_feature_csv;
 use netanom::model::bundle::TrainingData;
 use netanom::model::{train_segments, Bundle, EpochStats, ThresholdRule, TrainOptions};
+use netanom::pipeline::{log_summary, pump, Pace, PacketSource, SinkError, WindowSink, Windower};
+use netanom::timestamp::format_ts;
 use netanom::window::features::FeatureVector;
-use netanom::window::WindowConfig;
+use netanom::window::{Omega, Window, WindowConfig};
+use netanom_cli::{ThresholdRuleArg, TrainArgs};
 
 /// Collects the training windows, trains, saves the bundle and prints a summary.
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let (windows, breaks, omega_us, start_ns, end_ns, files) = collect(&args)?;
+    let Collected {
+        windows,
+        breaks,
+        omega,
+        start_ns,
+        end_ns,
+        files,
+    } = collect(&args)?;
     let opts = TrainOptions {
         hidden: args.hidden,
         layers: args.layers,
@@ -24,21 +32,20 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         batch_size: args.batch_size,
         seed: args.seed,
         validation_fraction: args.validation_fraction,
-        threshold_rule: match args.threshold_rule.as_str() {
-            "quantile" => ThresholdRule::QuantileTimesFactor {
+        threshold_rule: match args.threshold_rule {
+            ThresholdRuleArg::Quantile => ThresholdRule::QuantileTimesFactor {
                 quantile: args.threshold_quantile,
                 factor: args.threshold_factor,
             },
-            "max" => ThresholdRule::MaxTimesFactor {
+            ThresholdRuleArg::Max => ThresholdRule::MaxTimesFactor {
                 factor: args.threshold_factor,
             },
-            other => bail!("--threshold-rule {other:?}: expected quantile or max"),
         },
     };
     eprintln!(
         "training on {} windows of {} s ({} to {}), {} epochs, hidden {}, layers {}",
         windows.len(),
-        omega_us as f64 / 1e6,
+        omega,
         format_ts(start_ns),
         format_ts(end_ns),
         opts.epochs,
@@ -77,10 +84,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         start_unix: start_ns as f64 / 1e9,
         end_unix: end_ns as f64 / 1e9,
     };
-    let bundle = Bundle::from_trained(trained, omega_us, data)?;
+    let bundle = Bundle::from_trained(trained, omega, data)?;
     bundle.save(&args.out)?;
     // Reload: the id is the weights' hash, fixed at save time; this also proves the bundle loads.
-    let saved = Bundle::load(&args.out, Some(omega_us)).with_context(|| {
+    let saved = Bundle::load(&args.out, Some(omega)).with_context(|| {
         format!(
             "reloading the bundle just written to {}",
             args.out.display()
@@ -101,77 +108,118 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Training windows, the indices where a new run of consecutive windows starts, ω (µs),
-/// time range (ns) and source names.
-type Collected = (Vec<FeatureVector>, Vec<usize>, u64, i64, i64, Vec<String>);
+/// The training windows and where they came from.
+struct Collected {
+    windows: Vec<FeatureVector>,
+    /// Indices where a new run of consecutive windows starts.
+    breaks: Vec<usize>,
+    omega: Omega,
+    /// Time range covered, ns.
+    start_ns: i64,
+    end_ns: i64,
+    /// Source names, as given.
+    files: Vec<String>,
+}
+
+/// Keeps training windows and where a run of consecutive windows breaks.
+#[derive(Default)]
+struct Collector {
+    windows: Vec<FeatureVector>,
+    breaks: Vec<usize>,
+    last_end_ns: Option<i64>,
+    start_ns: i64,
+    end_ns: i64,
+}
+
+impl Collector {
+    fn new() -> Self {
+        Collector {
+            start_ns: i64::MAX,
+            end_ns: i64::MIN,
+            ..Collector::default()
+        }
+    }
+
+    /// Adds one window; runs of three never straddle a gap, a collapsed jump or a new file.
+    fn add(&mut self, start_ns: i64, end_ns: i64, broken: bool, features: FeatureVector) {
+        if broken || self.last_end_ns.is_some_and(|e| e != start_ns) {
+            self.breaks.push(self.windows.len());
+        }
+        self.last_end_ns = Some(end_ns);
+        self.start_ns = self.start_ns.min(start_ns);
+        self.end_ns = self.end_ns.max(end_ns);
+        self.windows.push(features);
+    }
+}
+
+impl WindowSink for Collector {
+    fn window(&mut self, w: Window) -> Result<(), SinkError> {
+        self.add(w.start_ns, w.end_ns, w.after_time_jump, w.features);
+        Ok(())
+    }
+}
 
 /// The training windows, from captures or feature CSVs.
 fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
-    let mut windows = Vec::new();
-    let mut breaks = Vec::new();
-    let (mut start, mut end) = (i64::MAX, i64::MIN);
     if !args.pcaps.is_empty() {
-        let Some(omega_us) = args.window else {
+        let Some(omega) = args.window else {
             bail!("--window is required with --pcap (the window length in seconds, e.g. 0.5)");
         };
-        let mut config = WindowConfig::new(omega_us);
+        let mut config = WindowConfig::new(omega);
         config.max_gap_windows = args.max_gap_windows;
-        let report = run_offline(
-            &args.pcaps,
-            config,
-            |_| {},
-            |w| {
-                if w.after_time_jump {
-                    breaks.push(windows.len());
-                }
-                start = start.min(w.start_ns);
-                end = end.max(w.end_ns);
-                windows.push(w.features);
-            },
-        )?;
-        if log_report(&report) != ExitCode::SUCCESS {
-            bail!("refusing to train on a capture that is cut off");
+        let source = PacketSource::open_files(&args.pcaps, Pace::Unpaced)?;
+        let mut pipeline = Windower::new(config, Collector::new());
+        let report = pump(source, &mut pipeline, &mut ())?;
+        if log_summary(&report, pipeline.stats()) != ExitCode::SUCCESS {
+            bail!("refusing to train on a capture that is damaged");
         }
+        let c = pipeline.into_sink();
         let files = args.pcaps.iter().map(|p| p.display().to_string()).collect();
-        return Ok((windows, breaks, omega_us, start, end, files));
+        return Ok(Collected {
+            windows: c.windows,
+            breaks: c.breaks,
+            omega,
+            start_ns: c.start_ns,
+            end_ns: c.end_ns,
+            files,
+        });
     }
-    let mut omega_seen: Option<(i64, String)> = None;
-    let mut last_end: Option<i64> = None;
+    let mut c = Collector::new();
+    let mut omega_seen: Option<(Omega, String)> = None;
     for path in &args.features {
         let rows = read_feature_csv(path)?;
         for row in rows {
-            // Runs of three must be consecutive windows: a gap or a new file starts a new run.
-            if last_end.is_some_and(|e| e != row.start_ns) {
-                breaks.push(windows.len());
-            }
-            last_end = Some(row.end_ns);
-            let len = row.end_ns - row.start_ns;
+            let len_ns = row.end_ns - row.start_ns;
+            let omega = u64::try_from(len_ns)
+                .ok()
+                .filter(|ns| ns % 1000 == 0)
+                .and_then(|ns| Omega::from_micros(ns / 1000))
+                .with_context(|| {
+                    format!(
+                        "{}: a window from {} to {} is not a whole positive number of microseconds long",
+                        path.display(),
+                        format_ts(row.start_ns),
+                        format_ts(row.end_ns)
+                    )
+                })?;
             match &omega_seen {
-                None => omega_seen = Some((len, path.display().to_string())),
-                Some((o, first)) if *o != len => bail!(
-                    "{}: windows of {} s, but {first} has windows of {} s: one model needs one window length",
+                None => omega_seen = Some((omega, path.display().to_string())),
+                Some((o, first)) if *o != omega => bail!(
+                    "{}: windows of {omega} s, but {first} has windows of {o} s: one model needs one window length",
                     path.display(),
-                    len as f64 / 1e9,
-                    *o as f64 / 1e9
                 ),
                 Some(_) => {}
             }
-            start = start.min(row.start_ns);
-            end = end.max(row.end_ns);
-            windows.push(row.features);
+            // A gap in time (also between files) starts a new run.
+            c.add(row.start_ns, row.end_ns, false, row.features);
         }
     }
-    let Some((omega_ns, _)) = omega_seen else {
+    let Some((omega, _)) = omega_seen else {
         bail!("the feature files hold no windows");
     };
-    let omega_us = u64::try_from(omega_ns / 1000).unwrap_or(0);
     if let Some(w) = args.window {
-        if w != omega_us {
-            bail!(
-                "--window {} s does not match the feature files' windows of {} s",
-                w as f64 / 1e6,
-                omega_us as f64 / 1e6
-            );
+        if w != omega {
+            bail!("--window {w} s does not match the feature files' windows of {omega} s");
         }
     }
     let files = args
@@ -179,5 +227,12 @@ fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
         .iter()
         .map(|p| p.display().to_string())
         .collect();
-    Ok((windows, breaks, omega_us, start, end, files))
+    Ok(Collected {
+        windows: c.windows,
+        breaks: c.breaks,
+        omega,
+        start_ns: c.start_ns,
+        end_ns: c.end_ns,
+        files,
+    })
 }

@@ -1,9 +1,10 @@
 //! The live daemon: threads, channels, signals, readiness and watchdog.
 //!
 //! ```text
-//! capture thread ──Window (bounded channel, never waits)──▶ scorer thread ──▶ alert log
-//!   libpcap, decode, aggregator                             ring, incidents    tracing log
-//!            └──────────── counters ──────────▶ Metrics ◀──── scores ──────────┘
+//! capture thread ──Window (bounded queue)──▶ scorer thread ──▶ alert log
+//!   pipeline::pump: libpcap, decode,          scoring stage,    tracing log
+//!   aggregator                                incidents
+//!            └──────── counters ──────▶ Metrics ◀──── scores ──────┘
 //! main thread: signals (TERM/INT stop, HUP reload), sd_notify, watchdog; tokio thread: /metrics
 //! ```
 
@@ -18,16 +19,18 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use crate::capture::{LiveCapture, LiveOptions, OfflineCapture};
+use crate::capture::{LiveCapture, LiveOptions};
 use crate::config::{CaptureSource, CliOverrides, Settings};
 use crate::detect::incident::IncidentConfig;
 use crate::model::Bundle;
 use crate::output::alerts::{system_hostname, AlertLog};
 use crate::output::metrics::{Health, Metrics, MetricsServer};
-use capture::{CaptureLoop, Source};
+use crate::pipeline::{Pace, PacketSource};
+use crate::window::Omega;
 use scorer::{Control, Detector, Scorer};
 
 /// Windows the capture thread may queue ahead of the scorer (minutes of windows at ω = 0.5 s).
+/// Live, a full queue drops windows (counted); replaying files, the reader waits for room.
 const WINDOW_QUEUE: usize = 4096;
 
 /// Where the settings came from, so SIGHUP can read them again the same way.
@@ -68,10 +71,10 @@ fn detector(settings: &Settings, bundle: Bundle) -> Detector {
 }
 
 /// Opens the packet source named by the settings (errors carry hints).
-fn open_source(settings: &Settings) -> anyhow::Result<Source> {
+fn open_source(settings: &Settings) -> anyhow::Result<PacketSource> {
     let c = &settings.capture;
     Ok(match &c.source {
-        CaptureSource::Interface(name) => Source::Live(LiveCapture::open(&LiveOptions {
+        CaptureSource::Interface(name) => PacketSource::live(LiveCapture::open(&LiveOptions {
             interface: name.clone(),
             bpf_filter: c.bpf_filter.clone().unwrap_or_default(),
             snaplen: c.snaplen,
@@ -79,13 +82,14 @@ fn open_source(settings: &Settings) -> anyhow::Result<Source> {
             promiscuous: c.promiscuous,
             timeout_ms: c.timeout_ms,
         })?),
-        CaptureSource::Replay { files, realtime } => Source::Replay {
-            files: files
-                .iter()
-                .map(|p| OfflineCapture::open(p))
-                .collect::<Result<_, _>>()?,
-            realtime: *realtime,
-        },
+        CaptureSource::Replay { files, realtime } => PacketSource::open_files(
+            files,
+            if *realtime {
+                Pace::Recorded
+            } else {
+                Pace::Unpaced
+            },
+        )?,
     })
 }
 
@@ -93,11 +97,11 @@ fn open_source(settings: &Settings) -> anyhow::Result<Source> {
 pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     let settings = source.load()?;
     let bundle = load_bundle(&settings)?;
-    let window_config = settings.window_config(bundle.omega_us())?;
-    let omega_us = bundle.omega_us();
+    let omega = bundle.omega();
+    let window_config = settings.window_config(omega)?;
     let model_id = bundle.model_id().to_string();
     let metrics = Arc::new(Metrics::new());
-    let health = Health::new(settings.health_stale_after(omega_us));
+    let health = Health::new(settings.health_stale_after(omega));
     let log = AlertLog::open(&settings.alerts.path, settings.alerts.fsync)?;
     let packets = open_source(&settings)?;
 
@@ -128,33 +132,28 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         .name("netanom-scorer".into())
         .spawn(move || scorer.run(window_rx, control_rx))
         .context("starting the scorer thread")?;
-    let capture_loop = CaptureLoop::new(
-        window_config,
-        window_tx,
-        metrics.clone(),
-        stop.clone(),
-        settings.capture.timeout_ms,
-    );
+    let source_text = packets.describe();
+    let (capture_metrics, capture_stop) = (metrics.clone(), stop.clone());
     let capture_thread = std::thread::Builder::new()
         .name("netanom-capture".into())
-        .spawn(move || capture_loop.run(packets))
+        .spawn(move || {
+            capture::run(
+                packets,
+                window_config,
+                window_tx,
+                capture_metrics,
+                capture_stop,
+            )
+        })
         .context("starting the capture thread")?;
 
     tracing::info!(
         model = %settings.model.dir.display(),
-        omega_s = omega_us as f64 / 1e6,
+        omega_s = %omega,
         alert_log = %settings.alerts.path.display(),
         "netanom running"
     );
-    let status = format!(
-        "{}, ω={} s, model {}",
-        match &settings.capture.source {
-            CaptureSource::Interface(name) => format!("capturing on {name}"),
-            CaptureSource::Replay { files, .. } => format!("replaying {} file(s)", files.len()),
-        },
-        omega_us as f64 / 1e6,
-        model_id
-    );
+    let status = format!("{source_text}, ω={omega} s, model {model_id}");
     let _ = sd_notify::notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&status),
@@ -166,7 +165,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     while !capture_thread.is_finished() {
         for signal in signals.pending() {
             match signal {
-                SIGHUP => reload(&source, omega_us, &control_tx),
+                SIGHUP => reload(&source, omega, &control_tx),
                 _ => {
                     exit_reason = if signal == SIGTERM {
                         "SIGTERM"
@@ -218,18 +217,17 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
 }
 
 /// SIGHUP: reread settings and model; on any error keep the running ones and say why.
-fn reload(source: &SettingsSource, omega_us: u64, control: &crossbeam_channel::Sender<Control>) {
+fn reload(source: &SettingsSource, omega: Omega, control: &crossbeam_channel::Sender<Control>) {
     tracing::info!("SIGHUP: reloading settings and model");
     let result = source.load().and_then(|settings| {
         let bundle = load_bundle(&settings)?;
-        if bundle.omega_us() != omega_us {
+        if bundle.omega() != omega {
             anyhow::bail!(
-                "the new model's window length ({} s) differs from the running one ({} s): restart the service to change ω",
-                bundle.omega_us() as f64 / 1e6,
-                omega_us as f64 / 1e6
+                "the new model's window length ({} s) differs from the running one ({omega} s): restart the service to change ω",
+                bundle.omega(),
             );
         }
-        settings.window_config(omega_us)?;
+        settings.window_config(omega)?;
         Ok(detector(&settings, bundle))
     });
     let message = match result {

@@ -9,17 +9,16 @@ use crossbeam_channel::{select, Receiver};
 use crate::detect::incident::{
     EndReason, IncidentConfig, IncidentEvent, IncidentTracker, ScoredWindow,
 };
-use crate::detect::score::ScoreRing;
-use crate::extract::format_ts;
+use crate::detect::score::ScoringStage;
 use crate::model::Bundle;
-use crate::model::SEQ_LEN;
 use crate::output::alerts::{top_deviations, AlertContext, AlertEvent, AlertLog, Explanation};
 use crate::output::metrics::{Health, Metrics};
+use crate::timestamp::format_ts;
 use crate::window::Window;
 
 /// What the scorer needs from a model bundle and the settings; swapped whole on reload.
 pub struct Detector {
-    pub ring: ScoreRing,
+    pub stage: ScoringStage,
     pub threshold: f64,
     pub min: Vec<f64>,
     pub max: Vec<f64>,
@@ -41,12 +40,12 @@ impl Detector {
         let context = AlertContext {
             host,
             model_id: bundle.model_id().to_string(),
-            omega_us: bundle.omega_us(),
+            omega: bundle.omega(),
         };
         let min = bundle.normalizer.min().to_vec();
         let max = bundle.normalizer.max().to_vec();
         Self {
-            ring: ScoreRing::from_bundle(bundle),
+            stage: ScoringStage::from_bundle(bundle),
             threshold,
             min,
             max,
@@ -107,11 +106,8 @@ pub struct Scorer {
     log: AlertLog,
     metrics: Arc<Metrics>,
     health: Health,
-    last_end_ns: Option<i64>,
     /// Reloads that changed the model, for incident ids that stay unique.
     reloads: u32,
-    /// The windows of the run being scored (oldest first), to explain an alert.
-    recent: std::collections::VecDeque<Window>,
 }
 
 impl Scorer {
@@ -120,7 +116,7 @@ impl Scorer {
         let tracker = IncidentTracker::new(detector.incident, incident_prefix(0));
         metrics.set_model(
             &detector.context.model_id,
-            detector.context.omega_us,
+            detector.context.omega,
             detector.threshold,
         );
         Self {
@@ -129,9 +125,7 @@ impl Scorer {
             log,
             metrics,
             health,
-            last_end_ns: None,
             reloads: 0,
-            recent: std::collections::VecDeque::with_capacity(SEQ_LEN),
         }
     }
 
@@ -181,10 +175,9 @@ impl Scorer {
                     self.reloads += 1;
                     self.tracker =
                         IncidentTracker::new(self.detector.incident, incident_prefix(self.reloads));
-                    self.recent.clear();
                     self.metrics.set_model(
                         &self.detector.context.model_id,
-                        self.detector.context.omega_us,
+                        self.detector.context.omega,
                         self.detector.threshold,
                     );
                 }
@@ -211,32 +204,32 @@ impl Scorer {
     fn window(&mut self, w: Window) {
         self.metrics.record_window(&w);
         self.health.beat();
-        // A collapsed clock jump or a dropped window breaks the run of consecutive windows.
-        let consecutive = self.last_end_ns == Some(w.start_ns);
-        if w.after_time_jump || (self.last_end_ns.is_some() && !consecutive) {
-            self.detector.ring.reset();
-            self.recent.clear();
-            self.end_incident(EndReason::SequenceBreak);
-        }
-        self.last_end_ns = Some(w.end_ns);
-        if self.recent.len() == SEQ_LEN {
-            self.recent.pop_front();
-        }
-        let features = w.features;
-        self.recent.push_back(w);
+        let start_ns = w.start_ns;
         let started = Instant::now();
-        let Some(w) = self.recent.back() else { return };
-        let score = match self.detector.ring.push(&features) {
-            Ok(Some(score)) => score,
-            Ok(None) => return,
+        let scored = self.detector.stage.push(w);
+        let score = match scored {
+            Ok(scored) => {
+                // A collapsed clock jump or a dropped window broke the run of windows.
+                if scored.sequence_broken {
+                    self.end_incident(EndReason::SequenceBreak);
+                }
+                match scored.score {
+                    Some(score) => score,
+                    None => return,
+                }
+            }
             Err(e) => {
-                tracing::warn!(window_start = %format_ts(w.start_ns), "window not scored: {e}");
+                self.end_incident(EndReason::SequenceBreak);
+                tracing::warn!(window_start = %format_ts(start_ns), "window not scored: {e}");
                 return;
             }
         };
         let threshold = self.detector.threshold;
         self.metrics
             .record_score(score, threshold, started.elapsed());
+        let d = &self.detector;
+        let recent = d.stage.recent();
+        let Some(w) = recent.back() else { return };
         let scored = ScoredWindow {
             start_ns: w.start_ns,
             end_ns: w.end_ns,
@@ -244,8 +237,6 @@ impl Scorer {
             threshold,
         };
         // The score covers three windows: explain the one that left the training range most.
-        let d = &self.detector;
-        let recent = &self.recent;
         let explain = || {
             let w = most_deviant(recent, &d.min, &d.max);
             Explanation::of(w, &d.min, &d.max, d.top_features)

@@ -55,8 +55,9 @@ impl ScoredWindow {
     }
 }
 
-/// Why an incident ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Why an incident ended (`incident.end_reason` in the alert log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum EndReason {
     /// `cooldown_windows` consecutive windows at or below the threshold.
     Cooldown,
@@ -64,17 +65,6 @@ pub enum EndReason {
     Shutdown,
     /// The window sequence broke (a collapsed clock jump, lost windows): scoring restarts.
     SequenceBreak,
-}
-
-impl EndReason {
-    /// The name used in the alert log.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EndReason::Cooldown => "cooldown",
-            EndReason::Shutdown => "shutdown",
-            EndReason::SequenceBreak => "sequence_break",
-        }
-    }
 }
 
 /// What is known of an incident so far.
@@ -466,7 +456,7 @@ mod tests {
         let e = tr.flush(EndReason::Shutdown).expect("an End event");
         let (inc, reason, w, payload) = end_of(&e);
         assert_eq!(reason, EndReason::Shutdown);
-        assert_eq!(reason.as_str(), "shutdown");
+        assert_eq!(serde_json::to_string(&reason).unwrap(), "\"shutdown\"");
         assert_eq!(inc.alerting_windows, 2);
         assert_eq!(inc.peak.score, 6.0);
         assert_eq!(payload, 2);

@@ -1,15 +1,89 @@
-//! The three-window ring: feeds consecutive windows to the model and yields one anomaly score
-//! per window once three are in.
+//! Scoring: the one stage that turns finished windows into anomaly scores, used by `score`,
+//! `evaluate` and the daemon alike.
 //!
-//! The score of the run (n, n+1, n+2) is returned by the push of window n+2 and belongs to
-//! window n+2 (`docs/features.md`, "Normalisation and score"). After a break in the sequence
-//! (windows lost, a clock jump that the aggregator collapsed) call [`ScoreRing::reset`]: the next
-//! score then comes two windows after the break, never from windows that were not consecutive.
+//! [`ScoreRing`] feeds consecutive windows to the model and yields one score per window once
+//! three are in: the score of the run (n, n+1, n+2) is returned by the push of window n+2 and
+//! belongs to window n+2 (`docs/features.md`, "Normalisation and score"). [`ScoringStage`] puts
+//! the sequence rule in front of it: a window that does not start where the last one ended (a
+//! dropped window) or that follows a collapsed clock jump breaks the run, and the next score
+//! comes two windows later, never from windows that were not consecutive.
+
+use std::collections::VecDeque;
 
 use crate::model::lstm::LstmAutoencoder;
 use crate::model::normalize::MinMax;
 use crate::model::{Bundle, ModelError, Run, SEQ_LEN};
 use crate::window::features::{FeatureVector, NUM_FEATURES};
+use crate::window::Window;
+
+/// What scoring one window gave.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Scored {
+    /// The score of the run this window ends; `None` until three consecutive windows are in.
+    pub score: Option<f64>,
+    /// True when this window broke the sequence (gap or collapsed jump before it).
+    pub sequence_broken: bool,
+}
+
+/// The scoring stage: sequence rule, score ring, and the windows of the current run.
+pub struct ScoringStage {
+    ring: ScoreRing,
+    last_end_ns: Option<i64>,
+    /// The windows of the run being scored, oldest first (at most three).
+    recent: VecDeque<Window>,
+}
+
+impl ScoringStage {
+    /// A stage scoring with `ring`.
+    pub fn new(ring: ScoreRing) -> ScoringStage {
+        ScoringStage {
+            ring,
+            last_end_ns: None,
+            recent: VecDeque::with_capacity(SEQ_LEN),
+        }
+    }
+
+    /// A stage over a loaded bundle's model (see [`ScoreRing::from_bundle`]).
+    pub fn from_bundle(bundle: Bundle) -> ScoringStage {
+        ScoringStage::new(ScoreRing::from_bundle(bundle))
+    }
+
+    /// Scores the next window. An error (a non-finite feature) also breaks the run; the
+    /// window is still kept as the latest.
+    pub fn push(&mut self, w: Window) -> Result<Scored, ModelError> {
+        let consecutive = self.last_end_ns.is_none_or(|end| end == w.start_ns);
+        let sequence_broken = w.after_time_jump || !consecutive;
+        if sequence_broken {
+            self.ring.reset();
+            self.recent.clear();
+        }
+        self.last_end_ns = Some(w.end_ns);
+        if self.recent.len() == SEQ_LEN {
+            self.recent.pop_front();
+        }
+        let result = self.ring.push(&w.features);
+        self.recent.push_back(w);
+        Ok(Scored {
+            score: result?,
+            sequence_broken,
+        })
+    }
+
+    /// The windows of the current run, oldest first; the last is the one pushed last.
+    pub fn recent(&self) -> &VecDeque<Window> {
+        &self.recent
+    }
+
+    /// The window pushed last.
+    pub fn last(&self) -> Option<&Window> {
+        self.recent.back()
+    }
+
+    /// The normaliser in use (training minima and maxima, to explain alerts).
+    pub fn normalizer(&self) -> &MinMax {
+        self.ring.normalizer()
+    }
+}
 
 /// The last three normalised windows and the model that scores them.
 #[derive(Debug)]
@@ -161,6 +235,44 @@ mod tests {
         fn assert_send<T: Send>() {}
         assert_send::<ScoreRing>();
         assert_send::<crate::model::Bundle>();
+    }
+
+    fn window(k: i64, v: f64) -> Window {
+        Window {
+            start_ns: k * 1000,
+            end_ns: (k + 1) * 1000,
+            features: w(v),
+            talkers: Default::default(),
+            distinct_estimated: false,
+            late_packets: 0,
+            after_time_jump: false,
+        }
+    }
+
+    #[test]
+    fn stage_restarts_the_run_after_a_gap_or_a_jump() {
+        let (r, model, mm) = ring();
+        let mut st = ScoringStage::new(r);
+        let score = |st: &mut ScoringStage, w| st.push(w).unwrap();
+        assert_eq!(score(&mut st, window(0, 0.0)).score, None);
+        assert_eq!(score(&mut st, window(1, 1.0)).score, None);
+        let s = score(&mut st, window(2, 2.0));
+        assert_eq!(s.score, Some(direct(&model, &mm, 0.0, 1.0, 2.0)));
+        assert!(!s.sequence_broken);
+        // Window 3 lost: 4 starts a new run.
+        let s = score(&mut st, window(4, 3.0));
+        assert_eq!((s.score, s.sequence_broken), (None, true));
+        assert_eq!(st.recent().len(), 1);
+        assert_eq!(score(&mut st, window(5, 2.0)).score, None);
+        let s = score(&mut st, window(6, 1.0));
+        assert_eq!(s.score, Some(direct(&model, &mm, 3.0, 2.0, 1.0)));
+        assert_eq!(st.recent().len(), 3);
+        assert_eq!(st.last().unwrap().start_ns, 6000);
+        // A collapsed jump breaks it even when the times line up.
+        let mut jumped = window(7, 0.0);
+        jumped.after_time_jump = true;
+        let s = score(&mut st, jumped);
+        assert_eq!((s.score, s.sequence_broken), (None, true));
     }
 
     #[test]

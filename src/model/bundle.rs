@@ -17,6 +17,7 @@ use super::normalize::{MinMax, NormalizeError};
 use super::train::{ScoreQuantiles, ThresholdRule, TrainedModel};
 use super::{ModelError, Run, SEQ_LEN};
 use crate::window::features::{FEATURE_NAMES, NUM_FEATURES};
+use crate::window::Omega;
 
 /// File name of the metadata inside a bundle directory.
 pub const META_FILE: &str = "model.json";
@@ -111,8 +112,9 @@ pub struct ModelMeta {
     pub created_unix: u64,
     /// The 53 feature names in model input order.
     pub feature_names: Vec<String>,
-    /// Window length ω in microseconds.
-    pub omega_us: u64,
+    /// Window length ω (integer microseconds on disk).
+    #[serde(rename = "omega_us")]
+    pub omega: Omega,
     /// Windows per run: 3.
     pub sequence_length: usize,
     pub architecture: ArchitectureMeta,
@@ -164,11 +166,11 @@ pub enum BundleError {
     InvalidMetadata { path: PathBuf, reason: String },
     #[error("{path}: the model's feature list does not match this netanom's: {detail}")]
     FeatureMismatch { path: PathBuf, detail: String },
-    #[error("{path}: the model was trained on windows of ω = {} s ({bundle_us} µs) but the windows here are ω = {} s ({expected_us} µs); use the same window length or retrain", *bundle_us as f64 / 1e6, *expected_us as f64 / 1e6)]
+    #[error("{path}: the model was trained on windows of ω = {bundle} s ({} µs) but the windows here are ω = {expected} s ({} µs); use the same window length or retrain", bundle.micros(), expected.micros())]
     OmegaMismatch {
         path: PathBuf,
-        bundle_us: u64,
-        expected_us: u64,
+        bundle: Omega,
+        expected: Omega,
     },
     #[error("{path}: invalid normalisation: {source}")]
     Normalization {
@@ -218,11 +220,11 @@ fn now_unix() -> u64 {
 }
 
 impl Bundle {
-    /// Makes a bundle from a training result. `omega_us` is the window length the features
+    /// Makes a bundle from a training result. `omega` is the window length the features
     /// were extracted with.
     pub fn from_trained(
         trained: TrainedModel,
-        omega_us: u64,
+        omega: Omega,
         data: TrainingData,
     ) -> Result<Bundle, BundleError> {
         let weights = trained.model.to_safetensors()?;
@@ -238,7 +240,7 @@ impl Bundle {
             netanom_version: env!("CARGO_PKG_VERSION").to_string(),
             created_unix: now_unix(),
             feature_names: FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-            omega_us,
+            omega,
             sequence_length: SEQ_LEN,
             architecture: ArchitectureMeta {
                 kind: "lstm".into(),
@@ -287,9 +289,9 @@ impl Bundle {
         self.meta.threshold.value
     }
 
-    /// Window length the model was trained on, µs.
-    pub fn omega_us(&self) -> u64 {
-        self.meta.omega_us
+    /// Window length the model was trained on.
+    pub fn omega(&self) -> Omega {
+        self.meta.omega
     }
 
     /// Short model id (first 16 hex digits of the weights' SHA-256).
@@ -335,7 +337,7 @@ impl Bundle {
 
     /// Loads and checks a bundle. With `expected_omega_us`, a model trained on another window
     /// length is refused.
-    pub fn load(dir: &Path, expected_omega_us: Option<u64>) -> Result<Bundle, BundleError> {
+    pub fn load(dir: &Path, expected_omega: Option<Omega>) -> Result<Bundle, BundleError> {
         match fs::metadata(dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(BundleError::NotFound {
@@ -392,7 +394,7 @@ impl Bundle {
                 path: meta_path.clone(),
                 reason: e.to_string(),
             })?;
-        let (arch, normalizer) = check_meta(&meta, &meta_path, expected_omega_us)?;
+        let (arch, normalizer) = check_meta(&meta, &meta_path, expected_omega)?;
 
         let weights = read_file(&weights_path, "model weights (safetensors)")?;
         let found = sha256_hex(&weights);
@@ -411,7 +413,7 @@ impl Bundle {
         })?;
         tracing::info!(
             model_id = %meta.model_id,
-            omega_us = meta.omega_us,
+            omega_s = %meta.omega,
             threshold = meta.threshold.value,
             dir = %dir.display(),
             "model bundle loaded"
@@ -461,7 +463,7 @@ fn write_replace(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
 fn check_meta(
     meta: &ModelMeta,
     path: &Path,
-    expected_omega_us: Option<u64>,
+    expected_omega: Option<Omega>,
 ) -> Result<(Architecture, MinMax), BundleError> {
     let invalid = |reason: String| BundleError::InvalidMetadata {
         path: path.to_path_buf(),
@@ -486,17 +488,12 @@ fn check_meta(
             )));
         }
     }
-    if meta.omega_us == 0 {
-        return Err(invalid(
-            "omega_us is 0, expected the window length in microseconds (> 0)".into(),
-        ));
-    }
-    if let Some(expected_us) = expected_omega_us {
-        if meta.omega_us != expected_us {
+    if let Some(expected) = expected_omega {
+        if meta.omega != expected {
             return Err(BundleError::OmegaMismatch {
                 path: path.to_path_buf(),
-                bundle_us: meta.omega_us,
-                expected_us,
+                bundle: meta.omega,
+                expected,
             });
         }
     }
@@ -575,7 +572,9 @@ mod tests {
     use super::*;
     use crate::window::features::FeatureVector;
 
-    const OMEGA: u64 = 5_000_000;
+    fn omega() -> Omega {
+        Omega::from_micros(5_000_000).unwrap()
+    }
 
     fn trained_bundle() -> (Bundle, Vec<FeatureVector>) {
         let w = normal_windows(60, 11);
@@ -593,7 +592,7 @@ mod tests {
             start_unix: 1.7e9,
             end_unix: 1.7e9 + 300.0,
         };
-        (Bundle::from_trained(t, OMEGA, data).unwrap(), w)
+        (Bundle::from_trained(t, omega(), data).unwrap(), w)
     }
 
     fn saved() -> (tempfile::TempDir, Bundle) {
@@ -611,7 +610,9 @@ mod tests {
     }
 
     fn load_err(dir: &Path, omega: Option<u64>) -> String {
-        Bundle::load(dir, omega).unwrap_err().to_string()
+        Bundle::load(dir, omega.map(|us| Omega::from_micros(us).unwrap()))
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -619,7 +620,7 @@ mod tests {
         let (b, w) = trained_bundle();
         let dir = tempfile::tempdir().unwrap();
         b.save(dir.path()).unwrap();
-        let l = Bundle::load(dir.path(), Some(OMEGA)).unwrap();
+        let l = Bundle::load(dir.path(), Some(omega())).unwrap();
         assert_eq!(l.meta, b.meta);
         assert_eq!(l.normalizer, b.normalizer);
         assert_eq!(

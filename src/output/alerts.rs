@@ -21,18 +21,22 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use crate::config::format_seconds;
 use crate::detect::incident::{EndReason, IncidentEvent, IncidentSummary, ScoredWindow};
 use crate::window::features::{FeatureVector, FEATURE_NAMES, NUM_FEATURES};
-use crate::window::{Talkers, Window};
+use crate::window::{Omega, Talkers, Window};
 
 /// Version of the event schema; bumped on an incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// `event_type` of the event that reports an incident.
-pub const EVENT_INCIDENT_START: &str = "incident_start";
-/// `event_type` of the event that closes an incident.
-pub const EVENT_INCIDENT_END: &str = "incident_end";
+/// `event_type` of an alert event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventType {
+    /// The event that reports an incident.
+    IncidentStart,
+    /// The event that closes an incident.
+    IncidentEnd,
+}
 
 const TIMESTAMP_FORMAT: &[BorrowedFormatItem<'static>] = format_description!(
     "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6][offset_hour sign:mandatory]:[offset_minute]"
@@ -202,8 +206,8 @@ pub struct AlertContext {
     pub host: String,
     /// The model bundle's id.
     pub model_id: String,
-    /// The model's ω, µs.
-    pub omega_us: u64,
+    /// The model's ω.
+    pub omega: Omega,
 }
 
 /// A window's span.
@@ -249,7 +253,7 @@ pub struct IncidentRef {
     pub end_epoch: Option<f64>,
     /// Why it ended: cooldown, shutdown, sequence_break (end events only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub end_reason: Option<&'static str>,
+    pub end_reason: Option<EndReason>,
     /// From start to the end of the last alerting window so far, seconds.
     pub duration_s: f64,
     pub peak_score: f64,
@@ -265,8 +269,7 @@ pub struct IncidentRef {
 pub struct AlertEvent {
     /// End of `window` (capture time, not wall-clock time: replays keep their own times).
     pub timestamp: String,
-    /// [`EVENT_INCIDENT_START`] or [`EVENT_INCIDENT_END`].
-    pub event_type: &'static str,
+    pub event_type: EventType,
     pub schema_version: u32,
     pub host: String,
     /// Start: the window that opened (reported) the incident. End: the last window seen, the
@@ -286,7 +289,7 @@ pub struct AlertEvent {
 impl AlertEvent {
     fn base(
         ctx: &AlertContext,
-        event_type: &'static str,
+        event_type: EventType,
         w: &ScoredWindow,
         inc: IncidentRef,
         ex: &Explanation,
@@ -301,9 +304,7 @@ impl AlertEvent {
             threshold: w.threshold,
             model: ModelRef {
                 id: ctx.model_id.clone(),
-                omega_s: format_seconds(ctx.omega_us)
-                    .parse()
-                    .unwrap_or(ctx.omega_us as f64 / 1e6),
+                omega_s: ctx.omega.secs_f64(),
             },
             incident: inc,
             top_features: ex.top_features.clone(),
@@ -336,7 +337,7 @@ impl AlertEvent {
     ) -> AlertEvent {
         Self::base(
             ctx,
-            EVENT_INCIDENT_START,
+            EventType::IncidentStart,
             window,
             Self::incident_ref(incident),
             explain,
@@ -354,8 +355,8 @@ impl AlertEvent {
         let mut r = Self::incident_ref(incident);
         r.end = Some(format_timestamp(incident.last_alert_end_ns));
         r.end_epoch = Some(incident.last_alert_end_ns as f64 / 1e9);
-        r.end_reason = Some(reason.as_str());
-        Self::base(ctx, EVENT_INCIDENT_END, window, r, peak)
+        r.end_reason = Some(reason);
+        Self::base(ctx, EventType::IncidentEnd, window, r, peak)
     }
 
     /// The event for a tracker's event whose payload is the peak's [`Explanation`];
@@ -511,7 +512,7 @@ mod tests {
         AlertContext {
             host: "tap-01".into(),
             model_id: "m-2026-11".into(),
-            omega_us: 30_000_000,
+            omega: Omega::from_micros(30_000_000).unwrap(),
         }
     }
 

@@ -29,7 +29,7 @@ use prometheus::{
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::config::format_seconds;
+use crate::window::Omega;
 use crate::window::Window;
 
 /// Prefix of every metric name (without its `_`).
@@ -238,10 +238,10 @@ impl Metrics {
 
     /// Sets `netanom_model_info{model_id, omega_seconds} 1` (replacing a previous model) and
     /// the threshold.
-    pub fn set_model(&self, model_id: &str, omega_us: u64, threshold: f64) {
+    pub fn set_model(&self, model_id: &str, omega: Omega, threshold: f64) {
         self.model_info.reset();
         self.model_info
-            .with_label_values(&[model_id, &format_seconds(omega_us)])
+            .with_label_values(&[model_id, &omega.to_string()])
             .set(1);
         self.threshold.set(threshold);
     }
@@ -685,8 +685,8 @@ mod tests {
     #[test]
     fn exposition_names_and_format() {
         let m = Metrics::new();
-        m.set_model("m-1", 30_000_000, 2.5);
-        m.set_model("m-2", 500_000, 3.5); // replaces m-1
+        m.set_model("m-1", Omega::from_micros(30_000_000).unwrap(), 2.5);
+        m.set_model("m-2", Omega::from_micros(500_000).unwrap(), 3.5); // replaces m-1
         m.record_window(&sample_window());
         m.record_score(7.0, 3.5, Duration::from_micros(250));
         m.record_score(0.01, 3.5, Duration::from_micros(300));

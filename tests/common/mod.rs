@@ -741,9 +741,22 @@ impl Run {
     }
 }
 
+/// The `netanom` binary under test. It belongs to the `netanom-cli` crate (which has no
+/// libtorch), so Cargo gives this package only `netanom-full`'s path; `cargo test` at the
+/// workspace root builds both into the same directory.
+pub fn netanom_exe() -> std::path::PathBuf {
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_netanom-full")).with_file_name("netanom");
+    assert!(
+        exe.is_file(),
+        "{} is missing: run the tests from the workspace root (`cargo test` builds every crate)",
+        exe.display()
+    );
+    exe
+}
+
 /// Runs the netanom binary built for these tests with `args`.
 pub fn netanom<S: AsRef<OsStr>>(args: &[S]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_netanom"))
+    let out = Command::new(netanom_exe())
         .args(args)
         // Keep the default log level regardless of the caller's environment.
         .env_remove("NETANOM_LOG")

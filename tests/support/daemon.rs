@@ -321,8 +321,8 @@ pub fn ports(n: u16) -> Vec<u16> {
 // ---------------------------------------------------------------------------------------------
 
 /// The netanom binary under test.
-pub fn netanom_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_netanom")
+pub fn netanom_bin() -> std::path::PathBuf {
+    common::netanom_exe()
 }
 
 /// A `netanom` command with an environment free of the caller's netanom settings, so the

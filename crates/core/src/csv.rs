@@ -1,9 +1,88 @@
-//! Reading feature CSVs written by `netanom extract` back into windows.
+//! The feature CSV of `netanom extract`, both directions: the header, writing a window as a
+//! row (also as a [`WindowSink`]), and reading rows back for `netanom train --features`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::extract::csv_header;
-use crate::window::features::{FeatureVector, NUM_FEATURES};
+use crate::pipeline::{SinkError, WindowSink};
+use crate::timestamp::{format_ts, parse_ts_ns};
+use crate::window::features::{FeatureVector, FEATURE_NAMES, NUM_FEATURES};
+use crate::window::Window;
+
+/// The CSV header of `netanom extract`.
+pub fn csv_header() -> String {
+    let mut h = String::from("window_start,window_end");
+    for name in FEATURE_NAMES {
+        h.push(',');
+        h.push_str(name);
+    }
+    h
+}
+
+/// Writes one window as a CSV row: times with 6 decimals, features at full f64 precision.
+pub fn write_csv_row(out: &mut impl Write, w: &Window) -> std::io::Result<()> {
+    write!(out, "{},{}", format_ts(w.start_ns), format_ts(w.end_ns))?;
+    for v in &w.features {
+        // Display for f64 is the shortest exact round-trip form and never uses exponents.
+        write!(out, ",{v}")?;
+    }
+    writeln!(out)
+}
+
+/// A window sink that writes the feature CSV (header first) to `out`, named `name` in errors.
+pub struct CsvWriter<W: Write> {
+    out: W,
+    name: String,
+    rows: u64,
+}
+
+impl<W: Write> CsvWriter<W> {
+    /// Writes the header and returns the writer.
+    pub fn new(mut out: W, name: impl Into<String>) -> Result<Self, CsvWriteError> {
+        let name = name.into();
+        writeln!(out, "{}", csv_header()).map_err(|source| CsvWriteError {
+            name: name.clone(),
+            source,
+        })?;
+        Ok(Self { out, name, rows: 0 })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Flushes the output.
+    pub fn flush(&mut self) -> Result<(), CsvWriteError> {
+        self.out.flush().map_err(|source| CsvWriteError {
+            name: self.name.clone(),
+            source,
+        })
+    }
+}
+
+/// A feature CSV could not be written (disk full, closed pipe); names the output.
+#[derive(Debug, thiserror::Error)]
+#[error("writing {name}: {source}")]
+pub struct CsvWriteError {
+    pub name: String,
+    pub source: std::io::Error,
+}
+
+impl<W: Write> WindowSink for CsvWriter<W> {
+    fn window(&mut self, w: Window) -> Result<(), SinkError> {
+        write_csv_row(&mut self.out, &w).map_err(|source| CsvWriteError {
+            name: self.name.clone(),
+            source,
+        })?;
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(self.flush()?)
+    }
+}
 
 /// One row of a feature CSV.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,26 +108,6 @@ pub enum FeatureCsvError {
         line: usize,
         what: String,
     },
-}
-
-/// Parses "1700000000.500000" into nanoseconds exactly.
-pub fn parse_ts_ns(text: &str) -> Option<i64> {
-    let (neg, t) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-    if int.is_empty() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let secs: i64 = int.parse().ok()?;
-    let frac_ns: i64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<9}").parse().ok()?
-    };
-    let ns = secs.checked_mul(1_000_000_000)?.checked_add(frac_ns)?;
-    Some(if neg { -ns } else { ns })
 }
 
 /// Reads one feature CSV.
@@ -95,7 +154,7 @@ pub fn read_feature_csv(path: &Path) -> Result<Vec<FeatureRow>, FeatureCsvError>
                 .ok_or_else(|| {
                     err(format!(
                         "{} = {text:?} is not a finite number",
-                        crate::window::features::FEATURE_NAMES[j]
+                        FEATURE_NAMES[j]
                     ))
                 })?;
         }
@@ -111,19 +170,6 @@ pub fn read_feature_csv(path: &Path) -> Result<Vec<FeatureRow>, FeatureCsvError>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_parse_exactly() {
-        assert_eq!(parse_ts_ns("0.300000"), Some(300_000_000));
-        assert_eq!(
-            parse_ts_ns("1700000000.123456"),
-            Some(1_700_000_000_123_456_000)
-        );
-        assert_eq!(parse_ts_ns("-0.500000"), Some(-500_000_000));
-        assert_eq!(parse_ts_ns("12"), Some(12_000_000_000));
-        assert_eq!(parse_ts_ns("x"), None);
-        assert_eq!(parse_ts_ns("1.2.3"), None);
-    }
 
     #[test]
     fn reads_back_and_rejects_bad_rows() {
@@ -144,5 +190,13 @@ mod tests {
         std::fs::write(&p, "a,b\n").unwrap();
         let e = read_feature_csv(&p).unwrap_err().to_string();
         assert!(e.contains("header"), "{e}");
+    }
+
+    #[test]
+    fn header_has_55_columns() {
+        let h = csv_header();
+        assert_eq!(h.split(',').count(), 55);
+        assert!(h.starts_with("window_start,window_end,pkt_size_mean,pkt_count,"));
+        assert!(h.ends_with(",dst_port_143_count"));
     }
 }

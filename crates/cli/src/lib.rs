@@ -1,4 +1,9 @@
-//! The command line: subcommands and their options (clap).
+//! The command line of `netanom` and `netanom-full`: subcommands and their options (clap),
+//! logging and output helpers, and the `extract` subcommand (the only one that needs no model).
+//!
+//! This crate and everything below it are free of libtorch (tests/lean.rs checks it).
+
+pub mod extract;
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -7,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use netanom::window::WindowConfig;
+use netanom_core::window::{Omega, WindowConfig};
 
 /// Network anomaly detection by LSTM over windowed header features.
 #[derive(Debug, Parser)]
@@ -65,8 +70,8 @@ pub struct ExtractArgs {
     #[arg(long = "pcap", value_name = "FILE", required = true)]
     pub pcaps: Vec<PathBuf>,
     /// Window length ω in seconds (e.g. 30, 5, 0.5; at most 6 decimals).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_window)]
-    pub window: u64,
+    #[arg(long, value_name = "SECONDS")]
+    pub window: Omega,
     /// CSV output file (default: standard output).
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -91,8 +96,8 @@ pub struct TrainArgs {
     #[arg(long = "features", value_name = "FILE")]
     pub features: Vec<PathBuf>,
     /// Window length ω in seconds (required with --pcap; checked against feature CSVs).
-    #[arg(long, value_name = "SECONDS", value_parser = parse_window)]
-    pub window: Option<u64>,
+    #[arg(long, value_name = "SECONDS")]
+    pub window: Option<Omega>,
     /// Output model bundle directory (created; files in it are replaced).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
@@ -118,8 +123,8 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.2)]
     pub validation_fraction: f64,
     /// Threshold rule: `quantile` (factor × quantile of validation scores) or `max`.
-    #[arg(long, default_value = "quantile")]
-    pub threshold_rule: String,
+    #[arg(long, value_enum, default_value_t = ThresholdRuleArg::Quantile)]
+    pub threshold_rule: ThresholdRuleArg,
     /// Quantile of the validation scores for the `quantile` rule.
     #[arg(long, default_value_t = 0.995)]
     pub threshold_quantile: f64,
@@ -129,6 +134,15 @@ pub struct TrainArgs {
     /// Longest run of empty windows written for one gap (see `extract`).
     #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
     pub max_gap_windows: u64,
+}
+
+/// `netanom train --threshold-rule`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ThresholdRuleArg {
+    /// factor × a quantile of the validation scores.
+    Quantile,
+    /// factor × the largest validation score.
+    Max,
 }
 
 /// Options of `netanom score`.
@@ -180,10 +194,6 @@ pub struct EvaluateArgs {
     /// Longest run of empty windows written for one gap (see `extract`).
     #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
     pub max_gap_windows: u64,
-}
-
-fn parse_window(s: &str) -> Result<u64, String> {
-    netanom::window::parse_omega(s)
 }
 
 /// An output file, or standard output when `path` is `None`, with a name for messages.

@@ -6,18 +6,20 @@
 
 pub mod distinct;
 pub mod features;
+pub mod omega;
 pub mod talkers;
 
 use crate::decode::{key_to_addr, tcp_flags, PacketSummary, Transport};
 use distinct::{AddrTally, PortTally};
-use features::{FeatureVector, NUM_FEATURES, WELL_KNOWN_PORTS};
+use features::{Feature, FeatureVector, NUM_FEATURES, WELL_KNOWN_PORTS};
+pub use omega::{Omega, OmegaError};
 pub use talkers::Talkers;
 
 /// Settings of the aggregator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WindowConfig {
-    /// Window length ω in microseconds (> 0).
-    pub omega_us: u64,
+    /// Window length ω.
+    pub omega: Omega,
     /// Longest run of empty windows emitted for a gap; a longer jump is collapsed.
     pub max_gap_windows: u64,
     /// How many top talkers of each kind a window reports.
@@ -29,47 +31,13 @@ impl WindowConfig {
     pub const DEFAULT_MAX_GAP_WINDOWS: u64 = 100_000;
 
     /// A config with ω and the defaults for the rest.
-    pub fn new(omega_us: u64) -> Self {
+    pub fn new(omega: Omega) -> Self {
         Self {
-            omega_us,
+            omega,
             max_gap_windows: Self::DEFAULT_MAX_GAP_WINDOWS,
             top_k: 5,
         }
     }
-}
-
-/// Parses a window length in seconds ("30", "0.5", "0.000001") exactly into microseconds.
-pub fn parse_omega(text: &str) -> Result<u64, String> {
-    let bad = || {
-        format!("window length {text:?} is not a positive number of seconds with at most 6 decimals (e.g. 30, 5, 0.5)")
-    };
-    let t = text.trim();
-    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-    if (int.is_empty() && frac.is_empty())
-        || frac.len() > 6
-        || !int.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(bad());
-    }
-    let int: u64 = if int.is_empty() {
-        0
-    } else {
-        int.parse().map_err(|_| bad())?
-    };
-    let frac_us: u64 = if frac.is_empty() {
-        0
-    } else {
-        format!("{frac:0<6}").parse().map_err(|_| bad())?
-    };
-    let us = int
-        .checked_mul(1_000_000)
-        .and_then(|v| v.checked_add(frac_us))
-        .ok_or_else(bad)?;
-    if us == 0 {
-        return Err(bad());
-    }
-    Ok(us)
 }
 
 /// A finished window: its span, its 53 features and what alerts need to explain it.
@@ -157,10 +125,9 @@ pub struct WindowAggregator {
 impl WindowAggregator {
     /// Builds an aggregator; all per-window memory is allocated here.
     pub fn new(config: WindowConfig) -> Self {
-        let omega_ns = i64::try_from(config.omega_us.saturating_mul(1000)).unwrap_or(i64::MAX);
         Self {
             config,
-            omega_ns: omega_ns.max(1),
+            omega_ns: config.omega.nanos(),
             open: None,
             jumped: false,
             sums: Sums::default(),
@@ -356,32 +323,34 @@ impl WindowAggregator {
         };
         let estimated = self.src_addrs.is_estimated() || self.dst_addrs.is_estimated();
         let mut f = [0.0; NUM_FEATURES];
-        f[0] = size_mean;
-        f[1] = s.frames as f64;
-        f[2] = size_var;
-        f[3] = ttl_mean;
-        f[4] = ttl_var;
-        f[5] = self.dst_addrs.distinct();
-        f[6] = self.src_addrs.distinct();
-        f[7] = self.src_ports.distinct() as f64;
-        f[8] = self.dst_ports.distinct() as f64;
+        let mut set = |feature: Feature, v: f64| f[feature.index()] = v;
+        set(Feature::PktSizeMean, size_mean);
+        set(Feature::PktCount, s.frames as f64);
+        set(Feature::PktSizeVar, size_var);
+        set(Feature::TtlMean, ttl_mean);
+        set(Feature::TtlVar, ttl_var);
+        set(Feature::DstIpDistinct, self.dst_addrs.distinct());
+        set(Feature::SrcIpDistinct, self.src_addrs.distinct());
+        set(Feature::SrcPortDistinct, self.src_ports.distinct() as f64);
+        set(Feature::DstPortDistinct, self.dst_ports.distinct() as f64);
+        // Same order as Feature::FLAG_COUNTS and Feature::FLAG_RATIOS.
         let counts = [
             s.syn, s.fin, s.psh, s.rst, s.urg, s.ack, s.fin_ack, s.rst_ack, s.syn_ack, s.psh_ack,
         ];
-        for (slot, c) in f[9..19].iter_mut().zip(counts) {
-            *slot = c as f64;
+        for (feature, c) in Feature::FLAG_COUNTS.into_iter().zip(counts) {
+            set(feature, c as f64);
         }
         let ratios = [
             s.rst, s.syn, s.psh, s.urg, s.fin, s.ack, s.rst_ack, s.psh_ack, s.syn_ack, s.fin_ack,
         ];
-        for (slot, c) in f[19..29].iter_mut().zip(ratios) {
-            *slot = ratio(c);
+        for (feature, c) in Feature::FLAG_RATIOS.into_iter().zip(ratios) {
+            set(feature, ratio(c));
         }
-        f[29] = s.icmp as f64;
-        f[30] = s.udp as f64;
-        for i in 0..11 {
-            f[31 + i] = s.src_well_known[i] as f64;
-            f[42 + i] = s.dst_well_known[i] as f64;
+        set(Feature::IcmpCount, s.icmp as f64);
+        set(Feature::UdpCount, s.udp as f64);
+        for i in 0..WELL_KNOWN_PORTS.len() {
+            set(Feature::src_port(i), s.src_well_known[i] as f64);
+            set(Feature::dst_port(i), s.dst_well_known[i] as f64);
         }
         let k_top = self.config.top_k;
         let talkers = if s.frames == 0 {
@@ -442,18 +411,6 @@ fn mean_var(n: u64, sum: u128, sum_sq: u128) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn omega_parses_exactly() {
-        assert_eq!(parse_omega("30"), Ok(30_000_000));
-        assert_eq!(parse_omega("0.5"), Ok(500_000));
-        assert_eq!(parse_omega("0.1"), Ok(100_000));
-        assert_eq!(parse_omega(".25"), Ok(250_000));
-        assert_eq!(parse_omega("0.000001"), Ok(1));
-        for bad in ["0", "0.0", "-1", "1e3", "abc", "", "0.0000001", "1.2.3"] {
-            assert!(parse_omega(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn mean_var_exact() {

@@ -4,22 +4,18 @@
 //! Why two binaries: loading libtorch (static initialisers registering thousands of operators)
 //! costs about 0.3 s of CPU before `main`, whatever the subcommand. `extract` needs no model,
 //! and on a few million packets that start-up alone would cost more than reading them. This
-//! binary references no libtorch symbol, so the linker leaves libtorch out; the model
-//! subcommands `exec` the sibling (same process id, so systemd's notify and signals work).
+//! crate depends on nothing that links libtorch (tests/lean.rs); the model subcommands `exec`
+//! the sibling (same process id, so systemd's notify and signals work).
 
 // This binary only runs `extract`: the other subcommands' options are parsed (for --help and
 // early errors) but read in netanom-full.
-#[allow(dead_code)]
-mod cli;
-#[path = "cmd/extract.rs"]
-mod extract;
 
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use netanom_cli::{self as cli, extract, Cli, Command};
 
 /// The sibling binary with the model subcommands.
 const FULL: &str = "netanom-full";

@@ -151,6 +151,16 @@ impl LiveCapture {
         self.link
     }
 
+    /// The interface's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How long a read waits for packets (libpcap's buffer timeout), in milliseconds.
+    pub fn timeout_ms(&self) -> u32 {
+        self.timeout_ms
+    }
+
     /// The next frame, or `Ok(None)` when nothing arrived within the timeout.
     #[inline]
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, LiveError> {

@@ -1,0 +1,296 @@
+//! The one packet pump: read, decode once, count, hand to the sinks, keep the clock.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::sink::{PacketSink, SinkError};
+use super::source::{Files, Pace, PacketSource};
+use crate::capture::{CaptureError, DropCounters, LiveCapture, LiveError, RawPacket};
+use crate::decode::{decode, DecodeIssue, LinkType};
+
+/// How often the observer hears of progress and the live clock closes windows.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// How often libpcap's drop counters are read on a live interface.
+const DROPS_EVERY: Duration = Duration::from_secs(1);
+
+/// Packets between two looks at the clock while packets keep coming.
+const CLOCK_EVERY_PACKETS: u32 = 1024;
+
+/// Longest sleep of paced replay, so a stop request is honoured promptly.
+const PACE_STEP: Duration = Duration::from_millis(50);
+
+/// What the pump read, as totals (in [`PumpReport`]) or as increments (to the observer).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadCounts {
+    /// Frames read.
+    pub packets: u64,
+    /// Their length on the wire.
+    pub bytes: u64,
+    /// Frames whose headers were cut off before the transport layer.
+    pub truncated_headers: u64,
+    /// Frames with an invalid header (bad version, IHL or data offset).
+    pub malformed_headers: u64,
+    /// Frames without an IP header.
+    pub non_ip: u64,
+}
+
+impl ReadCounts {
+    fn add(&mut self, other: &ReadCounts) {
+        self.packets += other.packets;
+        self.bytes += other.bytes;
+        self.truncated_headers += other.truncated_headers;
+        self.malformed_headers += other.malformed_headers;
+        self.non_ip += other.non_ip;
+    }
+}
+
+/// What a finished pump read.
+#[derive(Debug, Default)]
+pub struct PumpReport {
+    /// Capture files read (0 live).
+    pub files: usize,
+    /// Totals over the whole run.
+    pub counts: ReadCounts,
+    /// Files that ended early (cut off mid-record, read error): the packets before the damage
+    /// were used and reading went on with the next file.
+    pub damaged: Vec<CaptureError>,
+    /// True when the observer asked the pump to stop before the source ended.
+    pub stopped: bool,
+}
+
+/// Why the pump stopped before its source ended.
+#[derive(Debug, thiserror::Error)]
+pub enum PumpError {
+    /// A sink could not take a packet or window (its error says why).
+    #[error(transparent)]
+    Sink(SinkError),
+    /// The live interface failed.
+    #[error(transparent)]
+    Live(#[from] LiveError),
+}
+
+/// How the caller watches and steers a running pump. Every method has a default, so `()`
+/// is an observer that never stops and hears nothing.
+pub trait Observer {
+    /// Checked between packets: `true` ends the pump (without finishing the open windows).
+    fn stop_requested(&self) -> bool {
+        false
+    }
+    /// About every [`PROGRESS_EVERY`]: what was read since the last call, and libpcap's drop
+    /// counters on a live interface (u32 totals that wrap).
+    fn progress(&mut self, _delta: &ReadCounts, _drops: Option<DropCounters>) {}
+}
+
+impl Observer for () {}
+
+/// Reads `source` to its end (or until `observer` asks to stop), decoding each packet once
+/// and handing it to `sink`.
+///
+/// The policy, the same for every command:
+/// - Files are read in the order given as one stream. A file that ends early (cut off
+///   mid-record, a read error) ends there: what was read before counts, the error is logged
+///   and kept in [`PumpReport::damaged`], and reading goes on with the next file. At the end
+///   the sinks finish, so the last window is emitted.
+/// - A live interface is read until stopped; the wall clock (less libpcap's buffer timeout and
+///   a margin) closes windows on a quiet link. A read error ends the pump with
+///   [`PumpError::Live`].
+/// - A sink error ends the pump at once with [`PumpError::Sink`].
+///
+/// Waiting or dropping when a consumer is behind is the sinks' business, following
+/// [`PacketSource::backpressure`].
+pub fn pump(
+    source: PacketSource,
+    sink: &mut impl PacketSink,
+    observer: &mut impl Observer,
+) -> Result<PumpReport, PumpError> {
+    let mut pump = Pump {
+        counts: ReadCounts::default(),
+        total: ReadCounts::default(),
+        last_progress: Instant::now(),
+    };
+    let mut report = match source {
+        PacketSource::Files(files) => pump.files(files, sink, observer),
+        PacketSource::Live(capture) => pump.live(capture, sink, observer),
+    };
+    pump.flush_progress(observer, None);
+    if let Ok(r) = &mut report {
+        r.counts = pump.total;
+    }
+    report
+}
+
+/// The pump's running state.
+struct Pump {
+    /// Counts since the last progress call.
+    counts: ReadCounts,
+    /// Counts over the run.
+    total: ReadCounts,
+    last_progress: Instant,
+}
+
+/// Nanoseconds since the epoch by the wall clock.
+fn wall_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+impl Pump {
+    /// The per-packet path: decode, count locally (no atomics, no allocation), hand over.
+    #[inline]
+    fn packet(
+        &mut self,
+        link: LinkType,
+        raw: &RawPacket<'_>,
+        sink: &mut impl PacketSink,
+    ) -> Result<(), PumpError> {
+        let summary = decode(link, raw.data, raw.ts_ns, raw.wire_len);
+        let c = &mut self.counts;
+        c.packets += 1;
+        c.bytes += u64::from(raw.wire_len);
+        match summary.issue {
+            DecodeIssue::None => {}
+            DecodeIssue::Truncated => c.truncated_headers += 1,
+            DecodeIssue::Malformed => c.malformed_headers += 1,
+        }
+        if summary.ip.is_none() {
+            c.non_ip += 1;
+        }
+        sink.packet(&summary).map_err(PumpError::Sink)
+    }
+
+    /// Hands the counts since the last call to the observer.
+    fn flush_progress(&mut self, observer: &mut impl Observer, drops: Option<DropCounters>) {
+        let delta = std::mem::take(&mut self.counts);
+        self.total.add(&delta);
+        observer.progress(&delta, drops);
+        self.last_progress = Instant::now();
+    }
+
+    fn files(
+        &mut self,
+        files: Files,
+        sink: &mut impl PacketSink,
+        observer: &mut impl Observer,
+    ) -> Result<PumpReport, PumpError> {
+        let Files { mut captures, pace } = files;
+        let mut report = PumpReport {
+            files: captures.len(),
+            ..PumpReport::default()
+        };
+        // Paced replay: (first packet time, when it was read).
+        let mut clock: Option<(i64, Instant)> = None;
+        let mut since_clock = 0u32;
+        for capture in &mut captures {
+            let _span = tracing::info_span!("read", file = %capture.path().display()).entered();
+            let link = capture.link_type();
+            loop {
+                if observer.stop_requested() {
+                    report.stopped = true;
+                    return Ok(report);
+                }
+                let raw = match capture.next_packet() {
+                    Ok(Some(raw)) => raw,
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::error!(
+                            "{e}; the packets before it were used, going on with the next file"
+                        );
+                        report.damaged.push(e);
+                        break;
+                    }
+                };
+                if pace == Pace::Recorded {
+                    let (first_ts, started) = *clock.get_or_insert((raw.ts_ns, Instant::now()));
+                    if !wait_until(raw.ts_ns, first_ts, started, sink, observer)? {
+                        report.stopped = true;
+                        return Ok(report);
+                    }
+                }
+                self.packet(link, &raw, sink)?;
+                since_clock += 1;
+                if since_clock >= CLOCK_EVERY_PACKETS || pace == Pace::Recorded {
+                    since_clock = 0;
+                    if self.last_progress.elapsed() >= PROGRESS_EVERY {
+                        self.flush_progress(observer, None);
+                    }
+                }
+            }
+        }
+        sink.finish().map_err(PumpError::Sink)?;
+        Ok(report)
+    }
+
+    fn live(
+        &mut self,
+        mut capture: LiveCapture,
+        sink: &mut impl PacketSink,
+        observer: &mut impl Observer,
+    ) -> Result<PumpReport, PumpError> {
+        let _span = tracing::info_span!("capture", interface = %capture.name()).entered();
+        // The kernel may hold a packet up to the buffer timeout before we read it: close a
+        // window only that long (plus a margin) after its end.
+        let grace_ns = (i64::from(capture.timeout_ms()) + 100) * 1_000_000;
+        let link = capture.link_type();
+        let mut last_drops = Instant::now();
+        let mut since_clock = 0u32;
+        // Windows advance from the start, even before the first packet.
+        sink.advance_to(wall_ns().saturating_sub(grace_ns))
+            .map_err(PumpError::Sink)?;
+        while !observer.stop_requested() {
+            let idle = match capture.next_packet()? {
+                Some(raw) => {
+                    self.packet(link, &raw, sink)?;
+                    since_clock += 1;
+                    false
+                }
+                None => true,
+            };
+            if idle || since_clock >= CLOCK_EVERY_PACKETS {
+                since_clock = 0;
+                if self.last_progress.elapsed() >= PROGRESS_EVERY {
+                    sink.advance_to(wall_ns().saturating_sub(grace_ns))
+                        .map_err(PumpError::Sink)?;
+                    let drops = if last_drops.elapsed() >= DROPS_EVERY {
+                        last_drops = Instant::now();
+                        capture.drops()
+                    } else {
+                        None
+                    };
+                    self.flush_progress(observer, drops);
+                }
+            }
+        }
+        Ok(PumpReport {
+            stopped: true,
+            ..PumpReport::default()
+        })
+    }
+}
+
+/// Paced replay: sleeps until packet time `ts_ns` is due, closing windows by the replayed
+/// clock meanwhile. `false` when a stop was requested while waiting.
+fn wait_until(
+    ts_ns: i64,
+    first_ts: i64,
+    started: Instant,
+    sink: &mut impl PacketSink,
+    observer: &mut impl Observer,
+) -> Result<bool, PumpError> {
+    let due = Duration::from_nanos(u64::try_from(ts_ns.saturating_sub(first_ts)).unwrap_or(0));
+    loop {
+        // One clock reading per step: reading it again for the subtraction could pass `due`.
+        let left = due.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return Ok(true);
+        }
+        if observer.stop_requested() {
+            return Ok(false);
+        }
+        std::thread::sleep(left.min(PACE_STEP));
+        let now = first_ts
+            .saturating_add(i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX));
+        sink.advance_to(now.min(ts_ns)).map_err(PumpError::Sink)?;
+    }
+}

@@ -1,0 +1,201 @@
+//! Consumers of the pump: packet sinks (see each decoded packet once) and window sinks (see each
+//! finished window of one aggregator).
+//!
+//! Several consumers share one decode: a tuple or a `Vec` of packet sinks is a packet sink that
+//! hands each packet to every member in order (a second aggregator with another ω, a history
+//! recorder). [`Windower`] turns a window sink into a packet sink by putting an aggregator in
+//! front of it.
+
+use crate::decode::PacketSummary;
+use crate::timestamp::format_ts;
+use crate::window::{AggregatorStats, Omega, Window, WindowAggregator, WindowConfig};
+
+/// A sink's reason to stop the pump (an output that cannot be written, a scorer that is gone).
+pub type SinkError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Sees every decoded packet, the clock, and the end of the stream.
+pub trait PacketSink {
+    /// One decoded packet, in capture order.
+    fn packet(&mut self, packet: &PacketSummary) -> Result<(), SinkError>;
+    /// The time is `now_ns` although no packet says so (a quiet live link, paced replay).
+    fn advance_to(&mut self, now_ns: i64) -> Result<(), SinkError>;
+    /// The stream ended: emit what is still open.
+    fn finish(&mut self) -> Result<(), SinkError>;
+}
+
+/// Sees the finished windows of one aggregator.
+pub trait WindowSink {
+    /// One finished window, in time order.
+    fn window(&mut self, window: Window) -> Result<(), SinkError>;
+
+    /// Called for each packet after the windows that its timestamp closed, so per-window
+    /// tallies kept here (attack labels) never leak into the window before.
+    #[inline]
+    fn packet(&mut self, _packet: &PacketSummary) {}
+
+    /// The stream ended and the last window was delivered.
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// An aggregator in front of a window sink: packets in, windows out to `sink`.
+pub struct Windower<S> {
+    aggregator: WindowAggregator,
+    sink: S,
+    /// The first error of the sink, reported by the call that delivered the window.
+    error: Option<SinkError>,
+}
+
+impl<S: WindowSink> Windower<S> {
+    /// An aggregator with `config` feeding `sink`.
+    pub fn new(config: WindowConfig, sink: S) -> Self {
+        Self {
+            aggregator: WindowAggregator::new(config),
+            sink,
+            error: None,
+        }
+    }
+
+    /// ω of the windows.
+    pub fn omega(&self) -> Omega {
+        self.aggregator.config().omega
+    }
+
+    /// What the aggregator has seen so far.
+    pub fn stats(&self) -> AggregatorStats {
+        self.aggregator.stats()
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// The sink, mutably.
+    pub fn sink_mut(&mut self) -> &mut S {
+        &mut self.sink
+    }
+
+    /// The sink, taken back.
+    pub fn into_sink(self) -> S {
+        self.sink
+    }
+
+    /// Delivers windows to the sink, keeping its first error.
+    fn deliver(sink: &mut S, error: &mut Option<SinkError>, w: Window) {
+        if error.is_none() {
+            if let Err(e) = sink.window(w) {
+                *error = Some(e);
+            }
+        }
+    }
+
+    fn take_error(&mut self) -> Result<(), SinkError> {
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<S: WindowSink> PacketSink for Windower<S> {
+    #[inline]
+    fn packet(&mut self, packet: &PacketSummary) -> Result<(), SinkError> {
+        let Self {
+            aggregator,
+            sink,
+            error,
+        } = self;
+        aggregator.push(packet, &mut |w| Self::deliver(sink, error, w));
+        sink.packet(packet);
+        if let Some(jump) = aggregator.take_time_jump() {
+            // The pump's span names the file or interface.
+            tracing::warn!(
+                omega_s = %aggregator.config().omega,
+                from = %format_ts(jump.from_window_start_ns),
+                to = %format_ts(jump.to_window_start_ns),
+                "packet timestamp jump longer than {} windows (max_gap_windows): collapsed, no empty windows emitted for it",
+                aggregator.config().max_gap_windows
+            );
+        }
+        self.take_error()
+    }
+
+    fn advance_to(&mut self, now_ns: i64) -> Result<(), SinkError> {
+        let Self {
+            aggregator,
+            sink,
+            error,
+        } = self;
+        aggregator.advance_to(now_ns, &mut |w| Self::deliver(sink, error, w));
+        self.take_error()
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        let Self {
+            aggregator,
+            sink,
+            error,
+        } = self;
+        aggregator.finish(&mut |w| Self::deliver(sink, error, w));
+        self.take_error()?;
+        self.sink.finish()
+    }
+}
+
+impl<A: PacketSink, B: PacketSink> PacketSink for (A, B) {
+    #[inline]
+    fn packet(&mut self, packet: &PacketSummary) -> Result<(), SinkError> {
+        self.0.packet(packet)?;
+        self.1.packet(packet)
+    }
+
+    fn advance_to(&mut self, now_ns: i64) -> Result<(), SinkError> {
+        self.0.advance_to(now_ns)?;
+        self.1.advance_to(now_ns)
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.0.finish()?;
+        self.1.finish()
+    }
+}
+
+impl<S: PacketSink> PacketSink for Vec<S> {
+    #[inline]
+    fn packet(&mut self, packet: &PacketSummary) -> Result<(), SinkError> {
+        self.iter_mut().try_for_each(|s| s.packet(packet))
+    }
+
+    fn advance_to(&mut self, now_ns: i64) -> Result<(), SinkError> {
+        self.iter_mut().try_for_each(|s| s.advance_to(now_ns))
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.iter_mut().try_for_each(|s| s.finish())
+    }
+}
+
+impl<S: PacketSink + ?Sized> PacketSink for Box<S> {
+    #[inline]
+    fn packet(&mut self, packet: &PacketSummary) -> Result<(), SinkError> {
+        (**self).packet(packet)
+    }
+
+    fn advance_to(&mut self, now_ns: i64) -> Result<(), SinkError> {
+        (**self).advance_to(now_ns)
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        (**self).finish()
+    }
+}
+
+/// A window sink that keeps every window (tests, small tools).
+impl WindowSink for Vec<Window> {
+    fn window(&mut self, window: Window) -> Result<(), SinkError> {
+        self.push(window);
+        Ok(())
+    }
+}
