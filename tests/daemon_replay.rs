@@ -1332,3 +1332,59 @@ fn alert_log_that_cannot_be_opened_fails_the_start() {
         f.stderr
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Backpressure: replaying files never drops a window
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_replay_longer_than_the_window_queue_scores_every_window() {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    // 12,000 windows (100 minutes at ω = 0.5 s): three times the daemon's queue of 4,096
+    // windows, read far faster than the scorer scores. Floods late in the file, where a reader
+    // that never waits had already dropped windows.
+    let windows = 12_000;
+    let pcap = tmp.path().join("long.pcap");
+    capture(
+        &pcap,
+        windows,
+        21,
+        &[(500, 2), (5_000, 3), (9_000, 2), (11_900, 2)],
+    );
+    let log = tmp.path().join("alerts.jsonl");
+    let run = replay(&[&pcap], &log, &[], &[]);
+    run.assert_ok("netanom run --pcap (long)");
+    let recs = records(&run);
+    assert!(
+        !recs.iter().any(|r| log_message(r).contains("dropped")),
+        "a replay dropped windows:\n{}",
+        run.stderr
+    );
+    let finished = recs
+        .iter()
+        .find(|r| log_message(r) == "scorer finished")
+        .unwrap_or_else(|| panic!("no closing line of the scorer:\n{}", run.stderr));
+    let rows = score_windows(&fx.model, &pcap);
+    assert_eq!(rows.len() as i64, windows);
+    assert_eq!(
+        finished["fields"]["windows"].as_u64(),
+        Some(rows.len() as u64),
+        "windows the daemon scored vs `netanom score`: {finished}"
+    );
+    let scored = rows.iter().filter(|r| r.score.is_some()).count() as u64;
+    assert_eq!(finished["fields"]["scored"].as_u64(), Some(scored));
+    let events = read_alerts(&log);
+    for e in &events {
+        check_event(e, 0.5);
+    }
+    // Same windows, same scores: the incidents are exactly those of the offline scores,
+    // the last flood (window 11,900) included.
+    assert_matches_oracle(&events, &rows, 3);
+    let pairs = pair_incidents(&events, false);
+    assert_eq!(pairs.len(), 4, "one incident per flood:\n{events:#?}");
+    assert!(close(
+        pairs[3].0["incident"]["start_epoch"].as_f64().unwrap(),
+        win_s(11_900)
+    ));
+}

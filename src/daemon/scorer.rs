@@ -108,6 +108,9 @@ pub struct Scorer {
     health: Health,
     /// Reloads that changed the model, for incident ids that stay unique.
     reloads: u32,
+    /// Windows received and windows scored, for the closing log line.
+    windows: u64,
+    scored: u64,
 }
 
 impl Scorer {
@@ -126,6 +129,8 @@ impl Scorer {
             metrics,
             health,
             reloads: 0,
+            windows: 0,
+            scored: 0,
         }
     }
 
@@ -151,6 +156,11 @@ impl Scorer {
             }
         }
         self.end_incident(EndReason::Shutdown);
+        tracing::info!(
+            windows = self.windows,
+            scored = self.scored,
+            "scorer finished"
+        );
     }
 
     fn control(&mut self, c: Control) {
@@ -204,6 +214,7 @@ impl Scorer {
     fn window(&mut self, w: Window) {
         self.metrics.record_window(&w);
         self.health.beat();
+        self.windows += 1;
         let start_ns = w.start_ns;
         let started = Instant::now();
         let scored = self.detector.stage.push(w);
@@ -224,6 +235,7 @@ impl Scorer {
                 return;
             }
         };
+        self.scored += 1;
         let threshold = self.detector.threshold;
         self.metrics
             .record_score(score, threshold, started.elapsed());

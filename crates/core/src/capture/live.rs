@@ -70,14 +70,37 @@ pub fn interface_names() -> String {
     }
 }
 
+/// True when libpcap lists an interface of that name (or cannot list any: then let the open
+/// say what is wrong).
+fn interface_exists(name: &str) -> bool {
+    Device::list()
+        .map(|l| l.iter().any(|d| d.name == name))
+        .unwrap_or(true)
+}
+
+/// CAP_NET_RAW's bit in the capability sets (linux/capability.h).
+const CAP_NET_RAW: u32 = 13;
+
+/// True when this process may open raw sockets: root, or CAP_NET_RAW in its effective set.
+fn may_capture() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_NET_RAW) != 0)
+}
+
 impl LiveCapture {
     /// Opens the interface with the given options.
     pub fn open(opts: &LiveOptions) -> Result<Self, LiveError> {
         let name = opts.interface.clone();
-        let exists = Device::list()
-            .map(|l| l.iter().any(|d| d.name == name))
-            .unwrap_or(true);
-        if !exists {
+        if !interface_exists(&name) {
             return Err(LiveError::NoSuchInterface {
                 name,
                 available: interface_names(),
@@ -97,13 +120,15 @@ impl LiveCapture {
             .precision(Precision::Nano)
             .open()
             .map_err(|e| {
+                // libpcap reports why activation failed only as text (the pcap crate drops
+                // the status code), so the kind is decided from facts, not from the message.
                 let reason = e.to_string();
-                if reason.contains("ermission") || reason.contains("not permitted") {
+                if !may_capture() {
                     LiveError::Permission {
                         name: name.clone(),
                         reason,
                     }
-                } else if reason.contains("No such device") {
+                } else if !interface_exists(&name) {
                     LiveError::NoSuchInterface {
                         name: name.clone(),
                         available: interface_names(),

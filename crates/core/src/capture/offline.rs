@@ -117,24 +117,29 @@ impl OfflineCapture {
                 }))
             }
             Err(pcap::Error::NoMorePackets) => Ok(None),
-            Err(e) => {
-                let reason = e.to_string();
-                let path = self.path.clone();
-                let packets = self.packets;
-                if reason.contains("truncated") {
-                    Err(CaptureError::Truncated {
-                        path,
-                        packets,
-                        reason,
-                    })
-                } else {
-                    Err(CaptureError::Read {
-                        path,
-                        packets,
-                        reason,
-                    })
-                }
-            }
+            Err(e) => Err(read_error(&self.path, self.packets, e)),
+        }
+    }
+}
+
+/// The kind of a libpcap read error on a file. libpcap reports it only as text (its status is
+/// -1 either way), and the text of a short read is fixed ("truncated dump file", "truncated
+/// pcapng dump file"): this is the one place that reads it. Both kinds end the file the same
+/// way (docs/features.md, "Damaged files"); the kind only chooses the words for the operator.
+fn read_error(path: &Path, packets: u64, e: pcap::Error) -> CaptureError {
+    let reason = e.to_string();
+    let path = path.to_path_buf();
+    if reason.contains("truncated") {
+        CaptureError::Truncated {
+            path,
+            packets,
+            reason,
+        }
+    } else {
+        CaptureError::Read {
+            path,
+            packets,
+            reason,
         }
     }
 }

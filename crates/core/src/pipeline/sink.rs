@@ -110,8 +110,9 @@ impl<S: WindowSink> PacketSink for Windower<S> {
         aggregator.push(packet, &mut |w| Self::deliver(sink, error, w));
         sink.packet(packet);
         if let Some(jump) = aggregator.take_time_jump() {
-            // The pump's span names the file or interface.
+            // The pump's span names the file or interface; `packet` is the position in the stream.
             tracing::warn!(
+                packet = aggregator.stats().packets,
                 omega_s = %aggregator.config().omega,
                 from = %format_ts(jump.from_window_start_ns),
                 to = %format_ts(jump.to_window_start_ns),
