@@ -1388,3 +1388,43 @@ fn a_replay_longer_than_the_window_queue_scores_every_window() {
         win_s(11_900)
     ));
 }
+
+#[test]
+fn a_cut_off_file_is_logged_and_the_replay_goes_on_with_the_next() {
+    let tmp = tempfile::tempdir().unwrap();
+    // a.pcap: 100 normal windows, its last record cut in half (a capture killed mid-write).
+    let a = tmp.path().join("a.pcap");
+    capture(&a, 100, 31, &[]);
+    let bytes = std::fs::read(&a).unwrap();
+    std::fs::write(&a, &bytes[..bytes.len() - 20]).unwrap();
+    // b.pcap: the next 100 windows, a flood in 150..152.
+    let b = tmp.path().join("b.pcap");
+    let mut t = Traffic::new();
+    t.lan(&mut Rng::new(32), win(100), 100);
+    t.syn_flood(
+        win(150),
+        2 * OMEGA_NS,
+        2 * FLOOD_PER_WINDOW,
+        FLOODER,
+        VICTIM,
+        &ports(6000),
+    );
+    t.write(&b);
+    let log = tmp.path().join("alerts.jsonl");
+    let run = replay(&[&a, &b], &log, &[], &[]);
+    run.assert_ok("netanom run --pcap cut --pcap good");
+    let a_name = a.display().to_string();
+    assert!(
+        records(&run).iter().any(|r| r["level"] == "ERROR"
+            && log_message(r).contains(&a_name)
+            && log_message(r).contains("cut off")),
+        "no error naming the cut file:\n{}",
+        run.stderr
+    );
+    let pairs = pair_incidents(&read_alerts(&log), false);
+    assert_eq!(pairs.len(), 1, "the flood in the second file");
+    assert!(close(
+        pairs[0].0["incident"]["start_epoch"].as_f64().unwrap(),
+        win_s(150)
+    ));
+}

@@ -183,6 +183,32 @@ fn cut_capture(dir: &Path, keep: usize) -> PathBuf {
 }
 
 #[test]
+fn a_cut_off_file_ends_there_and_the_next_file_is_still_read() {
+    // docs/features.md, "Damaged files": the same rule for every command.
+    let dir = tempfile::tempdir().unwrap();
+    let cut = cut_capture(dir.path(), 46);
+    let mut later = Pcap::micro(linktype::EN10MB);
+    later.packet(t("1700000003.3"), &arp_frame());
+    later.packet(t("1700000003.4"), &arp_frame());
+    let next = dir.path().join("next.pcap");
+    later.write(&next);
+    let run = extract(&[&cut, &next], "1");
+    assert_input_error(&run, &cut, &["cut off after packet 3"]);
+    let csv = parse_csv(&run.stdout);
+    assert_eq!(
+        csv.starts(),
+        [
+            "1700000000.000000",
+            "1700000001.000000",
+            "1700000002.000000",
+            "1700000003.000000"
+        ],
+        "the cut file's windows, an empty one, then the next file's"
+    );
+    assert_eq!(csv.counts(), [2.0, 1.0, 0.0, 2.0]);
+}
+
+#[test]
 fn file_cut_off_mid_record_keeps_the_windows_before_the_cut() {
     let dir = tempfile::tempdir().unwrap();
     // Cut inside the packet data (16 + 30 of 76 bytes) and inside the record header (9).

@@ -140,6 +140,18 @@ impl Collector {
         }
     }
 
+    /// The windows collected, with ω and the sources' names.
+    fn into_collected(self, omega: Omega, files: &[std::path::PathBuf]) -> Collected {
+        Collected {
+            windows: self.windows,
+            breaks: self.breaks,
+            omega,
+            start_ns: self.start_ns,
+            end_ns: self.end_ns,
+            files: files.iter().map(|p| p.display().to_string()).collect(),
+        }
+    }
+
     /// Adds one window; runs of three never straddle a gap, a collapsed jump or a new file.
     fn add(&mut self, start_ns: i64, end_ns: i64, broken: bool, features: FeatureVector) {
         if broken || self.last_end_ns.is_some_and(|e| e != start_ns) {
@@ -173,16 +185,7 @@ fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
         if log_summary(&report, pipeline.stats()) != ExitCode::SUCCESS {
             bail!("refusing to train on a capture that is damaged");
         }
-        let c = pipeline.into_sink();
-        let files = args.pcaps.iter().map(|p| p.display().to_string()).collect();
-        return Ok(Collected {
-            windows: c.windows,
-            breaks: c.breaks,
-            omega,
-            start_ns: c.start_ns,
-            end_ns: c.end_ns,
-            files,
-        });
+        return Ok(pipeline.into_sink().into_collected(omega, &args.pcaps));
     }
     let mut c = Collector::new();
     let mut omega_seen: Option<(Omega, String)> = None;
@@ -222,17 +225,5 @@ fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
             bail!("--window {w} s does not match the feature files' windows of {omega} s");
         }
     }
-    let files = args
-        .features
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
-    Ok(Collected {
-        windows: c.windows,
-        breaks: c.breaks,
-        omega,
-        start_ns: c.start_ns,
-        end_ns: c.end_ns,
-        files,
-    })
+    Ok(c.into_collected(omega, &args.features))
 }

@@ -116,7 +116,7 @@ impl<S: WindowSink> PacketSink for Windower<S> {
                 omega_s = %aggregator.config().omega,
                 from = %format_ts(jump.from_window_start_ns),
                 to = %format_ts(jump.to_window_start_ns),
-                "packet timestamp jump longer than {} windows (max_gap_windows): collapsed, no empty windows emitted for it",
+                "packet time jumped by more than {} windows (max_gap_windows): collapsed, no empty windows emitted for it",
                 aggregator.config().max_gap_windows
             );
         }
