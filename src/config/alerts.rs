@@ -1,0 +1,166 @@
+//! `[alerts]`: when windows above the threshold become an incident, and where events go.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{quoted, Checker};
+use crate::window::features::NUM_FEATURES;
+
+/// Default alert log (`LogsDirectory=netanom` in the unit).
+pub const DEFAULT_ALERT_LOG: &str = "/var/log/netanom/alerts.jsonl";
+
+/// `[alerts]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlertSettings {
+    /// The alert log, JSON lines.
+    pub path: PathBuf,
+    /// Consecutive windows at or below the threshold that end an incident.
+    pub cooldown_windows: u32,
+    /// Alerting windows an incident needs before it is reported.
+    pub min_windows: u32,
+    /// How many deviating features an event lists.
+    pub top_features: usize,
+    /// `host` field of the events; `None` for the system host name.
+    pub host: Option<String>,
+    /// fdatasync the alert log after each event.
+    pub fsync: bool,
+}
+
+/// `[alerts]` as written, with the defaults.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawAlerts {
+    /// `alerts.path`.
+    path: PathBuf,
+    /// `alerts.cooldown_windows`.
+    cooldown_windows: i64,
+    /// `alerts.min_windows`.
+    min_windows: i64,
+    /// `alerts.top_features`.
+    top_features: i64,
+    /// `alerts.host`; empty for the system host name.
+    host: String,
+    /// `alerts.fsync`.
+    fsync: bool,
+}
+
+impl Default for RawAlerts {
+    /// The built-in `[alerts]`: [`DEFAULT_ALERT_LOG`], 3 windows of cool-down, 5 features.
+    fn default() -> Self {
+        RawAlerts {
+            path: PathBuf::from(DEFAULT_ALERT_LOG),
+            cooldown_windows: 3,
+            min_windows: 1,
+            top_features: 5,
+            host: String::new(),
+            fsync: true,
+        }
+    }
+}
+
+/// Applies `--alert-log` (`cli_path`) to `raw` and validates it; `None` after a problem.
+pub(super) fn validate(
+    mut raw: RawAlerts,
+    ck: &mut Checker,
+    cli_path: Option<PathBuf>,
+) -> Option<AlertSettings> {
+    let mark = ck.mark();
+    ck.flag("alerts.path", "--alert-log", &mut raw.path, cli_path);
+    if raw.path.as_os_str().is_empty() || raw.path.file_name().is_none() {
+        ck.fail(
+            "alerts.path",
+            quoted(&raw.path.display().to_string()),
+            "not a file path (expected e.g. /var/log/netanom/alerts.jsonl)",
+        );
+    }
+    let cooldown_windows = ck.int_range(
+        "alerts.cooldown_windows",
+        raw.cooldown_windows,
+        1,
+        100_000,
+        "windows",
+    ) as u32;
+    let min_windows =
+        ck.int_range("alerts.min_windows", raw.min_windows, 1, 100_000, "windows") as u32;
+    let top_features = ck.int_range(
+        "alerts.top_features",
+        raw.top_features,
+        0,
+        NUM_FEATURES as i64,
+        "features",
+    ) as usize;
+    let host = Some(raw.host.trim().to_string()).filter(|h| !h.is_empty());
+    ck.clean_since(mark).then_some(AlertSettings {
+        path: raw.path,
+        cooldown_windows,
+        min_windows,
+        top_features,
+        host,
+        fsync: raw.fsync,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::testing::assert_each_named;
+
+    /// Each invalid `[alerts]` value is reported with its key, value and what is allowed.
+    #[test]
+    fn each_invalid_value_is_named() {
+        assert_each_named(&[
+            (
+                "[alerts]\npath = \"\"",
+                "alerts.path = \"\": not a file path",
+            ),
+            (
+                "[alerts]\ncooldown_windows = 0",
+                "alerts.cooldown_windows = 0: out of range (expected 1 to 100000 windows)",
+            ),
+            (
+                "[alerts]\nmin_windows = 0",
+                "alerts.min_windows = 0: out of range",
+            ),
+            (
+                "[alerts]\ntop_features = 54",
+                "alerts.top_features = 54: out of range (expected 0 to 53 features)",
+            ),
+        ]);
+    }
+
+    /// The section on its own: the host is trimmed (blank: none), zero features is allowed, and
+    /// a directory given as `--alert-log` is named by the flag.
+    #[test]
+    fn validates_on_its_own() {
+        let mut ck = Checker::default();
+        let raw = RawAlerts {
+            host: "  sensor-1 ".into(),
+            top_features: 0,
+            ..Default::default()
+        };
+        let a = validate(raw, &mut ck, None).unwrap();
+        assert_eq!(a.host.as_deref(), Some("sensor-1"));
+        assert_eq!(a.top_features, 0);
+        let raw = RawAlerts {
+            host: "   ".into(),
+            ..Default::default()
+        };
+        assert_eq!(validate(raw, &mut ck, None).unwrap().host, None);
+        assert!(ck.into_problems().is_empty());
+
+        let mut ck = Checker::default();
+        assert_eq!(
+            validate(RawAlerts::default(), &mut ck, Some("/var/log/..".into())),
+            None
+        );
+        let problems = ck.into_problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0]
+                .to_string()
+                .starts_with("--alert-log = \"/var/log/..\": not a file path"),
+            "{problems:?}"
+        );
+    }
+}
