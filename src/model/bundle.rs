@@ -28,12 +28,52 @@ pub const FORMAT_NAME: &str = "netanom-model";
 /// The bundle format version this netanom writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// `architecture.type` in `model.json`: the kind of network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchitectureKind {
+    /// An LSTM autoencoder (`"lstm"`), the only kind.
+    Lstm,
+}
+
+/// `architecture.head` in `model.json`: the per-time-step output layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeadKind {
+    /// A linear layer (`"linear"`), the only head.
+    Linear,
+}
+
+/// `architecture.dtype` in `model.json`: the weights' element type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightDtype {
+    /// 32-bit floats (`"f32"`), the only element type.
+    F32,
+}
+
+/// `normalization.method` in `model.json`: how raw features are scaled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NormalizationMethod {
+    /// Per-feature min–max scaling (`"minmax"`), the only method.
+    MinMax,
+}
+
+/// `threshold.source` in `model.json`: which scores the threshold rule was applied to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThresholdSource {
+    /// The validation part of the training data (`"validation"`), the only source.
+    Validation,
+}
+
 /// `architecture` in `model.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ArchitectureMeta {
     /// Always `"lstm"`.
     #[serde(rename = "type")]
-    pub kind: String,
+    pub kind: ArchitectureKind,
     /// Values per time step in and out: 53.
     pub input_size: usize,
     /// LSTM hidden size.
@@ -41,16 +81,16 @@ pub struct ArchitectureMeta {
     /// Stacked LSTM layers.
     pub layers: usize,
     /// Per-time-step output layer: always `"linear"`.
-    pub head: String,
+    pub head: HeadKind,
     /// Weight element type: always `"f32"`.
-    pub dtype: String,
+    pub dtype: WeightDtype,
 }
 
 /// `normalization` in `model.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NormalizationMeta {
     /// Always `"minmax"`.
-    pub method: String,
+    pub method: NormalizationMethod,
     /// Per-feature minimum over the training windows, in feature order.
     pub min: Vec<f64>,
     /// Per-feature maximum over the training windows, in feature order.
@@ -66,7 +106,7 @@ pub struct ThresholdMeta {
     #[serde(flatten)]
     pub rule: ThresholdRule,
     /// Which scores the rule was applied to: `"validation"`.
-    pub source: String,
+    pub source: ThresholdSource,
 }
 
 /// `training` in `model.json`: where the model came from.
@@ -139,12 +179,16 @@ pub struct TrainingData {
 /// Why a bundle could not be loaded or saved. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {
+    /// The bundle directory does not exist.
     #[error("model bundle directory {path} does not exist")]
     NotFound { path: PathBuf },
+    /// The bundle path is a file, not a directory.
     #[error("model bundle {path} is not a directory (a bundle is a directory holding {META_FILE} and {WEIGHTS_FILE})")]
     NotADirectory { path: PathBuf },
+    /// `model.json` or `weights.safetensors` is missing.
     #[error("model bundle file {path} is missing (expected the {what})")]
     MissingFile { path: PathBuf, what: &'static str },
+    /// A file could not be read, written or renamed.
     #[error("cannot {action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -152,44 +196,54 @@ pub enum BundleError {
         #[source]
         source: io::Error,
     },
+    /// `model.json` is not JSON.
     #[error("{path} is not valid JSON: {source}")]
     CorruptJson {
         path: PathBuf,
         #[source]
         source: serde_json::Error,
     },
+    /// `format` is not `"netanom-model"`.
     #[error("{path} is not a netanom model description (\"format\" is {found}, expected \"{FORMAT_NAME}\")")]
     WrongFormat { path: PathBuf, found: String },
+    /// `format_version` is not the one this netanom reads.
     #[error("{path}: bundle format version {found} is not supported (this netanom {} reads version {FORMAT_VERSION}); retrain the model with this version", env!("CARGO_PKG_VERSION"))]
     FormatVersion { path: PathBuf, found: String },
+    /// A field of `model.json` is missing, of the wrong type or out of range.
     #[error("{path}: invalid model description: {reason}")]
     InvalidMetadata { path: PathBuf, reason: String },
+    /// The feature list differs from this netanom's.
     #[error("{path}: the model's feature list does not match this netanom's: {detail}")]
     FeatureMismatch { path: PathBuf, detail: String },
+    /// The model was trained on another window length.
     #[error("{path}: the model was trained on windows of ω = {bundle} s ({} µs) but the windows here are ω = {expected} s ({} µs); use the same window length or retrain", bundle.micros(), expected.micros())]
     OmegaMismatch {
         path: PathBuf,
         bundle: Omega,
         expected: Omega,
     },
+    /// The normalisation vectors are invalid.
     #[error("{path}: invalid normalisation: {source}")]
     Normalization {
         path: PathBuf,
         #[source]
         source: NormalizeError,
     },
+    /// The weights' SHA-256 is not the one in `model.json`.
     #[error("{path}: SHA-256 is {found}, but {META_FILE} expects {expected} (the weights file is corrupt or belongs to another model)")]
     WeightsHashMismatch {
         path: PathBuf,
         expected: String,
         found: String,
     },
+    /// The weights file is not valid for the architecture.
     #[error("{path}: {source}")]
     Weights {
         path: PathBuf,
         #[source]
         source: WeightsError,
     },
+    /// A model-layer error (serialising the weights).
     #[error(transparent)]
     Model(#[from] ModelError),
 }
@@ -205,6 +259,7 @@ pub struct Bundle {
     pub normalizer: MinMax,
 }
 
+/// SHA-256 of `bytes` as lower-case hex.
 fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -212,6 +267,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// Now, Unix seconds (0 if the clock is before 1970).
 fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -243,22 +299,22 @@ impl Bundle {
             omega,
             sequence_length: SEQ_LEN,
             architecture: ArchitectureMeta {
-                kind: "lstm".into(),
+                kind: ArchitectureKind::Lstm,
                 input_size: NUM_FEATURES,
                 hidden: arch.hidden,
                 layers: arch.layers,
-                head: "linear".into(),
-                dtype: "f32".into(),
+                head: HeadKind::Linear,
+                dtype: WeightDtype::F32,
             },
             normalization: NormalizationMeta {
-                method: "minmax".into(),
+                method: NormalizationMethod::MinMax,
                 min: trained.normalizer.min().to_vec(),
                 max: trained.normalizer.max().to_vec(),
             },
             threshold: ThresholdMeta {
                 value: trained.threshold,
                 rule: opts.threshold_rule,
-                source: "validation".into(),
+                source: ThresholdSource::Validation,
             },
             training: TrainingMeta {
                 files: data.files,
@@ -389,8 +445,9 @@ impl Bundle {
                 })
             }
         }
+        // The path names the key of a wrong value: `architecture.type: unknown variant ...`.
         let meta: ModelMeta =
-            serde_json::from_value(value).map_err(|e| BundleError::InvalidMetadata {
+            serde_path_to_error::deserialize(value).map_err(|e| BundleError::InvalidMetadata {
                 path: meta_path.clone(),
                 reason: e.to_string(),
             })?;
@@ -426,6 +483,7 @@ impl Bundle {
     }
 }
 
+/// Reads a bundle file; a missing one is [`BundleError::MissingFile`] naming `what` it holds.
 fn read_file(path: &Path, what: &'static str) -> Result<Vec<u8>, BundleError> {
     fs::read(path).map_err(|source| {
         if source.kind() == io::ErrorKind::NotFound {
@@ -443,6 +501,7 @@ fn read_file(path: &Path, what: &'static str) -> Result<Vec<u8>, BundleError> {
     })
 }
 
+/// Writes `path` through a temporary file renamed into place.
 fn write_replace(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
@@ -503,29 +562,13 @@ fn check_meta(
             meta.sequence_length
         )));
     }
+    // `type`, `head`, `dtype`, `normalization.method` and `threshold.source` have one valid
+    // value each: their types hold nothing else, and serde refused any other.
     let a = &meta.architecture;
-    if a.kind != "lstm" {
-        return Err(invalid(format!(
-            "architecture type is \"{}\", expected \"lstm\"",
-            a.kind
-        )));
-    }
     if a.input_size != NUM_FEATURES {
         return Err(invalid(format!(
             "architecture input_size is {}, expected {NUM_FEATURES}",
             a.input_size
-        )));
-    }
-    if a.head != "linear" {
-        return Err(invalid(format!(
-            "architecture head is \"{}\", expected \"linear\"",
-            a.head
-        )));
-    }
-    if a.dtype != "f32" {
-        return Err(invalid(format!(
-            "architecture dtype is \"{}\", expected \"f32\"",
-            a.dtype
         )));
     }
     let arch = Architecture {
@@ -534,12 +577,6 @@ fn check_meta(
     };
     arch.validate()
         .map_err(|e| invalid(format!("architecture: {e}")))?;
-    if meta.normalization.method != "minmax" {
-        return Err(invalid(format!(
-            "normalization method is \"{}\", expected \"minmax\"",
-            meta.normalization.method
-        )));
-    }
     let normalizer = MinMax::new(
         meta.normalization.min.clone(),
         meta.normalization.max.clone(),
@@ -572,10 +609,15 @@ mod tests {
     use super::*;
     use crate::window::features::FeatureVector;
 
+    /// The shipped bundle, `model/default`.
+    const SHIPPED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/model/default");
+
+    /// The ω of the test bundles: 5 s.
     fn omega() -> Omega {
         Omega::from_micros(5_000_000).unwrap()
     }
 
+    /// A small bundle trained on synthetic normal windows, and those windows.
     fn trained_bundle() -> (Bundle, Vec<FeatureVector>) {
         let w = normal_windows(60, 11);
         let opts = TrainOptions {
@@ -595,6 +637,7 @@ mod tests {
         (Bundle::from_trained(t, omega(), data).unwrap(), w)
     }
 
+    /// A trained bundle saved in a fresh temporary directory.
     fn saved() -> (tempfile::TempDir, Bundle) {
         let (b, _) = trained_bundle();
         let dir = tempfile::tempdir().unwrap();
@@ -602,6 +645,7 @@ mod tests {
         (dir, b)
     }
 
+    /// Rewrites `dir/model.json` through `f`.
     fn edit_json(dir: &Path, f: impl FnOnce(&mut serde_json::Value)) {
         let p = dir.join(META_FILE);
         let mut v: serde_json::Value = serde_json::from_slice(&fs::read(&p).unwrap()).unwrap();
@@ -609,10 +653,58 @@ mod tests {
         fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
     }
 
-    fn load_err(dir: &Path, omega: Option<u64>) -> String {
-        Bundle::load(dir, omega.map(|us| Omega::from_micros(us).unwrap()))
-            .unwrap_err()
-            .to_string()
+    /// The error of loading `dir` (with an expected ω in µs).
+    fn load_error(dir: &Path, omega: Option<u64>) -> BundleError {
+        Bundle::load(dir, omega.map(|us| Omega::from_micros(us).unwrap())).unwrap_err()
+    }
+
+    #[test]
+    fn shipped_bundle_loads_and_saves_byte_identical() {
+        let dir = Path::new(SHIPPED);
+        let b = Bundle::load(dir, None).unwrap();
+        let a = &b.meta.architecture;
+        assert_eq!(
+            (a.kind, a.head, a.dtype),
+            (ArchitectureKind::Lstm, HeadKind::Linear, WeightDtype::F32)
+        );
+        assert_eq!(b.meta.normalization.method, NormalizationMethod::MinMax);
+        assert_eq!(b.meta.threshold.source, ThresholdSource::Validation);
+        // What save would write is the file as shipped, byte for byte.
+        let mut json = serde_json::to_vec_pretty(&b.meta).unwrap();
+        json.push(b'\n');
+        let shipped = fs::read(dir.join(META_FILE)).unwrap();
+        assert!(
+            json == shipped,
+            "re-serialised model.json differs from the shipped one:\n{}",
+            String::from_utf8_lossy(&json)
+        );
+    }
+
+    #[test]
+    fn wrong_fixed_values_name_the_key_and_the_expected_value() {
+        let (dir, _) = saved();
+        let p = dir.path().join(META_FILE);
+        let good = fs::read(&p).unwrap();
+        for (section, key, expected) in [
+            ("architecture", "type", "lstm"),
+            ("architecture", "head", "linear"),
+            ("architecture", "dtype", "f32"),
+            ("normalization", "method", "minmax"),
+            ("threshold", "source", "validation"),
+        ] {
+            fs::write(&p, &good).unwrap();
+            edit_json(dir.path(), |v| v[section][key] = "gru".into());
+            let e = load_error(dir.path(), None);
+            assert!(matches!(e, BundleError::InvalidMetadata { .. }), "{e:?}");
+            let e = e.to_string();
+            assert!(
+                e.contains("model.json: invalid model description: ")
+                    && e.contains(&format!(
+                        "{section}.{key}: unknown variant `gru`, expected `{expected}`"
+                    )),
+                "{e}"
+            );
+        }
     }
 
     #[test]
@@ -655,26 +747,36 @@ mod tests {
     #[test]
     fn missing_dir_and_files() {
         let dir = tempfile::tempdir().unwrap();
-        let e = load_err(&dir.path().join("nope"), None);
+        let e = load_error(&dir.path().join("nope"), None);
+        assert!(matches!(e, BundleError::NotFound { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("nope does not exist"), "{e}");
-        let e = load_err(dir.path(), None);
+        let e = load_error(dir.path(), None);
+        assert!(matches!(e, BundleError::MissingFile { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("model.json is missing"), "{e}");
         let (dir, _) = saved();
         fs::remove_file(dir.path().join(WEIGHTS_FILE)).unwrap();
-        let e = load_err(dir.path(), None);
+        let e = load_error(dir.path(), None);
+        assert!(matches!(e, BundleError::MissingFile { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(
             e.contains("weights.safetensors is missing (expected the model weights"),
             "{e}"
         );
         let f = dir.path().join(META_FILE);
-        let e = load_err(&f, None);
+        let e = load_error(&f, None);
+        assert!(matches!(e, BundleError::NotADirectory { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("is not a directory"), "{e}");
     }
 
     #[test]
     fn wrong_omega() {
         let (dir, _) = saved();
-        let e = load_err(dir.path(), Some(30_000_000));
+        let e = load_error(dir.path(), Some(30_000_000));
+        assert!(matches!(e, BundleError::OmegaMismatch { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("model.json"), "{e}");
         assert!(
             e.contains("ω = 5 s (5000000 µs)") && e.contains("ω = 30 s (30000000 µs)"),
@@ -686,7 +788,9 @@ mod tests {
     fn wrong_feature_list() {
         let (dir, _) = saved();
         edit_json(dir.path(), |v| v["feature_names"][9] = "syn_cnt".into());
-        let e = load_err(dir.path(), None);
+        let e = load_error(dir.path(), None);
+        assert!(matches!(e, BundleError::FeatureMismatch { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(
             e.contains("feature #10 is \"syn_cnt\", expected \"syn_count\""),
             "{e}"
@@ -694,7 +798,9 @@ mod tests {
         edit_json(dir.path(), |v| {
             v["feature_names"].as_array_mut().unwrap().pop();
         });
-        let e = load_err(dir.path(), None);
+        let e = load_error(dir.path(), None);
+        assert!(matches!(e, BundleError::FeatureMismatch { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("lists 52 features, expected 53"), "{e}");
     }
 
@@ -704,12 +810,16 @@ mod tests {
         let p = dir.path().join(META_FILE);
         let good = fs::read(&p).unwrap();
         fs::write(&p, &good[..good.len() / 2]).unwrap();
-        let e = load_err(dir.path(), None);
+        let e = load_error(dir.path(), None);
+        assert!(matches!(e, BundleError::CorruptJson { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("model.json is not valid JSON"), "{e}");
 
         fs::write(&p, &good).unwrap();
         edit_json(dir.path(), |v| v["format_version"] = 2.into());
-        let e = load_err(dir.path(), None);
+        let e = load_error(dir.path(), None);
+        assert!(matches!(e, BundleError::FormatVersion { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(
             e.contains("bundle format version 2 is not supported") && e.contains("reads version 1"),
             "{e}"
@@ -717,19 +827,25 @@ mod tests {
 
         fs::write(&p, &good).unwrap();
         edit_json(dir.path(), |v| v["format"] = "something-else".into());
-        let e = load_err(dir.path(), None);
+        let e = load_error(dir.path(), None);
+        assert!(matches!(e, BundleError::WrongFormat { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("not a netanom model description"), "{e}");
 
         fs::write(&p, &good).unwrap();
         edit_json(dir.path(), |v| {
             v.as_object_mut().unwrap().remove("omega_us");
         });
-        let e = load_err(dir.path(), None);
+        let e = load_error(dir.path(), None);
+        assert!(matches!(e, BundleError::InvalidMetadata { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("missing field `omega_us`"), "{e}");
 
         fs::write(&p, &good).unwrap();
         edit_json(dir.path(), |v| v["normalization"]["max"][1] = (-1.0).into());
-        let e = load_err(dir.path(), None);
+        let e = load_error(dir.path(), None);
+        assert!(matches!(e, BundleError::Normalization { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(
             e.contains("invalid normalisation") && e.contains("pkt_count"),
             "{e}"
@@ -739,7 +855,9 @@ mod tests {
         edit_json(dir.path(), |v| {
             v["normalization"]["min"].as_array_mut().unwrap().pop();
         });
-        let e = load_err(dir.path(), None);
+        let e = load_error(dir.path(), None);
+        assert!(matches!(e, BundleError::Normalization { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("min vector has 52 values, expected 53"), "{e}");
     }
 
@@ -753,7 +871,12 @@ mod tests {
         let last = bad.len() - 3;
         bad[last] ^= 0x40;
         fs::write(&p, &bad).unwrap();
-        let e = load_err(dir.path(), None);
+        let e = load_error(dir.path(), None);
+        assert!(
+            matches!(e, BundleError::WeightsHashMismatch { .. }),
+            "{e:?}"
+        );
+        let e = e.to_string();
         assert!(
             e.contains("weights.safetensors: SHA-256 is") && e.contains("corrupt"),
             "{e}"
@@ -765,7 +888,9 @@ mod tests {
         edit_json(dir.path(), |v| {
             v["weights_sha256"] = sha256_hex(trunc).into()
         });
-        let e = load_err(dir.path(), None);
+        let e = load_error(dir.path(), None);
+        assert!(matches!(e, BundleError::Weights { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(
             e.contains("weights.safetensors: not a valid safetensors file"),
             "{e}"
@@ -786,7 +911,9 @@ mod tests {
         edit_json(dir.path(), |v| {
             v["weights_sha256"] = sha256_hex(&other).into()
         });
-        let e = load_err(dir.path(), None);
+        let e = load_error(dir.path(), None);
+        assert!(matches!(e, BundleError::Weights { .. }), "{e:?}");
+        let e = e.to_string();
         assert!(e.contains("weights.safetensors: tensor lstm.weight_ih_l0 has shape [16, 53], expected [32, 53]"), "{e}");
     }
 }
