@@ -236,6 +236,16 @@ impl Scorer {
             }
         };
         self.scored += 1;
+        if let Some(w) = self.detector.stage.last() {
+            let d = &self.detector;
+            let outside = w
+                .features
+                .iter()
+                .zip(d.min.iter().zip(&d.max))
+                .filter(|(v, (lo, hi))| *v < lo || *v > hi)
+                .count();
+            self.metrics.record_drift(outside);
+        }
         let threshold = self.detector.threshold;
         self.metrics
             .record_score(score, threshold, started.elapsed());

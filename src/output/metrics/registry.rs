@@ -86,8 +86,22 @@ pub struct Metrics {
     pub pcap_interface_drops_total: IntCounter,
     pub scoring_seconds: Histogram,
     pub last_window_end_timestamp_seconds: Gauge,
+    /// 1 while a model is loaded and scoring (`netanom_model_loaded`).
+    pub model_loaded: IntGauge,
+    /// Features of the last scored window outside the model's training range
+    /// (`netanom_features_outside_training_range`): drift in view.
+    pub features_outside_training_range: IntGauge,
     model_info: IntGaugeVec,
     pcap_drops: Mutex<(WrappingCounter, WrappingCounter)>,
+}
+
+/// Registers a new integer gauge `name` in `registry`.
+fn int_gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::with_opts(Opts::new(name, help)).expect("valid gauge");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("unique metric");
+    g
 }
 
 /// Registers a new integer counter `name` in `registry`.
@@ -174,11 +188,7 @@ impl Metrics {
             alert_windows_total: counter(r, "alert_windows_total", "Scored windows whose score was above the threshold."),
             incidents_total: counter(r, "incidents_total", "Incidents reported (incident_start events)."),
             incidents_suppressed_total: counter(r, "incidents_suppressed_total", "Incidents that ended before reaching alerts.min_windows alerting windows (not reported)."),
-            incident_active: {
-                let g = IntGauge::with_opts(Opts::new("incident_active", "1 while a reported incident is open, else 0.")).expect("valid gauge");
-                registry.register(Box::new(g.clone())).expect("unique metric");
-                g
-            },
+            incident_active: int_gauge(r, "incident_active", "1 while a reported incident is open, else 0."),
             alert_write_errors_total: counter(
                 r,
                 "alert_write_errors_total",
@@ -200,6 +210,8 @@ impl Metrics {
                 exponential_buckets(1e-5, 2.0, 18).expect("valid buckets"),
             ),
             last_window_end_timestamp_seconds: gauge(r, "last_window_end_timestamp_seconds", "End of the last closed window, Unix seconds (capture time)."),
+            model_loaded: int_gauge(r, "model_loaded", "1 while a model is loaded and scoring windows, else 0."),
+            features_outside_training_range: int_gauge(r, "features_outside_training_range", "Features (of 53) of the last scored window that lie outside the model's training range: sustained high values mean traffic has drifted from what the model learned."),
             model_info,
             pcap_drops: Mutex::new((WrappingCounter::new(), WrappingCounter::new())),
             registry,
@@ -219,6 +231,13 @@ impl Metrics {
             .with_label_values(&[model_id, &omega.to_string()])
             .set(1);
         self.threshold.set(threshold);
+        self.model_loaded.set(1);
+    }
+
+    /// Sets how many features of the last scored window lie outside the training range.
+    pub fn record_drift(&self, features_outside: usize) {
+        self.features_outside_training_range
+            .set(i64::try_from(features_outside).unwrap_or(i64::MAX));
     }
 
     /// Counts a closed window (before scoring): windows, late packets, time jumps, last end.
