@@ -1428,3 +1428,66 @@ fn a_cut_off_file_is_logged_and_the_replay_goes_on_with_the_next() {
         win_s(150)
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// A thread's death: the incident is ended with a reason, the exit is non-zero
+// ---------------------------------------------------------------------------------------------
+
+/// Replays a flood in windows 40–43 with a panic injected (debug builds) into `thread` at
+/// window 43, mid-incident; returns the run and the alert events.
+fn replay_with_injected_panic(tmp: &Path, fault: &str) -> (Finished, Vec<Value>) {
+    let pcap = tmp.join("flood.pcap");
+    capture(&pcap, 80, 41, &[(40, 4)]);
+    let log = tmp.join("alerts.jsonl");
+    let run = replay(
+        &[&pcap],
+        &log,
+        &[],
+        &[("NETANOM_FAULT_INJECT", &format!("{fault}=43"))],
+    );
+    let events = read_alerts(&log);
+    for e in &events {
+        check_event(e, 0.5);
+    }
+    (run, events)
+}
+
+#[test]
+fn a_scorer_panic_ends_the_incident_and_exits_non_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, events) = replay_with_injected_panic(tmp.path(), "scorer-panic-at-window");
+    assert_eq!(run.code(), Some(1), "exit status:\n{}", run.stderr);
+    let pairs = pair_incidents(&events, false);
+    assert_eq!(pairs.len(), 1, "{events:#?}");
+    let end = pairs[0]
+        .1
+        .as_ref()
+        .expect("an incident_end although the scorer died");
+    assert_eq!(end["incident"]["end_reason"], "internal_error", "{end}");
+    assert!(
+        run.stderr
+            .contains("the scorer stopped on an internal error")
+            && run.stderr.contains("injected fault"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_capture_panic_ends_the_incident_and_exits_non_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (run, events) = replay_with_injected_panic(tmp.path(), "capture-panic-at-window");
+    assert_eq!(run.code(), Some(1), "exit status:\n{}", run.stderr);
+    let pairs = pair_incidents(&events, false);
+    assert_eq!(pairs.len(), 1, "{events:#?}");
+    let end = pairs[0]
+        .1
+        .as_ref()
+        .expect("an incident_end although the capture died");
+    assert_eq!(end["incident"]["end_reason"], "capture_failed", "{end}");
+    assert!(
+        run.stderr.contains("the capture thread panicked"),
+        "{}",
+        run.stderr
+    );
+}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::{SendError, Sender, TrySendError};
 
-use crate::capture::DropCounters;
+use crate::capture::{DropCounters, LiveError};
 use crate::output::metrics::Metrics;
 use crate::pipeline::{
     pump, Backpressure, Observer, PacketSource, ReadCounts, SinkError, WindowSink, Windower,
@@ -26,6 +26,10 @@ pub struct WindowQueue {
     tx: Sender<Window>,
     policy: Backpressure,
     metrics: Arc<Metrics>,
+    /// Windows handed over so far.
+    windows: u64,
+    /// Test hook (debug builds): panic at this window (see `scorer::injected_fault`).
+    panic_at_window: Option<u64>,
 }
 
 impl WindowQueue {
@@ -35,12 +39,18 @@ impl WindowQueue {
             tx,
             policy,
             metrics,
+            windows: 0,
+            panic_at_window: super::scorer::injected_fault("capture-panic-at-window"),
         }
     }
 }
 
 impl WindowSink for WindowQueue {
     fn window(&mut self, w: Window) -> Result<(), SinkError> {
+        self.windows += 1;
+        if self.panic_at_window == Some(self.windows) {
+            panic!("injected fault (NETANOM_FAULT_INJECT)");
+        }
         match self.policy {
             Backpressure::Wait => self.tx.send(w).map_err(|SendError(_)| ScorerGone)?,
             Backpressure::Drop => match self.tx.try_send(w) {
@@ -79,6 +89,20 @@ impl Observer for DaemonObserver {
                 .record_pcap_stats(d.kernel_dropped, d.interface_dropped);
         }
     }
+
+    fn capture_down(&mut self, _error: &LiveError) {
+        self.metrics.capture_up.set(0);
+        self.metrics.capture_errors_total.inc();
+    }
+
+    fn capture_up(&mut self) {
+        self.metrics.reset_pcap_stats();
+        self.metrics.capture_up.set(1);
+    }
+
+    fn clock_step(&mut self, _delta_ns: i64) {
+        self.metrics.clock_steps_total.inc();
+    }
 }
 
 /// Runs the capture side until stopped (live) or the files end (replay).
@@ -90,6 +114,9 @@ pub fn run(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let queue = WindowQueue::new(tx, source.backpressure(), metrics.clone());
+    metrics
+        .capture_up
+        .set(i64::from(matches!(source, PacketSource::Live(_))));
     let mut windows = Windower::new(config, queue);
     let mut observer = DaemonObserver { metrics, stop };
     let report = pump(source, &mut windows, &mut observer)?;

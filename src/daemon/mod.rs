@@ -21,7 +21,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::capture::{LiveCapture, LiveOptions};
 use crate::config::{CaptureSource, CliOverrides, Settings};
-use crate::detect::incident::IncidentConfig;
+use crate::detect::incident::{EndReason, IncidentConfig};
 use crate::model::Bundle;
 use crate::output::alerts::{system_hostname, AlertLog};
 use crate::output::metrics::{Health, Metrics, MetricsServer};
@@ -134,16 +134,32 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         .context("starting the scorer thread")?;
     let source_text = packets.describe();
     let (capture_metrics, capture_stop) = (metrics.clone(), stop.clone());
+    let capture_control = control_tx.clone();
     let capture_thread = std::thread::Builder::new()
         .name("netanom-capture".into())
         .spawn(move || {
-            capture::run(
-                packets,
-                window_config,
-                window_tx,
-                capture_metrics,
-                capture_stop,
-            )
+            // Kept until the reason is sent, so the scorer sees the reason before the end.
+            let queue_guard = window_tx.clone();
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                capture::run(
+                    packets,
+                    window_config,
+                    window_tx,
+                    capture_metrics,
+                    capture_stop,
+                )
+            }));
+            let result = run.unwrap_or_else(|payload| {
+                Err(anyhow::anyhow!(
+                    "the capture thread panicked: {}",
+                    scorer::panic_text(payload.as_ref())
+                ))
+            });
+            if result.is_err() {
+                let _ = capture_control.send(Control::Ending(EndReason::CaptureFailed));
+            }
+            drop(queue_guard);
+            result
         })
         .context("starting the capture thread")?;
 
@@ -180,7 +196,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
             break;
         }
         if scorer_thread.is_finished() {
-            // Only a panic ends the scorer while windows can still come: stop, don't limp on.
+            // Only a failure ends the scorer while windows can still come: stop, don't limp on.
             health.fail("the scorer thread stopped");
             exit_reason = "scorer thread stopped";
             break;
@@ -197,21 +213,24 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!(reason = exit_reason, "stopping");
     stop.store(true, Ordering::Relaxed);
+    // Panics are caught inside both threads; a join error would be a panic while unwinding.
     let capture_result = capture_thread
         .join()
-        .map_err(|_| anyhow::anyhow!("the capture thread panicked"))?;
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the capture thread died")));
     // The window sender is gone with the capture thread: the scorer drains, ends the open
-    // incident and returns.
+    // incident (with the reason the capture thread sent, if it failed) and returns.
     drop(control_tx);
-    scorer_thread
+    let scorer_result = scorer_thread
         .join()
-        .map_err(|_| anyhow::anyhow!("the scorer thread panicked"))?;
+        .unwrap_or_else(|_| Err(scorer::ScorerFailed("the scorer thread died".into())));
     if let Some(running) = server {
         if let Err(e) = running.stop() {
             tracing::warn!("metrics server: {e}");
         }
     }
+    // Either failure exits non-zero, so systemd restarts the service (Restart=on-failure).
     capture_result.context("capture")?;
+    scorer_result?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -91,8 +91,10 @@ fn most_deviant<'a>(
     best
 }
 
-/// Requests from the main thread.
+/// Requests from the main and capture threads.
 pub enum Control {
+    /// The windows are about to stop for this reason (sent before the window queue closes).
+    Ending(EndReason),
     /// Use a new model and settings (SIGHUP) and reopen the alert log.
     Reload(Box<Detector>),
     /// Reopen the alert log only (the model could not be reloaded).
@@ -111,6 +113,38 @@ pub struct Scorer {
     /// Windows received and windows scored, for the closing log line.
     windows: u64,
     scored: u64,
+    /// Why the open incident ends when the window queue closes.
+    end_reason: EndReason,
+    /// Test hook (debug builds): panic at this window, to exercise the failure path.
+    panic_at_window: Option<u64>,
+}
+
+/// The scorer stopped on an internal error (a panic); the open incident was ended first.
+#[derive(Debug, thiserror::Error)]
+#[error("the scorer stopped on an internal error: {0}")]
+pub struct ScorerFailed(pub String);
+
+/// Debug builds only: `NETANOM_FAULT_INJECT=scorer-panic-at-window=N` (or
+/// `capture-panic-at-window=N`) makes that thread panic at its N-th window, to test the
+/// failure path for real; release builds ignore the variable.
+pub(crate) fn injected_fault(name: &str) -> Option<u64> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    let spec = std::env::var("NETANOM_FAULT_INJECT").ok()?;
+    spec.split(',').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k.trim() == name).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
 }
 
 impl Scorer {
@@ -131,16 +165,44 @@ impl Scorer {
             reloads: 0,
             windows: 0,
             scored: 0,
+            end_reason: EndReason::Shutdown,
+            panic_at_window: injected_fault("scorer-panic-at-window"),
         }
     }
 
     /// Handles windows and control messages until the window channel closes, then ends any
-    /// open incident (`reason`: shutdown) so its end event is written.
-    pub fn run(mut self, windows: Receiver<Window>, control: Receiver<Control>) {
+    /// open incident (reason: shutdown, or what a `Control::Ending` said) so its end event is
+    /// written. A panic while handling a window ends the incident (`internal_error`) and
+    /// returns an error instead of taking the incident down with the thread.
+    pub fn run(
+        mut self,
+        windows: Receiver<Window>,
+        control: Receiver<Control>,
+    ) -> Result<(), ScorerFailed> {
+        let result = self.serve(&windows, &control);
+        if let Err(e) = &result {
+            tracing::error!("{e}");
+            self.end_reason = EndReason::InternalError;
+        }
+        self.end_incident(self.end_reason);
+        tracing::info!(
+            windows = self.windows,
+            scored = self.scored,
+            "scorer finished"
+        );
+        result
+    }
+
+    /// The loop of [`Self::run`].
+    fn serve(
+        &mut self,
+        windows: &Receiver<Window>,
+        control: &Receiver<Control>,
+    ) -> Result<(), ScorerFailed> {
         loop {
             select! {
                 recv(windows) -> w => match w {
-                    Ok(w) => self.window(w),
+                    Ok(w) => self.guarded_window(w)?,
                     Err(_) => break,
                 },
                 recv(control) -> c => match c {
@@ -148,19 +210,32 @@ impl Scorer {
                     // The main thread is gone: keep draining windows.
                     Err(_) => {
                         for w in windows.iter() {
-                            self.window(w);
+                            self.guarded_window(w)?;
                         }
                         break;
                     }
                 },
             }
         }
-        self.end_incident(EndReason::Shutdown);
-        tracing::info!(
-            windows = self.windows,
-            scored = self.scored,
-            "scorer finished"
-        );
+        // A reason sent just before the queue closed may still be waiting.
+        while let Ok(c) = control.try_recv() {
+            self.control(c);
+        }
+        Ok(())
+    }
+
+    /// [`Self::window`], with a panic turned into an error.
+    fn guarded_window(&mut self, w: Window) -> Result<(), ScorerFailed> {
+        let start = w.start_ns;
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.window(w))).map_err(
+            |payload| {
+                ScorerFailed(format!(
+                    "panic on the window at {}: {}",
+                    format_ts(start),
+                    panic_text(payload.as_ref())
+                ))
+            },
+        )
     }
 
     fn control(&mut self, c: Control) {
@@ -200,6 +275,7 @@ impl Scorer {
                 self.reopen_log();
             }
             Control::ReopenLog => self.reopen_log(),
+            Control::Ending(reason) => self.end_reason = reason,
         }
     }
 
@@ -213,13 +289,17 @@ impl Scorer {
     /// One closed window: score it, update the incident, write events.
     fn window(&mut self, w: Window) {
         self.metrics.record_window(&w);
-        self.health.beat();
         self.windows += 1;
+        if self.panic_at_window == Some(self.windows) {
+            panic!("injected fault (NETANOM_FAULT_INJECT)");
+        }
         let start_ns = w.start_ns;
         let started = Instant::now();
         let scored = self.detector.stage.push(w);
         let score = match scored {
             Ok(scored) => {
+                // Alive means windows really get through the model (the watchdog follows this).
+                self.health.beat();
                 // A collapsed clock jump or a dropped window broke the run of windows.
                 if scored.sequence_broken {
                     self.end_incident(EndReason::SequenceBreak);

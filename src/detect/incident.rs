@@ -65,6 +65,10 @@ pub enum EndReason {
     Shutdown,
     /// The window sequence broke (a collapsed clock jump, lost windows): scoring restarts.
     SequenceBreak,
+    /// The capture side failed for good (its thread died): the daemon exits for a restart.
+    CaptureFailed,
+    /// The scorer hit an internal error (a panic) and stopped: the daemon exits for a restart.
+    InternalError,
 }
 
 /// What is known of an incident so far.

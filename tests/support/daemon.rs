@@ -1196,7 +1196,14 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
         );
         let reason = string(v, "incident.end_reason");
         assert!(
-            ["cooldown", "shutdown", "sequence_break"].contains(&reason),
+            [
+                "cooldown",
+                "shutdown",
+                "sequence_break",
+                "capture_failed",
+                "internal_error"
+            ]
+            .contains(&reason),
             "end_reason {reason:?}"
         );
         assert!(

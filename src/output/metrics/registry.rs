@@ -86,6 +86,12 @@ pub struct Metrics {
     pub pcap_interface_drops_total: IntCounter,
     pub scoring_seconds: Histogram,
     pub last_window_end_timestamp_seconds: Gauge,
+    /// 1 while the live interface is open and readable (`netanom_capture_up`).
+    pub capture_up: IntGauge,
+    /// Failures of the live interface, each followed by reopening (`netanom_capture_errors_total`).
+    pub capture_errors_total: IntCounter,
+    /// Steps of the system clock seen by the capture (`netanom_clock_steps_total`).
+    pub clock_steps_total: IntCounter,
     /// 1 while a model is loaded and scoring (`netanom_model_loaded`).
     pub model_loaded: IntGauge,
     /// Features of the last scored window outside the model's training range
@@ -210,6 +216,9 @@ impl Metrics {
                 exponential_buckets(1e-5, 2.0, 18).expect("valid buckets"),
             ),
             last_window_end_timestamp_seconds: gauge(r, "last_window_end_timestamp_seconds", "End of the last closed window, Unix seconds (capture time)."),
+            capture_up: int_gauge(r, "capture_up", "1 while the live capture interface is open and readable; 0 while it is being reopened after a failure (and when replaying files)."),
+            capture_errors_total: counter(r, "capture_errors_total", "Failures of the live capture interface (down, removed, driver reset); each is followed by reopening it with backoff."),
+            clock_steps_total: counter(r, "clock_steps_total", "Steps of the system clock (set back or forward by more than a second) seen by the live capture; each starts a new window timeline."),
             model_loaded: int_gauge(r, "model_loaded", "1 while a model is loaded and scoring windows, else 0."),
             features_outside_training_range: int_gauge(r, "features_outside_training_range", "Features (of 53) of the last scored window that lie outside the model's training range: sustained high values mean traffic has drifted from what the model learned."),
             model_info,

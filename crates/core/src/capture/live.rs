@@ -47,6 +47,8 @@ pub struct DropCounters {
 
 /// An open interface.
 pub struct LiveCapture {
+    /// How it was opened, to open it again after a failure.
+    options: LiveOptions,
     name: String,
     capture: Capture<Active>,
     link: LinkType,
@@ -162,6 +164,7 @@ impl LiveCapture {
             dlt,
         })?;
         Ok(Self {
+            options: opts.clone(),
             name,
             capture,
             link,
@@ -179,6 +182,11 @@ impl LiveCapture {
     /// The interface's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The options it was opened with.
+    pub fn options(&self) -> &LiveOptions {
+        &self.options
     }
 
     /// How long a read waits for packets (libpcap's buffer timeout), in milliseconds.

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::sink::{PacketSink, SinkError};
 use super::source::{Files, Pace, PacketSource};
-use crate::capture::{CaptureError, DropCounters, LiveCapture, LiveError, RawPacket};
+use crate::capture::{CaptureError, DropCounters, LiveCapture, LiveError, LiveOptions, RawPacket};
 use crate::decode::{decode, DecodeIssue, LinkType};
 
 /// How often the observer hears of progress and the live clock closes windows.
@@ -18,6 +18,17 @@ const CLOCK_EVERY_PACKETS: u32 = 1024;
 
 /// Longest sleep of paced replay, so a stop request is honoured promptly.
 const PACE_STEP: Duration = Duration::from_millis(50);
+
+/// A wall clock that moved this much more (or less) than the monotonic clock between two
+/// looks was stepped (NTP's step, `date -s`), not slewed.
+const CLOCK_STEP_TOLERANCE_NS: i64 = 1_000_000_000;
+
+/// First wait before reopening a failed interface; doubled per failure up to the cap.
+const REOPEN_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between two reopening attempts.
+const REOPEN_MAX: Duration = Duration::from_secs(5);
+/// A capture that ran this long without failing starts its next backoff from the beginning.
+const REOPEN_RESET_AFTER: Duration = Duration::from_secs(10);
 
 /// What the pump read, as totals (in [`PumpReport`]) or as increments (to the observer).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -79,6 +90,12 @@ pub trait Observer {
     /// About every [`PROGRESS_EVERY`]: what was read since the last call, and libpcap's drop
     /// counters on a live interface (u32 totals that wrap).
     fn progress(&mut self, _delta: &ReadCounts, _drops: Option<DropCounters>) {}
+    /// Live: the interface failed; the pump reopens it with backoff until it can read again.
+    fn capture_down(&mut self, _error: &LiveError) {}
+    /// Live: the interface was reopened (its drop counters restart from 0).
+    fn capture_up(&mut self) {}
+    /// Live: the wall clock was stepped by `delta_ns` (negative: set back).
+    fn clock_step(&mut self, _delta_ns: i64) {}
 }
 
 impl Observer for () {}
@@ -92,8 +109,11 @@ impl Observer for () {}
 ///   and kept in [`PumpReport::damaged`], and reading goes on with the next file. At the end
 ///   the sinks finish, so the last window is emitted.
 /// - A live interface is read until stopped; the wall clock (less libpcap's buffer timeout and
-///   a margin) closes windows on a quiet link. A read error ends the pump with
-///   [`PumpError::Live`].
+///   a margin) closes windows on a quiet link. A step of the wall clock (against the monotonic
+///   clock, by more than a second) starts a new timeline ([`PacketSink::clock_step`]): no
+///   stall after a step back, no burst of empty windows after a step forward. A read error
+///   (interface down, driver reset) is logged and the interface is reopened with backoff
+///   (0.1 s doubling to 5 s) while windows keep closing by the clock; only a stop ends it.
 /// - A sink error ends the pump at once with [`PumpError::Sink`].
 ///
 /// Waiting or dropping when a consumer is behind is the sinks' business, following
@@ -229,29 +249,40 @@ impl Pump {
         observer: &mut impl Observer,
     ) -> Result<PumpReport, PumpError> {
         let _span = tracing::info_span!("capture", interface = %capture.name()).entered();
-        // The kernel may hold a packet up to the buffer timeout before we read it: close a
-        // window only that long (plus a margin) after its end.
-        let grace_ns = (i64::from(capture.timeout_ms()) + 100) * 1_000_000;
-        let link = capture.link_type();
+        let options = capture.options().clone();
+        let mut clock = LiveClock::new(capture.timeout_ms());
+        let mut backoff = Backoff::new();
         let mut last_drops = Instant::now();
         let mut since_clock = 0u32;
         // Windows advance from the start, even before the first packet.
-        sink.advance_to(wall_ns().saturating_sub(grace_ns))
+        sink.advance_to(clock.window_time())
             .map_err(PumpError::Sink)?;
         while !observer.stop_requested() {
-            let idle = match capture.next_packet()? {
-                Some(raw) => {
+            let link = capture.link_type();
+            let step = match capture.next_packet() {
+                Ok(Some(raw)) => {
                     self.packet(link, &raw, sink)?;
                     since_clock += 1;
-                    false
+                    LiveStep::Packet
                 }
-                None => true,
+                Ok(None) => LiveStep::Idle,
+                Err(e) => LiveStep::Failed(e),
             };
-            if idle || since_clock >= CLOCK_EVERY_PACKETS {
+            if let LiveStep::Failed(e) = step {
+                drop(capture);
+                match self.reopen(&options, e, &mut backoff, &mut clock, sink, observer)? {
+                    Some(c) => {
+                        capture = c;
+                        last_drops = Instant::now();
+                        continue;
+                    }
+                    None => break,
+                }
+            }
+            if matches!(step, LiveStep::Idle) || since_clock >= CLOCK_EVERY_PACKETS {
                 since_clock = 0;
                 if self.last_progress.elapsed() >= PROGRESS_EVERY {
-                    sink.advance_to(wall_ns().saturating_sub(grace_ns))
-                        .map_err(PumpError::Sink)?;
+                    clock.tick(sink, observer)?;
                     let drops = if last_drops.elapsed() >= DROPS_EVERY {
                         last_drops = Instant::now();
                         capture.drops()
@@ -266,6 +297,148 @@ impl Pump {
             stopped: true,
             ..PumpReport::default()
         })
+    }
+
+    /// Reopens a failed interface with backoff; windows keep closing by the clock meanwhile.
+    /// `None` when a stop was requested first.
+    fn reopen(
+        &mut self,
+        options: &LiveOptions,
+        error: LiveError,
+        backoff: &mut Backoff,
+        clock: &mut LiveClock,
+        sink: &mut impl PacketSink,
+        observer: &mut impl Observer,
+    ) -> Result<Option<LiveCapture>, PumpError> {
+        tracing::error!("{error}; reopening the interface");
+        observer.capture_down(&error);
+        backoff.failed();
+        let mut attempts = 0u32;
+        loop {
+            let until = Instant::now() + backoff.delay();
+            loop {
+                if observer.stop_requested() {
+                    return Ok(None);
+                }
+                let left = until.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(PROGRESS_EVERY));
+                clock.tick(sink, observer)?;
+                self.flush_progress(observer, None);
+            }
+            attempts += 1;
+            match LiveCapture::open(options) {
+                Ok(capture) => {
+                    tracing::warn!(attempts, "interface reopened, capturing again");
+                    observer.capture_up();
+                    backoff.reopened();
+                    return Ok(Some(capture));
+                }
+                Err(e) => {
+                    // Powers of two, then every attempt at the cap: enough to follow, no flood.
+                    if attempts.is_power_of_two() || backoff.delay() == REOPEN_MAX {
+                        tracing::warn!(attempts, "cannot reopen the interface yet: {e}");
+                    }
+                    backoff.failed();
+                }
+            }
+        }
+    }
+}
+
+/// What one read of a live interface gave.
+enum LiveStep {
+    Packet,
+    Idle,
+    Failed(LiveError),
+}
+
+/// The delay before the next attempt to reopen an interface.
+struct Backoff {
+    delay: Duration,
+    /// When the capture was last (re)opened.
+    opened: Instant,
+}
+
+impl Backoff {
+    /// A backoff for a capture opened now.
+    fn new() -> Self {
+        Backoff {
+            delay: Duration::ZERO,
+            opened: Instant::now(),
+        }
+    }
+
+    /// The wait before the next attempt.
+    fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// One more failure: wait longer, unless the capture had been running fine for a while.
+    fn failed(&mut self) {
+        self.delay = if self.delay.is_zero() || self.opened.elapsed() >= REOPEN_RESET_AFTER {
+            self.opened = Instant::now();
+            REOPEN_FIRST
+        } else {
+            (self.delay * 2).min(REOPEN_MAX)
+        };
+    }
+
+    /// The capture is open again.
+    fn reopened(&mut self) {
+        self.opened = Instant::now();
+    }
+}
+
+/// The wall clock of a live capture, watched against the monotonic clock for steps.
+struct LiveClock {
+    /// The kernel may hold a packet up to the buffer timeout before we read it: close a
+    /// window only that long (plus a margin) after its end.
+    grace_ns: i64,
+    last_wall_ns: i64,
+    last_mono: Instant,
+}
+
+impl LiveClock {
+    /// A clock for a capture with libpcap's buffer timeout `timeout_ms`.
+    fn new(timeout_ms: u32) -> Self {
+        LiveClock {
+            grace_ns: (i64::from(timeout_ms) + 100) * 1_000_000,
+            last_wall_ns: wall_ns(),
+            last_mono: Instant::now(),
+        }
+    }
+
+    /// The time up to which windows may close.
+    fn window_time(&self) -> i64 {
+        self.last_wall_ns.saturating_sub(self.grace_ns)
+    }
+
+    /// Reads the clock: reports a step to the sinks and the observer, then closes the windows
+    /// that ended.
+    fn tick(
+        &mut self,
+        sink: &mut impl PacketSink,
+        observer: &mut impl Observer,
+    ) -> Result<(), PumpError> {
+        let (wall, mono) = (wall_ns(), Instant::now());
+        let elapsed =
+            i64::try_from(mono.duration_since(self.last_mono).as_nanos()).unwrap_or(i64::MAX);
+        let delta = wall.saturating_sub(self.last_wall_ns.saturating_add(elapsed));
+        self.last_wall_ns = wall;
+        self.last_mono = mono;
+        if delta.abs() > CLOCK_STEP_TOLERANCE_NS {
+            tracing::warn!(
+                step_s = delta as f64 / 1e9,
+                "the system clock was stepped: windows start a new timeline (the open window is closed, no empty windows for the step)"
+            );
+            observer.clock_step(delta);
+            sink.clock_step(self.window_time())
+                .map_err(PumpError::Sink)?;
+        }
+        sink.advance_to(self.window_time()).map_err(PumpError::Sink)
     }
 }
 

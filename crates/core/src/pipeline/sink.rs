@@ -21,6 +21,9 @@ pub trait PacketSink {
     fn advance_to(&mut self, now_ns: i64) -> Result<(), SinkError>;
     /// The stream ended: emit what is still open.
     fn finish(&mut self) -> Result<(), SinkError>;
+    /// The clock that stamps packets was stepped; it now reads `now_ns` (see
+    /// [`WindowAggregator::clock_step`]).
+    fn clock_step(&mut self, now_ns: i64) -> Result<(), SinkError>;
 }
 
 /// Sees the finished windows of one aggregator.
@@ -143,6 +146,16 @@ impl<S: WindowSink> PacketSink for Windower<S> {
         self.take_error()?;
         self.sink.finish()
     }
+
+    fn clock_step(&mut self, now_ns: i64) -> Result<(), SinkError> {
+        let Self {
+            aggregator,
+            sink,
+            error,
+        } = self;
+        aggregator.clock_step(now_ns, &mut |w| Self::deliver(sink, error, w));
+        self.take_error()
+    }
 }
 
 impl<A: PacketSink, B: PacketSink> PacketSink for (A, B) {
@@ -161,6 +174,11 @@ impl<A: PacketSink, B: PacketSink> PacketSink for (A, B) {
         self.0.finish()?;
         self.1.finish()
     }
+
+    fn clock_step(&mut self, now_ns: i64) -> Result<(), SinkError> {
+        self.0.clock_step(now_ns)?;
+        self.1.clock_step(now_ns)
+    }
 }
 
 impl<S: PacketSink> PacketSink for Vec<S> {
@@ -176,6 +194,10 @@ impl<S: PacketSink> PacketSink for Vec<S> {
     fn finish(&mut self) -> Result<(), SinkError> {
         self.iter_mut().try_for_each(|s| s.finish())
     }
+
+    fn clock_step(&mut self, now_ns: i64) -> Result<(), SinkError> {
+        self.iter_mut().try_for_each(|s| s.clock_step(now_ns))
+    }
 }
 
 impl<S: PacketSink + ?Sized> PacketSink for Box<S> {
@@ -190,6 +212,10 @@ impl<S: PacketSink + ?Sized> PacketSink for Box<S> {
 
     fn finish(&mut self) -> Result<(), SinkError> {
         (**self).finish()
+    }
+
+    fn clock_step(&mut self, now_ns: i64) -> Result<(), SinkError> {
+        (**self).clock_step(now_ns)
     }
 }
 

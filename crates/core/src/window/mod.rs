@@ -112,6 +112,10 @@ pub struct WindowAggregator {
     omega_ns: i64,
     /// Index k of the open window, `None` before the first packet or tick.
     open: Option<i64>,
+    /// Highest window index opened on this timeline: time already covered. Empty windows are
+    /// only emitted past it, so timestamps that go back and forth cannot make the same stretch
+    /// of time be filled with empty windows again and again.
+    high: Option<i64>,
     jumped: bool,
     sums: Sums,
     src_addrs: AddrTally,
@@ -129,6 +133,7 @@ impl WindowAggregator {
             config,
             omega_ns: config.omega.nanos(),
             open: None,
+            high: None,
             jumped: false,
             sums: Sums::default(),
             src_addrs: AddrTally::new(),
@@ -162,6 +167,9 @@ impl WindowAggregator {
     }
 
     /// Adds one packet, first emitting every window that its timestamp closes.
+    ///
+    /// Each packet emits at most `max_gap_windows + 1` windows: a jump of more than
+    /// `max_gap_windows` windows either way is collapsed.
     #[inline]
     pub fn push(&mut self, packet: &PacketSummary, emit: &mut impl FnMut(Window)) {
         let k = self.index_of(packet.ts_ns);
@@ -176,20 +184,45 @@ impl WindowAggregator {
                 }
             }
             Some(open) => self.move_to(open, k, emit),
-            None => self.open = Some(k),
+            None => self.start_at(k),
         }
         self.stats.packets += 1;
         self.count(packet);
     }
 
     /// Tells the aggregator the time is `now_ns`: closes every window that ended by then.
+    /// A clock behind the open window changes nothing (see [`Self::clock_step`] for a clock
+    /// that was set back).
     pub fn advance_to(&mut self, now_ns: i64, emit: &mut impl FnMut(Window)) {
         let k = self.index_of(now_ns);
         match self.open {
             Some(open) if k > open => self.move_to(open, k, emit),
             Some(_) => {}
-            None => self.open = Some(k),
+            None => self.start_at(k),
         }
+    }
+
+    /// The clock that stamps packets was stepped (set back or forward, as NTP or an operator
+    /// does): the time before and after are not one timeline. Closes the open window, starts a
+    /// new timeline at `now_ns` without empty windows for the step, and flags the next window
+    /// so the detector restarts its sequence. Counted as a time jump.
+    pub fn clock_step(&mut self, now_ns: i64, emit: &mut impl FnMut(Window)) {
+        let k = self.index_of(now_ns);
+        match self.open {
+            Some(open) if open != k => {
+                self.jump(open, k, emit);
+                // A new timeline: what the old clock covered says nothing about this one.
+                self.high = Some(k);
+            }
+            Some(_) => {}
+            None => self.start_at(k),
+        }
+    }
+
+    /// Opens window `k` as the first of a timeline.
+    fn start_at(&mut self, k: i64) {
+        self.open = Some(k);
+        self.high = Some(k);
     }
 
     /// Closes the open window (end of a capture).
@@ -203,18 +236,27 @@ impl WindowAggregator {
         i64::try_from(self.config.max_gap_windows).unwrap_or(i64::MAX)
     }
 
-    /// Closes `open` and the empty windows up to `k`, which becomes the open window.
+    /// Closes `open` and the empty windows up to `k`, which becomes the open window. Empty
+    /// windows are emitted only for time not covered before (past the high-water mark).
     fn move_to(&mut self, open: i64, k: i64, emit: &mut impl FnMut(Window)) {
-        let empties = k - open - 1;
-        if empties > self.max_gap() {
+        if k - open > self.max_gap() {
             self.jump(open, k, emit);
             return;
         }
         self.close(open, emit);
-        for e in open + 1..k {
+        let high = self.high.unwrap_or(open);
+        let first_empty = (open + 1).max(high + 1).min(k);
+        if first_empty > open + 1 {
+            // Windows of time already covered (after a backward jump) were not emitted again:
+            // the run is not consecutive.
+            self.jumped = true;
+            self.stats.skipped_windows += u64::try_from(first_empty - open - 1).unwrap_or(0);
+        }
+        for e in first_empty..k {
             self.emit_empty(e, emit);
         }
         self.open = Some(k);
+        self.high = Some(high.max(k));
     }
 
     /// Collapses a jump too long to fill with empty windows.
@@ -229,6 +271,7 @@ impl WindowAggregator {
         });
         self.jumped = true;
         self.open = Some(k);
+        self.high = Some(self.high.map_or(k, |h| h.max(k)));
     }
 
     fn span(&self, k: i64) -> (i64, i64) {
@@ -411,6 +454,115 @@ fn mean_var(n: u64, sum: u128, sum_sq: u128) -> (f64, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn agg(max_gap: u64) -> WindowAggregator {
+        let mut c = WindowConfig::new(Omega::from_micros(1_000_000).unwrap());
+        c.max_gap_windows = max_gap;
+        WindowAggregator::new(c)
+    }
+
+    /// A packet summary at `secs` (no headers: counts as a frame only).
+    fn at(secs: i64) -> PacketSummary {
+        crate::decode::decode(
+            crate::decode::LinkType::Ethernet,
+            &[],
+            secs * 1_000_000_000,
+            60,
+        )
+    }
+
+    /// Pushes packets at the given seconds; the windows emitted by each packet.
+    fn feed(a: &mut WindowAggregator, secs: &[i64]) -> Vec<Vec<(i64, bool)>> {
+        secs.iter()
+            .map(|&t| {
+                let mut out = Vec::new();
+                a.push(&at(t), &mut |w| {
+                    out.push((w.start_ns / 1_000_000_000, w.after_time_jump))
+                });
+                out
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_jump_of_more_than_max_gap_either_way_is_collapsed() {
+        let mut a = agg(10);
+        let out = feed(&mut a, &[0, 11, 0, 10, 20]);
+        assert_eq!(out[0], []);
+        assert_eq!(
+            out[1],
+            [(0, false)],
+            "11 windows ahead: collapsed, no empties"
+        );
+        assert_eq!(out[2], [(11, true)], "11 back: collapsed");
+        // 10 ahead is within max_gap, but all of it was covered before: no empties again.
+        assert_eq!(out[3], [(0, true)]);
+        // Window 11 was covered (and emitted) before; past it, quiet windows are real.
+        assert_eq!(out[4][0], (10, true), "windows 1–9 were skipped before it");
+        let filled: Vec<i64> = out[4][1..].iter().map(|w| w.0).collect();
+        assert_eq!(filled, (12..=19).collect::<Vec<_>>());
+        assert_eq!(a.stats().time_jumps, 2);
+    }
+
+    #[test]
+    fn alternating_timestamps_emit_a_bounded_number_of_windows() {
+        // Two times max_gap + 1 windows apart, alternating: the crafted capture of issue 9.
+        let mut a = agg(100_000);
+        let mut times = Vec::new();
+        for _ in 0..500 {
+            times.extend([0, 100_001]);
+        }
+        let out = feed(&mut a, &times);
+        let total: usize = out.iter().map(Vec::len).sum();
+        assert!(
+            total <= times.len(),
+            "{total} windows for {} packets",
+            times.len()
+        );
+        // Within max_gap: one fill, then late packets.
+        let mut a = agg(100_000);
+        let mut times = Vec::new();
+        for _ in 0..500 {
+            times.extend([0, 99_999]);
+        }
+        let total: usize = feed(&mut a, &times).iter().map(Vec::len).sum();
+        assert_eq!(total, 99_999, "the gap is filled once");
+        // Three points walking backwards: forward moves inside covered time fill nothing.
+        let mut a = agg(100);
+        let mut times = Vec::new();
+        let mut t = 1_000_000;
+        for _ in 0..500 {
+            times.extend([t, t + 100]);
+            t -= 101;
+        }
+        let total: usize = feed(&mut a, &times).iter().map(Vec::len).sum();
+        assert!(
+            total <= times.len() + 100,
+            "{total} windows for {} packets",
+            times.len()
+        );
+    }
+
+    #[test]
+    fn a_clock_step_starts_a_new_timeline_without_empty_windows() {
+        let mut a = agg(100_000);
+        feed(&mut a, &[1000, 1001]);
+        let mut out = Vec::new();
+        // Set back by an hour: the open window closes, the next one is flagged.
+        a.clock_step(1001 * 1_000_000_000 - 3_600_000_000_000, &mut |w| {
+            out.push(w.start_ns)
+        });
+        assert_eq!(out, [1_001_000_000_000]);
+        // The new timeline fills its own quiet windows as usual; its first window is flagged.
+        let out = feed(&mut a, &[1001 - 3600, 1001 - 3600 + 3]);
+        assert_eq!(out[0], []);
+        assert_eq!(out[1], [(-2599, true), (-2598, false), (-2597, false)]);
+        // Forward by an hour: no 3,600 empty windows.
+        let mut out = Vec::new();
+        a.clock_step((1001 + 5) * 1_000_000_000, &mut |w| out.push(w.start_ns));
+        assert_eq!(out.len(), 1);
+        assert_eq!(a.stats().time_jumps, 2);
+    }
 
     #[test]
     fn mean_var_exact() {
