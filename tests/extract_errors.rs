@@ -381,3 +381,44 @@ fn model_subcommands_without_netanom_full_say_what_is_missing() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("window_start,window_end,"));
 }
+
+#[test]
+fn a_crafted_capture_of_alternating_timestamps_gives_bounded_output() {
+    // Timestamps alternating between two times just over max_gap_windows apart, then three
+    // points walking back: before, each pair of packets wrote up to 100,000 empty windows.
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Pcap::micro(linktype::EN10MB);
+    let (a, b) = (1_700_000_000i64, 1_700_000_000i64 + 100_001);
+    for _ in 0..200 {
+        p.packet(t(&a.to_string()), &arp_frame());
+        p.packet(t(&b.to_string()), &arp_frame());
+    }
+    let mut x = b + 50_000;
+    for _ in 0..200 {
+        p.packet(t(&x.to_string()), &arp_frame());
+        p.packet(t(&(x + 100_000).to_string()), &arp_frame());
+        x -= 100_001;
+    }
+    let path = dir.path().join("alternating.pcap");
+    p.write(&path);
+    let run = extract(&[&path], "1");
+    run.assert_no_panic();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // Time covered for the first time is b..b+150,000 (two forward moves within max_gap,
+    // filled once as quiet windows); every other packet adds at most one window. Without the
+    // bound the walk back re-filled up to 100,000 windows per pair: about 20 million rows.
+    let rows = data_rows(&run.stdout);
+    assert!(
+        rows <= 800 + 150_000,
+        "{rows} rows for 800 packets: the output must stay bounded"
+    );
+    assert!(
+        rows >= 150_000,
+        "{rows} rows: the first-time gaps are quiet windows"
+    );
+    assert!(
+        run.stderr.to_lowercase().contains("jump"),
+        "the jumps are reported:\n{}",
+        run.stderr
+    );
+}

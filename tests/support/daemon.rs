@@ -565,9 +565,14 @@ impl Daemon {
     /// Starts `netanom run ARGS` with JSON logs (`NETANOM_LOG__FORMAT=json`) and `envs`.
     pub fn start(args: &[OsString], envs: &[(&str, &str)]) -> Daemon {
         let mut cmd = netanom_command();
-        cmd.arg("run")
-            .args(args)
-            .env("NETANOM_LOG__FORMAT", "json")
+        cmd.arg("run").args(args);
+        Daemon::spawn(cmd, envs)
+    }
+
+    /// Starts `cmd` (a `netanom run` command line, possibly behind a wrapper such as
+    /// `ip netns exec`) with JSON logs and `envs`, collecting its standard error.
+    pub fn spawn(mut cmd: Command, envs: &[(&str, &str)]) -> Daemon {
+        cmd.env("NETANOM_LOG__FORMAT", "json")
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -80,6 +80,37 @@ fn interface_exists(name: &str) -> bool {
         .unwrap_or(true)
 }
 
+/// The pending error of a socket (`SO_ERROR`, which reading clears), as text.
+fn socket_error(fd: std::os::fd::RawFd) -> String {
+    let mut err: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: `err` and `len` are valid for writing and `len` is the size of `err`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&mut err as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    match (rc, err) {
+        (0, 0) => "the capture socket reported an error".into(),
+        (0, e) => std::io::Error::from_raw_os_error(e).to_string(),
+        _ => std::io::Error::last_os_error().to_string(),
+    }
+}
+
+/// True when the interface exists and is up (administratively and with a carrier).
+pub fn interface_is_up(name: &str) -> bool {
+    Device::list()
+        .map(|l| {
+            l.iter()
+                .any(|d| d.name == name && d.flags.is_up() && d.flags.is_running())
+        })
+        .unwrap_or(false)
+}
+
 /// CAP_NET_RAW's bit in the capability sets (linux/capability.h).
 const CAP_NET_RAW: u32 = 13;
 
@@ -205,9 +236,17 @@ impl LiveCapture {
                 revents: 0,
             };
             let timeout = i32::try_from(self.timeout_ms).unwrap_or(i32::MAX);
-            // SAFETY: one valid pollfd for the duration of the call. Its result does not
-            // matter: EINTR or a timeout just lead to a read that finds nothing.
+            // SAFETY: one valid pollfd for the duration of the call. EINTR or a timeout just
+            // lead to a read that finds nothing.
             unsafe { libc::poll(&mut pfd, 1, timeout) };
+            // A non-blocking libpcap read does not report a socket error: the kernel flags
+            // the packet socket (POLLERR, SO_ERROR = ENETDOWN) when the interface goes down.
+            if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                return Err(LiveError::Read {
+                    name: self.name.clone(),
+                    reason: socket_error(self.fd),
+                });
+            }
         }
         match self.capture.next_packet() {
             Ok(packet) => {

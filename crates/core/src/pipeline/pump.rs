@@ -4,6 +4,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::sink::{PacketSink, SinkError};
 use super::source::{Files, Pace, PacketSource};
+use crate::capture::live::interface_is_up;
 use crate::capture::{CaptureError, DropCounters, LiveCapture, LiveError, LiveOptions, RawPacket};
 use crate::decode::{decode, DecodeIssue, LinkType};
 
@@ -329,7 +330,16 @@ impl Pump {
                 self.flush_progress(observer, None);
             }
             attempts += 1;
-            match LiveCapture::open(options) {
+            // A capture opened on an interface that is still down would just be silent.
+            let opened = if interface_is_up(&options.interface) {
+                LiveCapture::open(options)
+            } else {
+                Err(LiveError::Open {
+                    name: options.interface.clone(),
+                    reason: "the interface is down".into(),
+                })
+            };
+            match opened {
                 Ok(capture) => {
                     tracing::warn!(attempts, "interface reopened, capturing again");
                     observer.capture_up();
