@@ -417,41 +417,7 @@ impl Bundle {
         let meta_path = dir.join(META_FILE);
         let weights_path = dir.join(WEIGHTS_FILE);
         let json = read_file(&meta_path, "model description (JSON metadata)")?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&json).map_err(|source| BundleError::CorruptJson {
-                path: meta_path.clone(),
-                source,
-            })?;
-        // Format and version first: a future format may have changed any other field.
-        match value.get("format") {
-            Some(serde_json::Value::String(s)) if s == FORMAT_NAME => {}
-            other => {
-                return Err(BundleError::WrongFormat {
-                    path: meta_path,
-                    found: other
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "missing".into()),
-                })
-            }
-        }
-        match value.get("format_version") {
-            Some(v) if v.as_u64() == Some(FORMAT_VERSION as u64) => {}
-            other => {
-                return Err(BundleError::FormatVersion {
-                    path: meta_path,
-                    found: other
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "missing".into()),
-                })
-            }
-        }
-        // The path names the key of a wrong value: `architecture.type: unknown variant ...`.
-        let meta: ModelMeta =
-            serde_path_to_error::deserialize(value).map_err(|e| BundleError::InvalidMetadata {
-                path: meta_path.clone(),
-                reason: e.to_string(),
-            })?;
-        let (arch, normalizer) = check_meta(&meta, &meta_path, expected_omega)?;
+        let (meta, arch, normalizer) = parse_meta(&json, &meta_path, expected_omega)?;
 
         let weights = read_file(&weights_path, "model weights (safetensors)")?;
         let found = sha256_hex(&weights);
@@ -516,6 +482,51 @@ fn write_replace(path: &Path, bytes: &[u8]) -> Result<(), BundleError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+/// Parses and checks `model.json` (its bytes `json`; `meta_path` names it in errors) without
+/// the weights: everything [`Bundle::load`] checks before it reads them.
+pub fn parse_meta(
+    json: &[u8],
+    meta_path: &Path,
+    expected_omega: Option<Omega>,
+) -> Result<(ModelMeta, Architecture, MinMax), BundleError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(&json).map_err(|source| BundleError::CorruptJson {
+            path: meta_path.to_path_buf(),
+            source,
+        })?;
+    // Format and version first: a future format may have changed any other field.
+    match value.get("format") {
+        Some(serde_json::Value::String(s)) if s == FORMAT_NAME => {}
+        other => {
+            return Err(BundleError::WrongFormat {
+                path: meta_path.to_path_buf(),
+                found: other
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "missing".into()),
+            })
+        }
+    }
+    match value.get("format_version") {
+        Some(v) if v.as_u64() == Some(FORMAT_VERSION as u64) => {}
+        other => {
+            return Err(BundleError::FormatVersion {
+                path: meta_path.to_path_buf(),
+                found: other
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "missing".into()),
+            })
+        }
+    }
+    // The path names the key of a wrong value: `architecture.type: unknown variant ...`.
+    let meta: ModelMeta =
+        serde_path_to_error::deserialize(value).map_err(|e| BundleError::InvalidMetadata {
+            path: meta_path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    let (arch, normalizer) = check_meta(&meta, meta_path, expected_omega)?;
+    Ok((meta, arch, normalizer))
 }
 
 /// Every check of `model.json` that does not need the weights.

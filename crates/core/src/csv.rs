@@ -116,6 +116,11 @@ pub fn read_feature_csv(path: &Path) -> Result<Vec<FeatureRow>, FeatureCsvError>
         path: path.to_path_buf(),
         source,
     })?;
+    parse_feature_csv(path, &text)
+}
+
+/// Parses the text of a feature CSV; `path` names it in errors.
+pub fn parse_feature_csv(path: &Path, text: &str) -> Result<Vec<FeatureRow>, FeatureCsvError> {
     let mut lines = text.lines();
     if lines.next().map(str::trim) != Some(csv_header().as_str()) {
         return Err(FeatureCsvError::Header {
