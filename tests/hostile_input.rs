@@ -11,7 +11,7 @@ use netanom::csv::{csv_header, parse_feature_csv};
 use netanom::decode::{decode, LinkType};
 use netanom::eval::Labels;
 use netanom::model::bundle::parse_meta;
-use netanom::pipeline::{pump, PacketSource, Pace, Windower};
+use netanom::pipeline::{pump, Pace, PacketSource, Windower};
 use netanom::window::{Omega, Window, WindowConfig};
 
 const LINKS: [LinkType; 6] = [
@@ -144,11 +144,7 @@ fn the_seed_captures_are_read_whole() {
         assert_eq!(packets, 10);
         assert!(windows >= 1);
     }
-    let (meta, _, _) = parse_meta(
-        &corpus("model_json")[0],
-        Path::new("model.json"),
-        None,
-    )
-    .expect("the shipped model.json");
+    let (meta, _, _) = parse_meta(&corpus("model_json")[0], Path::new("model.json"), None)
+        .expect("the shipped model.json");
     assert_eq!(meta.omega.to_string(), "0.5");
 }

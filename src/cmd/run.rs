@@ -21,10 +21,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     // Logging follows the settings' [log] section, so read them first.
     let settings = source.load()?;
-    netanom_cli::init_logging(
+    let log_level = netanom_cli::init_reloadable_logging(
         settings.log.level.as_str(),
         settings.log.format == LogFormat::Json,
     );
+    // SIGHUP can then apply a new log.level.
+    daemon::reload::install_log_level_handle(log_level);
     daemon::run(source)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod capture;
+pub mod reload;
 pub mod scorer;
 
 use std::path::PathBuf;
@@ -26,7 +27,6 @@ use crate::model::Bundle;
 use crate::output::alerts::{system_hostname, AlertLog};
 use crate::output::metrics::{Health, Metrics, MetricsServer};
 use crate::pipeline::{Pace, PacketSource};
-use crate::window::Omega;
 use scorer::{Control, Detector, Scorer};
 
 /// Windows the capture thread may queue ahead of the scorer (minutes of windows at ω = 0.5 s).
@@ -57,6 +57,7 @@ fn load_bundle(settings: &Settings) -> anyhow::Result<Bundle> {
     })
 }
 
+/// The scorer's model and alert settings from `settings` and a loaded bundle.
 fn detector(settings: &Settings, bundle: Bundle) -> Detector {
     Detector::new(
         bundle,
@@ -95,7 +96,8 @@ fn open_source(settings: &Settings) -> anyhow::Result<PacketSource> {
 
 /// Runs the daemon until SIGTERM/SIGINT (or, replaying, the end of the files).
 pub fn run(source: SettingsSource) -> anyhow::Result<()> {
-    let settings = source.load()?;
+    // Kept up to date by SIGHUP: the settings in force.
+    let mut settings = source.load()?;
     let bundle = load_bundle(&settings)?;
     let omega = bundle.omega();
     let window_config = settings.window_config(omega)?;
@@ -181,7 +183,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     while !capture_thread.is_finished() {
         for signal in signals.pending() {
             match signal {
-                SIGHUP => reload(&source, omega, &control_tx),
+                SIGHUP => reload::reload(&source, &mut settings, omega, &control_tx),
                 _ => {
                     exit_reason = if signal == SIGTERM {
                         "SIGTERM"
@@ -233,28 +235,4 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     scorer_result?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// SIGHUP: reread settings and model; on any error keep the running ones and say why.
-fn reload(source: &SettingsSource, omega: Omega, control: &crossbeam_channel::Sender<Control>) {
-    tracing::info!("SIGHUP: reloading settings and model");
-    let result = source.load().and_then(|settings| {
-        let bundle = load_bundle(&settings)?;
-        if bundle.omega() != omega {
-            anyhow::bail!(
-                "the new model's window length ({} s) differs from the running one ({omega} s): restart the service to change ω",
-                bundle.omega(),
-            );
-        }
-        settings.window_config(omega)?;
-        Ok(detector(&settings, bundle))
-    });
-    let message = match result {
-        Ok(d) => Control::Reload(Box::new(d)),
-        Err(e) => {
-            tracing::error!("reload failed, keeping the running model: {e:#}");
-            Control::ReopenLog
-        }
-    };
-    let _ = control.send(message);
 }

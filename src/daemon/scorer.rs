@@ -2,7 +2,7 @@
 //! writes alert events; reloads its model on request.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{select, Receiver};
 
@@ -11,7 +11,9 @@ use crate::detect::incident::{
 };
 use crate::detect::score::ScoringStage;
 use crate::model::Bundle;
-use crate::output::alerts::{top_deviations, AlertContext, AlertEvent, AlertLog, Explanation};
+use crate::output::alerts::{
+    top_deviations, AlertContext, AlertEvent, AlertFile, AlertLog, Explanation, Flush,
+};
 use crate::output::metrics::{Health, Metrics};
 use crate::timestamp::format_ts;
 use crate::window::Window;
@@ -91,14 +93,27 @@ fn most_deviant<'a>(
     best
 }
 
+/// How long a failing alert log is quiet in the daemon's log between two reports.
+const ALERT_LOG_REPORT_EVERY: Duration = Duration::from_secs(60);
+
 /// Requests from the main and capture threads.
 pub enum Control {
     /// The windows are about to stop for this reason (sent before the window queue closes).
     Ending(EndReason),
-    /// Use a new model and settings (SIGHUP) and reopen the alert log.
-    Reload(Box<Detector>),
+    /// Use a new model and settings (SIGHUP) and reopen (or switch) the alert log.
+    Reload(Box<Reload>),
     /// Reopen the alert log only (the model could not be reloaded).
     ReopenLog,
+}
+
+/// What a successful reload hands the scorer.
+pub struct Reload {
+    /// The new model and alert settings.
+    pub detector: Detector,
+    /// A new `alerts.path`, already opened by the main thread; `None`: reopen the same path.
+    pub log_file: Option<AlertFile>,
+    /// `alerts.fsync`.
+    pub fsync: bool,
 }
 
 /// The scoring side of the pipeline.
@@ -113,6 +128,8 @@ pub struct Scorer {
     /// Windows received and windows scored, for the closing log line.
     windows: u64,
     scored: u64,
+    /// Since when the alert log fails (events queued), and when that was last reported.
+    log_failing: Option<(Instant, Instant)>,
     /// Why the open incident ends when the window queue closes.
     end_reason: EndReason,
     /// Test hook (debug builds): panic at this window, to exercise the failure path.
@@ -165,6 +182,7 @@ impl Scorer {
             reloads: 0,
             windows: 0,
             scored: 0,
+            log_failing: None,
             end_reason: EndReason::Shutdown,
             panic_at_window: injected_fault("scorer-panic-at-window"),
         }
@@ -185,6 +203,18 @@ impl Scorer {
             self.end_reason = EndReason::InternalError;
         }
         self.end_incident(self.end_reason);
+        // Last try for events the alert log could not take.
+        if self.log.queued() > 0 {
+            let report = self.log.flush();
+            self.after_log(report);
+        }
+        if self.log.queued() > 0 {
+            tracing::error!(
+                lost = self.log.queued(),
+                path = %self.log.path().display(),
+                "alert events could not be written to the alert log before exit; they are in this log (\"anomaly incident\" lines)"
+            );
+        }
         tracing::info!(
             windows = self.windows,
             scored = self.scored,
@@ -238,9 +268,16 @@ impl Scorer {
         )
     }
 
+    /// Applies a request from the main thread.
     fn control(&mut self, c: Control) {
         match c {
-            Control::Reload(new) => {
+            Control::Reload(reload) => {
+                let Reload {
+                    detector: new,
+                    log_file,
+                    fsync,
+                } = *reload;
+                let new = Box::new(new);
                 let same_model = new.context.model_id == self.detector.context.model_id
                     && new.threshold == self.detector.threshold;
                 if same_model {
@@ -272,22 +309,95 @@ impl Scorer {
                     model_changed = !same_model,
                     "settings reloaded"
                 );
-                self.reopen_log();
+                self.log.set_fsync(fsync);
+                match log_file {
+                    Some(file) => {
+                        let old = self.log.path().to_path_buf();
+                        self.log.switch(file);
+                        tracing::info!(
+                            path = %self.log.path().display(),
+                            old = %old.display(),
+                            "alert log switched to the new alerts.path"
+                        );
+                        let report = self.log.flush();
+                        self.after_log(report);
+                    }
+                    None => self.reopen_log(),
+                }
             }
             Control::ReopenLog => self.reopen_log(),
             Control::Ending(reason) => self.end_reason = reason,
         }
     }
 
+    /// Opens the alert log's path again (SIGHUP) and writes what is queued.
     fn reopen_log(&mut self) {
         match self.log.reopen() {
             Ok(()) => tracing::info!(path = %self.log.path().display(), "alert log reopened"),
-            Err(e) => tracing::error!("{e}; still writing to the old file"),
+            Err(e) => {
+                self.metrics.record_alert_write_error();
+                tracing::error!("{e}; events wait until the path can be opened");
+            }
+        }
+        let report = self.log.flush();
+        self.after_log(report);
+    }
+
+    /// Counts what an alert log attempt did and reports failures and recovery in the log
+    /// (the first failure, then at most every minute while it lasts, and the recovery).
+    fn after_log(&mut self, report: Flush) {
+        let dropped = self.log.take_dropped();
+        let queued = self.log.queued();
+        self.metrics
+            .record_alert_log(report.errors.len(), queued, dropped);
+        let path = self.log.path().display().to_string();
+        if report.reopened {
+            tracing::info!(%path, "alert log reopened: the file at alerts.path was moved or deleted");
+        }
+        if dropped > 0 {
+            tracing::error!(dropped, %path, "alert events dropped: the queue of events waiting for the alert log is full");
+        }
+        let now = Instant::now();
+        if let Some(e) = report.errors.first() {
+            match self.log_failing {
+                None => {
+                    tracing::error!(queued, "{e}");
+                    if queued > 0 {
+                        self.log_failing = Some((now, now));
+                    }
+                }
+                Some((since, last)) if now.duration_since(last) >= ALERT_LOG_REPORT_EVERY => {
+                    tracing::error!(
+                        queued,
+                        failing_s = now.duration_since(since).as_secs(),
+                        "alert log still failing: {e}"
+                    );
+                    self.log_failing = Some((since, now));
+                }
+                Some(_) => {}
+            }
+            for e in &report.errors[1..] {
+                tracing::debug!("{e}");
+            }
+        }
+        if queued == 0 {
+            if let Some((since, _)) = self.log_failing.take() {
+                tracing::info!(
+                    written = report.written,
+                    failing_s = now.duration_since(since).as_secs(),
+                    %path,
+                    "alert log writable again: queued events written"
+                );
+            }
         }
     }
 
     /// One closed window: score it, update the incident, write events.
     fn window(&mut self, w: Window) {
+        // A window comes every ω: retry events the alert log could not take.
+        if let Some(report) = self.log.retry(Instant::now()) {
+            self.after_log(report);
+        }
         self.metrics.record_window(&w);
         self.windows += 1;
         if self.panic_at_window == Some(self.windows) {
@@ -352,6 +462,7 @@ impl Scorer {
         }
     }
 
+    /// Ends the open incident (if any) for `reason` and writes its end event.
     fn end_incident(&mut self, reason: EndReason) {
         let event = self.tracker.flush(reason);
         self.metrics
@@ -369,10 +480,8 @@ impl Scorer {
         let started = matches!(event, IncidentEvent::Start { .. });
         self.metrics
             .record_incident(started, self.tracker.is_active());
-        if let Err(e) = self.log.write(alert) {
-            self.metrics.record_alert_write_error();
-            tracing::error!("{e}");
-        }
+        let report = self.log.write(alert);
+        self.after_log(report);
         let json = serde_json::to_string(alert).unwrap_or_default();
         if started {
             tracing::warn!(

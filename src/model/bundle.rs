@@ -492,7 +492,7 @@ pub fn parse_meta(
     expected_omega: Option<Omega>,
 ) -> Result<(ModelMeta, Architecture, MinMax), BundleError> {
     let value: serde_json::Value =
-        serde_json::from_slice(&json).map_err(|source| BundleError::CorruptJson {
+        serde_json::from_slice(json).map_err(|source| BundleError::CorruptJson {
             path: meta_path.to_path_buf(),
             source,
         })?;

@@ -1,20 +1,25 @@
 //! The alert log: one JSON object per line per incident event (`docs/alerts.md`).
 //!
-//! - Each event is serialised to one buffer and written with a single `write` on a file opened
-//!   with `O_APPEND`, so a reader (`tail -F`, a log shipper) never sees half a line from us, and
-//!   it is in the kernel when [`AlertLog::write`] returns (no user-space buffer to lose on a
-//!   crash).
-//! - With `fsync` (the default) it is also `fdatasync`ed: it then survives a power loss. Events
-//!   are at most two per incident, so the cost does not matter; on a stalled disk the call blocks
-//!   the thread that writes (keep it off the capture path).
-//! - [`AlertLog::reopen`] (on SIGHUP, after logrotate renamed the file) opens the path again,
-//!   creating it with mode 0640, and only then lets go of the old file.
+//! - Each event is serialised to one buffer, a complete line, and appended to a file opened
+//!   with `O_APPEND` (`write(2)`, again for the rest only if the kernel took part of it); it is
+//!   in the kernel when [`AlertLog::write`] returns (no user-space buffer to lose on a crash).
+//! - A write the kernel does not take whole (a full disk) is undone with `ftruncate`, so the
+//!   file never keeps a partial line; the event waits in a bounded queue and is written, in
+//!   order, before the next event and on [`AlertLog::retry`].
+//! - Before each line the path is checked (`stat`, device and inode): a file deleted or renamed
+//!   under it (rotation) is noticed without a signal and the path is opened again, creating the
+//!   file with mode 0640.
+//! - With `fsync` (the default) each line is also `fdatasync`ed: it then survives a power loss.
+//!   Events are at most two per incident, so the cost does not matter; on a stalled disk the
+//!   call blocks the thread that writes (keep it off the capture path).
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::IpAddr;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use time::format_description::BorrowedFormatItem;
@@ -383,87 +388,340 @@ impl AlertEvent {
 // ---------------------------------------------------------------------------------------------
 // The file.
 
-/// The alert log file.
-pub struct AlertLog {
-    path: PathBuf,
-    file: File,
-    fsync: bool,
-    /// The last write failed part-way: start the next one on a new line.
-    broken_line: bool,
+/// Most events kept while the alert log cannot be written; beyond it the oldest are dropped
+/// (and counted).
+pub const QUEUE_CAPACITY: usize = 10_000;
+
+/// How often queued events are retried when no new event comes.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What went wrong with the alert log; each variant is one failed system call (or the
+/// serialisation of an event).
+#[derive(Debug, thiserror::Error)]
+pub enum AlertLogError {
+    /// Opening (creating) the file at the path failed.
+    #[error("cannot open alert log {}: {source}", path.display())]
+    Open {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// `stat` of the path failed for another reason than its absence.
+    #[error("cannot check alert log {}: {source}", path.display())]
+    Check {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Appending the line failed (a full disk); nothing of it is left in the file.
+    #[error("cannot write alert log {}: {source}", path.display())]
+    Write {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// Cutting off the part of a line a failed write left failed; nothing more is appended
+    /// until it succeeds.
+    #[error("cannot cut a partial line off alert log {}: {source}", path.display())]
+    Truncate {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// `fdatasync` failed after the whole line was written: the line is in the file (the
+    /// kernel has it) but may not survive a power loss. It is not written again.
+    #[error("cannot fdatasync alert log {}: {source}", path.display())]
+    Sync {
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+    /// The event could not be serialised (never expected).
+    #[error("cannot serialise an alert event: {0}")]
+    Serialize(#[source] serde_json::Error),
 }
 
-fn open_append(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot open alert log {}: {e}", path.display()),
-            )
-        })
+impl AlertLogError {
+    /// True when the line reached the file despite the error (only [`AlertLogError::Sync`]).
+    pub fn line_delivered(&self) -> bool {
+        matches!(self, AlertLogError::Sync { .. })
+    }
+}
+
+/// An alert log file opened for appending, with the identity (device, inode) it had then.
+#[derive(Debug)]
+pub struct AlertFile {
+    /// The path it was opened at.
+    path: PathBuf,
+    /// The open file (`O_APPEND`).
+    file: File,
+    /// `(st_dev, st_ino)` of the open file.
+    id: (u64, u64),
+}
+
+impl AlertFile {
+    /// Opens `path` for appending, creating it with mode 0640.
+    pub fn open(path: impl Into<PathBuf>) -> Result<AlertFile, AlertLogError> {
+        let path = path.into();
+        let opened = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            .open(&path)
+            .and_then(|file| {
+                let m = file.metadata()?;
+                Ok((file, (m.dev(), m.ino())))
+            });
+        match opened {
+            Ok((file, id)) => Ok(AlertFile { path, file, id }),
+            Err(source) => Err(AlertLogError::Open { path, source }),
+        }
+    }
+
+    /// The path it was opened at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// What one attempt to write the queued events did.
+#[derive(Debug, Default)]
+pub struct Flush {
+    /// Lines that reached the file.
+    pub written: usize,
+    /// Every failed call, in order (a [`AlertLogError::Sync`] one did not stop the flush).
+    pub errors: Vec<AlertLogError>,
+    /// The file at the path had been moved or deleted and a new one was opened there.
+    pub reopened: bool,
+}
+
+/// The alert log: appends each event as one line to the file at its path.
+///
+/// - Before each line it checks (`stat`) that the path still names the open file; when the
+///   file was deleted or renamed (rotation) it opens the path again, creating a new file, as
+///   `tail -F` follows a name.
+/// - A line that a write does not take whole (a full disk) is cut off again (`ftruncate` to
+///   the length before it), so no partial line stays in the file; nothing is appended while a
+///   cut is pending.
+/// - Events that could not be written wait in a queue (up to [`QUEUE_CAPACITY`], the oldest
+///   dropped beyond it, counted by [`AlertLog::take_dropped`]) and are written, in order,
+///   before the next event and by [`AlertLog::retry`].
+pub struct AlertLog {
+    /// The file being written.
+    file: AlertFile,
+    /// `fdatasync` after each line.
+    fsync: bool,
+    /// Complete lines (ending in `\n`) not written yet, oldest first.
+    queue: VecDeque<Vec<u8>>,
+    /// Most lines kept in `queue`.
+    capacity: usize,
+    /// Lines dropped from the full queue since the last [`AlertLog::take_dropped`].
+    dropped: u64,
+    /// A failed write left part of a line after this length and cutting it off failed.
+    truncate_to: Option<u64>,
+    /// No retry of the queue before this time (after a failure).
+    next_retry: Option<Instant>,
 }
 
 impl AlertLog {
     /// Opens (appends to, or creates with mode 0640) the alert log at `path`.
-    pub fn open(path: impl Into<PathBuf>, fsync: bool) -> io::Result<AlertLog> {
-        let path = path.into();
-        let file = open_append(&path)?;
-        Ok(AlertLog {
-            path,
+    pub fn open(path: impl Into<PathBuf>, fsync: bool) -> Result<AlertLog, AlertLogError> {
+        Ok(Self::with_file(
+            AlertFile::open(path)?,
+            fsync,
+            QUEUE_CAPACITY,
+        ))
+    }
+
+    /// An alert log writing to `file`, keeping up to `capacity` events while it cannot.
+    pub fn with_file(file: AlertFile, fsync: bool, capacity: usize) -> AlertLog {
+        AlertLog {
             file,
             fsync,
-            broken_line: false,
-        })
+            queue: VecDeque::new(),
+            capacity: capacity.max(1),
+            dropped: 0,
+            truncate_to: None,
+            next_retry: None,
+        }
     }
 
     /// The path it writes to.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.file.path
     }
 
-    /// Appends one event as a line, flushed to the kernel (and to disk with `fsync`).
-    pub fn write(&mut self, event: &AlertEvent) -> io::Result<()> {
+    /// Whether each line is `fdatasync`ed.
+    pub fn fsync(&self) -> bool {
+        self.fsync
+    }
+
+    /// Turns `fdatasync` after each line on or off (a reload).
+    pub fn set_fsync(&mut self, fsync: bool) {
+        self.fsync = fsync;
+    }
+
+    /// Events waiting to be written.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Events dropped from the full queue since the last call.
+    pub fn take_dropped(&mut self) -> u64 {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// Queues one event as a line and writes every queued line it can, oldest first.
+    pub fn write(&mut self, event: &AlertEvent) -> Flush {
         self.write_json(event)
     }
 
-    /// Appends any serialisable value as one JSON line.
-    pub fn write_json<T: Serialize + ?Sized>(&mut self, value: &T) -> io::Result<()> {
-        let mut line = Vec::with_capacity(1024);
-        if self.broken_line {
-            line.push(b'\n');
+    /// As [`AlertLog::write`] for any serialisable value.
+    pub fn write_json<T: Serialize + ?Sized>(&mut self, value: &T) -> Flush {
+        let mut line = Vec::with_capacity(2048);
+        if let Err(e) = serde_json::to_writer(&mut line, value) {
+            return Flush {
+                errors: vec![AlertLogError::Serialize(e)],
+                ..Flush::default()
+            };
         }
-        serde_json::to_writer(&mut line, value).map_err(io::Error::other)?;
         line.push(b'\n');
-        let result = self.file.write_all(&line).and_then(|()| self.file.flush());
-        let result = match result {
-            Ok(()) if self.fsync => self.file.sync_data(),
-            other => other,
-        };
-        match result {
-            Ok(()) => {
-                self.broken_line = false;
-                Ok(())
+        self.queue.push_back(line);
+        while self.queue.len() > self.capacity {
+            self.queue.pop_front();
+            self.dropped += 1;
+        }
+        self.flush()
+    }
+
+    /// Writes the queued lines if there are some and the last failure is [`RETRY_INTERVAL`]
+    /// old; `None` when there was nothing to do.
+    pub fn retry(&mut self, now: Instant) -> Option<Flush> {
+        if self.queue.is_empty() || self.next_retry.is_some_and(|t| now < t) {
+            return None;
+        }
+        Some(self.flush())
+    }
+
+    /// Writes every queued line it can, oldest first; stops at the first line that does not
+    /// reach the file.
+    pub fn flush(&mut self) -> Flush {
+        let mut report = Flush::default();
+        while let Some(line) = self.queue.pop_front() {
+            match self.write_line(&line, &mut report.reopened) {
+                Ok(()) => report.written += 1,
+                Err(e) if e.line_delivered() => {
+                    report.written += 1;
+                    report.errors.push(e);
+                }
+                Err(e) => {
+                    self.queue.push_front(line);
+                    report.errors.push(e);
+                    self.next_retry = Some(Instant::now() + RETRY_INTERVAL);
+                    return report;
+                }
             }
-            Err(e) => {
-                self.broken_line = true;
-                Err(io::Error::new(
-                    e.kind(),
-                    format!("cannot write alert log {}: {e}", self.path.display()),
-                ))
-            }
+        }
+        self.next_retry = None;
+        report
+    }
+
+    /// Opens the path again now (SIGHUP, after logrotate moved the file away); on failure the
+    /// open file is kept, and lines wait until the path can be opened.
+    pub fn reopen(&mut self) -> Result<(), AlertLogError> {
+        let file = AlertFile::open(self.file.path.clone())?;
+        self.switch(file);
+        Ok(())
+    }
+
+    /// Writes to `file` from now on (a reload with a new `alerts.path`); queued lines go there.
+    pub fn switch(&mut self, file: AlertFile) {
+        if let Some(len) = self.truncate_to.take() {
+            // Last chance to cut the partial line off the old file.
+            let _ = self.file.file.set_len(len);
+        }
+        self.file = file;
+        self.next_retry = None;
+    }
+
+    /// Reopens the path when it no longer names the open file; true when it did.
+    fn follow_path(&mut self) -> Result<bool, AlertLogError> {
+        match std::fs::metadata(&self.file.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.file.id => Ok(false),
+            Ok(_) => self.reopen().map(|()| true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => self.reopen().map(|()| true),
+            Err(source) => Err(AlertLogError::Check {
+                path: self.file.path.clone(),
+                source,
+            }),
         }
     }
 
-    /// Opens the path again (after logrotate moved the file away); on failure the old file is
-    /// kept and written to.
-    pub fn reopen(&mut self) -> io::Result<()> {
-        let file = open_append(&self.path)?;
-        self.file = file;
-        self.broken_line = false;
+    /// Appends one complete line: follows the path, cuts off a pending partial line, writes,
+    /// undoes a partial write, syncs.
+    fn write_line(&mut self, line: &[u8], reopened: &mut bool) -> Result<(), AlertLogError> {
+        if self.follow_path()? {
+            *reopened = true;
+        }
+        let path = || self.file.path.clone();
+        if let Some(len) = self.truncate_to {
+            self.file
+                .file
+                .set_len(len)
+                .map_err(|source| AlertLogError::Truncate {
+                    path: path(),
+                    source,
+                })?;
+            self.truncate_to = None;
+        }
+        let before = self
+            .file
+            .file
+            .metadata()
+            .map_err(|source| AlertLogError::Write {
+                path: path(),
+                source,
+            })?
+            .len();
+        if let Err(source) = (&self.file.file).write_all(line) {
+            self.undo_partial(before);
+            return Err(AlertLogError::Write {
+                path: self.file.path.clone(),
+                source,
+            });
+        }
+        if self.fsync {
+            self.file
+                .file
+                .sync_data()
+                .map_err(|source| AlertLogError::Sync {
+                    path: self.file.path.clone(),
+                    source,
+                })?;
+        }
         Ok(())
+    }
+
+    /// After a failed write: cuts the file back to `before` if part of the line got in; if
+    /// that fails too, remembers to do it before the next line.
+    fn undo_partial(&mut self, before: u64) {
+        let grew = match self.file.file.metadata() {
+            Ok(m) => m.len() > before,
+            Err(_) => true,
+        };
+        if grew && self.file.file.set_len(before).is_err() {
+            self.truncate_to = Some(before);
+        }
     }
 }
 
@@ -701,20 +959,26 @@ mod tests {
         }
     }
 
+    /// Panics unless the flush wrote `n` lines without an error.
+    fn clean(f: Flush, n: usize) {
+        assert!(f.errors.is_empty(), "{:?}", f.errors);
+        assert_eq!(f.written, n, "{f:?}");
+    }
+
     #[test]
     fn written_line_is_readable_before_drop() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alerts.jsonl");
         let mut log = AlertLog::open(&path, true).unwrap();
         let (start, end) = events();
-        log.write(&start).unwrap();
+        clean(log.write(&start), 1);
         // read while the writer is alive: the line must be there, complete
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(text.ends_with('\n'));
         assert_eq!(text.lines().count(), 1);
         let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
         assert_eq!(v["event_type"], "incident_start");
-        log.write(&end).unwrap();
+        clean(log.write(&end), 1);
         let lines: Vec<String> = BufReader::new(File::open(&path).unwrap())
             .lines()
             .map(Result::unwrap)
@@ -728,41 +992,150 @@ mod tests {
         drop(log);
         // appends to an existing file
         let mut log = AlertLog::open(&path, false).unwrap();
-        log.write(&start).unwrap();
+        clean(log.write(&start), 1);
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 3);
     }
 
     #[test]
-    fn reopen_after_rename() {
+    fn follows_a_renamed_or_deleted_file_without_a_signal() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("alerts.jsonl");
         let rotated = dir.path().join("alerts.jsonl.1");
         let mut log = AlertLog::open(&path, false).unwrap();
         let (start, end) = events();
-        log.write(&start).unwrap();
+        let f = log.write(&start);
+        assert!(!f.reopened);
+        clean(f, 1);
+        // logrotate renames: the next event goes to a new file at the path
         std::fs::rename(&path, &rotated).unwrap();
-        // before reopen, writes still go to the renamed file (same inode)
-        log.write(&start).unwrap();
-        log.reopen().unwrap();
-        log.write(&end).unwrap();
-        let old = std::fs::read_to_string(&rotated).unwrap();
-        let new = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(old.lines().count(), 2);
-        assert_eq!(new.lines().count(), 1);
-        assert!(new.contains("\"incident_end\""));
-        // a failed reopen keeps the old file
-        let mut log = AlertLog::open(dir.path().join("sub-alerts.jsonl"), false).unwrap();
-        log.path = dir.path().join("missing-dir/alerts.jsonl");
-        let e = log.reopen().unwrap_err();
-        assert!(e.to_string().contains("missing-dir/alerts.jsonl"), "{e}");
-        log.write(&start).unwrap();
+        let f = log.write(&end);
+        assert!(f.reopened, "{f:?}");
+        clean(f, 1);
         assert_eq!(
-            std::fs::read_to_string(dir.path().join("sub-alerts.jsonl"))
-                .unwrap()
-                .lines()
-                .count(),
+            std::fs::read_to_string(&rotated).unwrap().lines().count(),
             1
         );
+        let new = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(new.lines().count(), 1);
+        assert!(new.contains("\"incident_end\""));
+        // deleted: recreated (0640) at the next event
+        std::fs::remove_file(&path).unwrap();
+        let f = log.write(&start);
+        assert!(f.reopened);
+        clean(f, 1);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & !0o640, 0, "recreated at most 0640, got {mode:o}");
+        // replaced by another file (logrotate `create`): followed too
+        std::fs::rename(&path, &rotated).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        let f = log.write(&end);
+        assert!(f.reopened);
+        clean(f, 1);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 1);
+        // an explicit reopen (SIGHUP) of the same file changes nothing
+        log.reopen().unwrap();
+        clean(log.write(&end), 1);
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn a_path_that_cannot_be_opened_queues_events_until_it_can() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let path = sub.join("alerts.jsonl");
+        let mut log = AlertLog::open(&path, false).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::remove_dir(&sub).unwrap();
+        let e = log.reopen().unwrap_err();
+        assert!(
+            matches!(&e, AlertLogError::Open { source, .. } if source.kind() == io::ErrorKind::NotFound),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("sub/alerts.jsonl"), "{e}");
+        let f = log.write_json(&serde_json::json!({"n": 1}));
+        assert_eq!(f.written, 0);
+        assert!(
+            matches!(f.errors[..], [AlertLogError::Open { .. }]),
+            "{f:?}"
+        );
+        assert_eq!(log.queued(), 1);
+        // not retried before the interval; then written once the directory is back
+        assert!(log.retry(Instant::now()).is_none());
+        std::fs::create_dir(&sub).unwrap();
+        let f = log
+            .retry(Instant::now() + RETRY_INTERVAL)
+            .expect("a retry is due");
+        assert!(f.reopened);
+        clean(f, 1);
+        assert_eq!(log.queued(), 0);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":1}\n");
+        assert!(
+            log.retry(Instant::now() + RETRY_INTERVAL).is_none(),
+            "nothing queued"
+        );
+    }
+
+    #[test]
+    fn a_full_device_queues_events_and_drops_the_oldest() {
+        // /dev/full: every write fails with ENOSPC.
+        let full = AlertFile::open("/dev/full").expect("/dev/full");
+        let mut log = AlertLog::with_file(full, false, 3);
+        for n in 1..=5 {
+            let f = log.write_json(&serde_json::json!({ "n": n }));
+            assert_eq!(f.written, 0);
+            assert_eq!(f.errors.len(), 1, "{f:?}");
+            assert!(
+                matches!(&f.errors[0], AlertLogError::Write { source, .. } if source.raw_os_error() == Some(libc::ENOSPC)),
+                "{f:?}"
+            );
+        }
+        assert_eq!(log.queued(), 3);
+        assert_eq!(log.take_dropped(), 2);
+        assert_eq!(log.take_dropped(), 0);
+        // space again (another file): the three kept, in order
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.jsonl");
+        log.switch(AlertFile::open(&path).unwrap());
+        clean(log.flush(), 3);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"n\":3}\n{\"n\":4}\n{\"n\":5}\n"
+        );
+        assert_eq!(log.path(), path);
+    }
+
+    #[test]
+    fn a_failed_fdatasync_is_reported_and_adds_no_blank_line() {
+        // fdatasync on a FIFO fails (EINVAL) after the line went through whole.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("alerts.fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let mut reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .unwrap();
+        let mut log = AlertLog::open(&fifo, true).unwrap();
+        for n in 1..=2 {
+            let f = log.write_json(&serde_json::json!({ "n": n }));
+            assert_eq!(f.written, 1, "{f:?}");
+            assert!(
+                matches!(f.errors[..], [AlertLogError::Sync { .. }]),
+                "{f:?}"
+            );
+            assert!(f.errors[0].line_delivered());
+            assert_eq!(log.queued(), 0, "a synced-or-not line is not written again");
+        }
+        log.set_fsync(false);
+        clean(log.write_json(&serde_json::json!({ "n": 3 })), 1);
+        drop(log); // the reader then sees the end
+        let mut got = String::new();
+        io::Read::read_to_string(&mut reader, &mut got).unwrap();
+        assert_eq!(got, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n");
     }
 
     #[test]
@@ -770,6 +1143,7 @@ mod tests {
         let e = AlertLog::open("/nonexistent-dir/alerts.jsonl", false)
             .err()
             .unwrap();
+        assert!(matches!(e, AlertLogError::Open { .. }), "{e:?}");
         assert!(
             e.to_string().contains("/nonexistent-dir/alerts.jsonl"),
             "{e}"

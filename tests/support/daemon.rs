@@ -1343,3 +1343,166 @@ where
 {
     items.into_iter().map(Into::into).collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Faults: connections from other loopback addresses, a tiny tmpfs
+// ---------------------------------------------------------------------------------------------
+
+/// A TCP connection to `to` from `local` (any 127/8 address works on Linux loopback): the
+/// socket is bound before it connects, so the server sees `local` as the peer.
+pub fn connect_from(local: std::net::Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(to) = to else {
+        return Err(std::io::Error::other("IPv4 only"));
+    };
+    let sin = |ip: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: socket(2) gives a descriptor that the TcpStream owns from here on (and closes on
+    // every path); bind and connect read addresses that outlive the calls.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = TcpStream::from_raw_fd(fd);
+        let from = sin(local, 0);
+        if libc::bind(fd, (&from as *const libc::sockaddr_in).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let dst = sin(*to.ip(), to.port());
+        if libc::connect(fd, (&dst as *const libc::sockaddr_in).cast(), len) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stream)
+    }
+}
+
+/// When the server closed `s` (EOF or reset), as time since `since`, waiting until `limit`
+/// after `since`; `None` if it is still open then. Data the server sends is skipped.
+pub fn closed_within(s: &mut TcpStream, since: Instant, limit: Duration) -> Option<Duration> {
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = limit.checked_sub(since.elapsed())?;
+        s.set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .expect("set_read_timeout");
+        match s.read(&mut buf) {
+            Ok(0) => return Some(since.elapsed()),
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(since.elapsed())
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// The value of the sample `name` whose label `label` is `value`.
+pub fn labelled(e: &Exposition, name: &str, label: &str, value: &str) -> Option<f64> {
+    e.all(name)
+        .into_iter()
+        .find(|s| s.labels.get(label).map(String::as_str) == Some(value))
+        .map(|s| s.value)
+}
+
+/// A tmpfs mounted on a directory of ours; unmounted (lazily, if busy) when dropped, also when
+/// the test fails.
+pub struct Tmpfs {
+    pub dir: std::path::PathBuf,
+}
+
+/// Why a tmpfs could not be mounted.
+#[derive(Debug)]
+pub enum MountError {
+    /// Not root (or no CAP_SYS_ADMIN in this namespace): the test cannot run here.
+    NotPermitted(std::io::Error),
+    /// Anything else.
+    Other(std::io::Error),
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` bytes on `dir` (an existing, empty directory).
+    pub fn mount(dir: &Path, size: u64) -> Result<Tmpfs, MountError> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let target = CString::new(dir.as_os_str().as_bytes()).map_err(|e| {
+            MountError::Other(std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+        })?;
+        let data = CString::new(format!("size={size},mode=0755")).expect("no NUL");
+        // SAFETY: NUL-terminated strings that outlive the call.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                libc::MS_NOSUID | libc::MS_NODEV,
+                data.as_ptr().cast(),
+            )
+        };
+        if rc == 0 {
+            return Ok(Tmpfs {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let e = std::io::Error::last_os_error();
+        Err(match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => MountError::NotPermitted(e),
+            _ => MountError::Other(e),
+        })
+    }
+
+    /// Fills the file system: a file `name` grown until the device has no block left.
+    /// Returns its path (remove it to free the space).
+    pub fn fill(&self, name: &str) -> std::path::PathBuf {
+        let path = self.dir.join(name);
+        let mut f = std::fs::File::create(&path).expect("create the filler");
+        let chunk = vec![0x66u8; 4096];
+        for size in [chunk.len(), 1] {
+            loop {
+                match f.write(&chunk[..size]) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                    Err(e) => panic!("filling {}: {e}", path.display()),
+                }
+            }
+        }
+        path
+    }
+}
+
+impl Drop for Tmpfs {
+    /// Unmounts, detaching it if a process still holds files there.
+    fn drop(&mut self) {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        if let Ok(target) = CString::new(self.dir.as_os_str().as_bytes()) {
+            // SAFETY: a NUL-terminated path that outlives the call.
+            let rc = unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+            if rc != 0 {
+                eprintln!(
+                    "unmounting the test tmpfs {}: {}",
+                    self.dir.display(),
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
+}
+
+/// True when this process runs as root (mounting a tmpfs needs it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}

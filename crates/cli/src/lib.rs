@@ -212,6 +212,53 @@ pub fn open_output(path: Option<&Path>) -> anyhow::Result<(Box<dyn Write>, Strin
     })
 }
 
+/// Why the level of the log could not be changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogLevelError {
+    /// `NETANOM_LOG` set the filter at startup and keeps overriding the level.
+    OverriddenByEnv,
+    /// The log was not set up by [`init_logging`] in this process.
+    NotInstalled,
+    /// The filter could not be replaced (the subscriber is gone).
+    Reload(String),
+}
+
+impl std::fmt::Display for LogLevelError {
+    /// The reason, for a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LogLevelError::OverriddenByEnv => {
+                write!(f, "the NETANOM_LOG environment variable overrides it")
+            }
+            LogLevelError::NotInstalled => write!(f, "the log cannot be reconfigured"),
+            LogLevelError::Reload(e) => write!(f, "the log filter could not be replaced: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LogLevelError {}
+
+/// The filter-replacing function behind a [`LogLevelHandle`].
+type SetFilter = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+/// Changes the level of the log that [`init_logging`] set up (the daemon's reload).
+pub struct LogLevelHandle {
+    /// Replaces the filter with one of this level.
+    set: SetFilter,
+    /// `NETANOM_LOG` chose the filter: levels from settings are ignored.
+    overridden_by_env: bool,
+}
+
+impl LogLevelHandle {
+    /// Logs at `level` (`error` … `trace`) from now on.
+    pub fn set_level(&self, level: &str) -> Result<(), LogLevelError> {
+        if self.overridden_by_env {
+            return Err(LogLevelError::OverriddenByEnv);
+        }
+        (self.set)(level).map_err(LogLevelError::Reload)
+    }
+}
+
 /// Logs go to stderr (the journal, under systemd); `NETANOM_LOG` overrides `level`.
 pub fn init_logging(level: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NETANOM_LOG")
@@ -225,6 +272,42 @@ pub fn init_logging(level: &str, json: bool) {
         builder.json().init();
     } else {
         builder.init();
+    }
+}
+
+/// As [`init_logging`], with a handle that changes the level later (the daemon: `log.level` on
+/// SIGHUP). The filter then sits behind a lock, which the batch commands do not need.
+pub fn init_reloadable_logging(level: &str, json: bool) -> LogLevelHandle {
+    let from_env = tracing_subscriber::EnvFilter::try_from_env("NETANOM_LOG").ok();
+    let overridden_by_env = from_env.is_some();
+    let filter = from_env.unwrap_or_else(|| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(filter);
+    let set: SetFilter = if json {
+        let builder = builder.json().with_filter_reloading();
+        let handle = builder.reload_handle();
+        builder.init();
+        Box::new(move |level| {
+            handle
+                .reload(tracing_subscriber::EnvFilter::new(level))
+                .map_err(|e| e.to_string())
+        })
+    } else {
+        let builder = builder.with_filter_reloading();
+        let handle = builder.reload_handle();
+        builder.init();
+        Box::new(move |level| {
+            handle
+                .reload(tracing_subscriber::EnvFilter::new(level))
+                .map_err(|e| e.to_string())
+        })
+    };
+    LogLevelHandle {
+        set,
+        overridden_by_env,
     }
 }
 

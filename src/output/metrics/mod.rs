@@ -12,12 +12,15 @@
 //!   is stale. Knows nothing of HTTP.
 //! - `http`: [`MetricsServer`] (and [`serve`], [`RunningServer`]): `/metrics`, `/healthz` and
 //!   404 over HTTP/1.1 on tokio + hyper, stopped by a [`tokio::sync::watch`] signal; serves a
-//!   registry and a health.
+//!   registry and a health, under [`ConnectionLimits`] (per peer, in all, timeouts) so that a
+//!   scraper gets through whatever other clients hold open.
 
 mod health;
 mod http;
 mod registry;
 
 pub use health::Health;
-pub use http::{serve, MetricsServer, RunningServer, ServeError, CONTENT_TYPE_TEXT};
+pub use http::{
+    serve, ConnectionLimits, MetricsServer, RunningServer, ServeError, CONTENT_TYPE_TEXT,
+};
 pub use registry::{encode, Metrics, WrappingCounter, PREFIX};

@@ -76,6 +76,10 @@ pub struct Metrics {
     pub incidents_suppressed_total: IntCounter,
     pub incident_active: IntGauge,
     pub alert_write_errors_total: IntCounter,
+    /// Alert events waiting to be written (`netanom_alert_events_queued`).
+    pub alert_events_queued: IntGauge,
+    /// Alert events dropped from the full queue (`netanom_alert_events_dropped_total`).
+    pub alert_events_dropped_total: IntCounter,
     pub packets_total: IntCounter,
     pub bytes_total: IntCounter,
     pub decode_errors_truncated: IntCounter,
@@ -198,8 +202,10 @@ impl Metrics {
             alert_write_errors_total: counter(
                 r,
                 "alert_write_errors_total",
-                "Alert events that could not be written to the alert log (disk full, permissions).",
+                "Failed alert log calls (open, stat, write, ftruncate, fdatasync), retries included.",
             ),
+            alert_events_queued: int_gauge(r, "alert_events_queued", "Alert events waiting to be written because the alert log could not be written (at most 10000)."),
+            alert_events_dropped_total: counter(r, "alert_events_dropped_total", "Alert events dropped, oldest first, because 10000 were already waiting for the alert log."),
             packets_total: counter(r, "packets_total", "Packets captured (or read from capture files)."),
             bytes_total: counter(r, "bytes_total", "Bytes of captured packets, as on the wire (not the captured length)."),
             decode_errors_truncated: decode_errors.with_label_values(&["truncated"]),
@@ -265,9 +271,18 @@ impl Metrics {
         self.windows_dropped_total.inc();
     }
 
-    /// An alert event could not be written to the alert log.
+    /// One alert log call failed.
     pub fn record_alert_write_error(&self) {
         self.alert_write_errors_total.inc();
+    }
+
+    /// After an alert log attempt: `errors` failed calls, `queued` events waiting, `dropped`
+    /// more events dropped from the full queue.
+    pub fn record_alert_log(&self, errors: usize, queued: usize, dropped: u64) {
+        self.alert_write_errors_total.inc_by(errors as u64);
+        self.alert_events_queued
+            .set(i64::try_from(queued).unwrap_or(i64::MAX));
+        self.alert_events_dropped_total.inc_by(dropped);
     }
 
     /// Incidents that ended unreported (below `alerts.min_windows`); feed it
@@ -414,6 +429,7 @@ mod tests {
         m.record_pcap_stats(9, 2);
         m.record_window_dropped();
         m.record_alert_write_error();
+        m.record_alert_log(2, 7, 3);
         m.record_suppressed(2);
         let text = m.encode();
         for (line, why) in [
@@ -431,7 +447,9 @@ mod tests {
             ("netanom_incidents_total 1", ""),
             ("netanom_incidents_suppressed_total 2", ""),
             ("netanom_windows_dropped_total 1", ""),
-            ("netanom_alert_write_errors_total 1", ""),
+            ("netanom_alert_write_errors_total 3", ""),
+            ("netanom_alert_events_queued 7", ""),
+            ("netanom_alert_events_dropped_total 3", ""),
             ("netanom_incident_active 1", ""),
             ("netanom_packets_total 10", ""),
             ("netanom_bytes_total 1500", ""),

@@ -1,0 +1,553 @@
+//! SIGHUP: the settings read again are compared key by key with the ones in force; every key
+//! that can change live is applied, and each changed key that cannot is named in the log as
+//! needing a restart (its old value stays in force).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use crossbeam_channel::Sender;
+
+use super::scorer::{Control, Reload};
+use super::{detector, load_bundle, SettingsSource};
+use crate::config::{CaptureSource, LogFormat, LogLevel, Settings};
+use crate::output::alerts::AlertFile;
+use crate::window::Omega;
+
+/// How a changed key takes effect.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Apply {
+    /// Taken by the scorer with the new model and alert settings.
+    Live,
+    /// Live: the new `alerts.path` is opened first; if that fails the old file stays.
+    AlertPath,
+    /// Live when the log was set up with a level handle (`netanom run` does).
+    LogLevel,
+    /// Read at startup only: needs a restart.
+    Restart,
+}
+
+/// One setting as a reload sees it.
+pub struct Key {
+    /// The dotted name (`capture.snaplen`).
+    pub name: &'static str,
+    /// How a change takes effect.
+    pub apply: Apply,
+    /// What the daemon goes on doing with the old value, for the restart message.
+    pub still: &'static str,
+    /// The value as messages show it (strings quoted, unset as `(unset)`).
+    show: fn(&Settings) -> String,
+    /// Puts `old`'s value of this key back into `new`.
+    keep: fn(&mut Settings, &Settings),
+}
+
+impl Key {
+    /// The value of this key in `s`, as messages show it.
+    pub fn show(&self, s: &Settings) -> String {
+        (self.show)(s)
+    }
+}
+
+/// A value as reload messages show it.
+trait Shown {
+    /// Strings and paths quoted, numbers plain, `None` as `(unset)`.
+    fn shown(&self) -> String;
+}
+
+/// Implements [`Shown`] by `Display`.
+macro_rules! shown_by_display {
+    ($($t:ty),*) => {$(
+        impl Shown for $t {
+            /// Its `Display`.
+            fn shown(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
+}
+shown_by_display!(u32, u64, usize, bool, f64, SocketAddr, Omega);
+
+impl Shown for String {
+    /// Quoted.
+    fn shown(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+impl Shown for PathBuf {
+    /// Quoted.
+    fn shown(&self) -> String {
+        format!("{:?}", self.display().to_string())
+    }
+}
+
+impl Shown for LogLevel {
+    /// Its name, quoted.
+    fn shown(&self) -> String {
+        format!("{:?}", self.as_str())
+    }
+}
+
+impl Shown for LogFormat {
+    /// Its name, quoted.
+    fn shown(&self) -> String {
+        format!("{:?}", self.as_str())
+    }
+}
+
+impl<T: Shown> Shown for Option<T> {
+    /// The value, or `(unset)`.
+    fn shown(&self) -> String {
+        match self {
+            Some(v) => v.shown(),
+            None => "(unset)".into(),
+        }
+    }
+}
+
+impl<T: Shown> Shown for Vec<T> {
+    /// `[a, b]`.
+    fn shown(&self) -> String {
+        let items: Vec<String> = self.iter().map(Shown::shown).collect();
+        format!("[{}]", items.join(", "))
+    }
+}
+
+/// A key backed by one field of [`Settings`] (`section.field`).
+macro_rules! key {
+    ($name:literal, $apply:ident, $still:literal, $($field:ident).+) => {
+        Key {
+            name: $name,
+            apply: Apply::$apply,
+            still: $still,
+            show: |s| s.$($field).+.shown(),
+            keep: |new, old| new.$($field).+ = old.$($field).+.clone(),
+        }
+    };
+}
+
+/// The interface captured from, if live.
+fn interface(s: &Settings) -> Option<String> {
+    match &s.capture.source {
+        CaptureSource::Interface(name) => Some(name.clone()),
+        CaptureSource::Replay { .. } => None,
+    }
+}
+
+/// The files replayed (empty when live).
+fn pcap_files(s: &Settings) -> Vec<PathBuf> {
+    match &s.capture.source {
+        CaptureSource::Replay { files, .. } => files.clone(),
+        CaptureSource::Interface(_) => Vec::new(),
+    }
+}
+
+/// Whether a replay is paced (false when live).
+fn realtime(s: &Settings) -> bool {
+    matches!(
+        s.capture.source,
+        CaptureSource::Replay { realtime: true, .. }
+    )
+}
+
+/// Puts `old`'s capture source back into `new` (the three source keys share it).
+fn keep_source(new: &mut Settings, old: &Settings) {
+    new.capture.source = old.capture.source.clone();
+}
+
+/// Every setting, in the order of docs/config.md; `every_setting_is_compared` checks that none
+/// is missing.
+pub static KEYS: &[Key] = &[
+    Key {
+        name: "capture.interface",
+        apply: Apply::Restart,
+        still: "capturing on",
+        show: |s| interface(s).shown(),
+        keep: keep_source,
+    },
+    Key {
+        name: "capture.pcap_files",
+        apply: Apply::Restart,
+        still: "replaying",
+        show: |s| pcap_files(s).shown(),
+        keep: keep_source,
+    },
+    Key {
+        name: "capture.realtime",
+        apply: Apply::Restart,
+        still: "using",
+        show: |s| realtime(s).shown(),
+        keep: keep_source,
+    },
+    key!(
+        "capture.bpf_filter",
+        Restart,
+        "filtering with",
+        capture.bpf_filter
+    ),
+    key!("capture.snaplen", Restart, "using", capture.snaplen),
+    key!(
+        "capture.buffer_size_mb",
+        Restart,
+        "using",
+        capture.buffer_size_mb
+    ),
+    key!("capture.promiscuous", Restart, "using", capture.promiscuous),
+    key!("capture.timeout_ms", Restart, "using", capture.timeout_ms),
+    key!("window.omega", Restart, "using", window.omega),
+    key!(
+        "window.max_gap_windows",
+        Restart,
+        "using",
+        window.max_gap_windows
+    ),
+    key!("window.top_k", Restart, "using", window.top_k),
+    key!("model.dir", Live, "using", model.dir),
+    key!("model.threshold", Live, "using", model.threshold),
+    key!("alerts.path", AlertPath, "writing to", alerts.path),
+    key!(
+        "alerts.cooldown_windows",
+        Live,
+        "using",
+        alerts.cooldown_windows
+    ),
+    key!("alerts.min_windows", Live, "using", alerts.min_windows),
+    key!("alerts.top_features", Live, "using", alerts.top_features),
+    key!("alerts.host", Live, "using", alerts.host),
+    key!("alerts.fsync", Live, "using", alerts.fsync),
+    key!("metrics.enabled", Restart, "using", metrics.enabled),
+    key!("metrics.listen", Restart, "listening on", metrics.listen),
+    key!(
+        "metrics.health_stale_after_s",
+        Restart,
+        "using",
+        metrics.health_stale_after_s
+    ),
+    key!("log.level", LogLevel, "logging at", log.level),
+    key!("log.format", Restart, "using", log.format),
+];
+
+/// One key whose value differs.
+pub struct Change {
+    /// The key.
+    pub key: &'static Key,
+    /// The value in force, as shown.
+    pub from: String,
+    /// The value read now, as shown.
+    pub to: String,
+}
+
+/// The keys whose value differs between `running` and `new`, in [`KEYS`] order.
+pub fn diff(running: &Settings, new: &Settings) -> Vec<Change> {
+    KEYS.iter()
+        .filter_map(|key| {
+            let (from, to) = (key.show(running), key.show(new));
+            (from != to).then_some(Change { key, from, to })
+        })
+        .collect()
+}
+
+/// The log's level handle, installed by `netanom run` at startup.
+static LOG_LEVEL: OnceLock<netanom_cli::LogLevelHandle> = OnceLock::new();
+
+/// Lets a reload change `log.level` through `handle` (the first one installed stays).
+pub fn install_log_level_handle(handle: netanom_cli::LogLevelHandle) {
+    let _ = LOG_LEVEL.set(handle);
+}
+
+/// Logs at `level` from now on.
+fn set_log_level(level: LogLevel) -> Result<(), netanom_cli::LogLevelError> {
+    match LOG_LEVEL.get() {
+        Some(handle) => handle.set_level(level.as_str()),
+        None => Err(netanom_cli::LogLevelError::NotInstalled),
+    }
+}
+
+/// SIGHUP: rereads the settings and the model; applies every live key that changed (a new
+/// `alerts.path` included), names each changed restart-only key in a warning, and updates
+/// `running` to what is now in force. On any error nothing changes but the alert log is
+/// reopened, and the log says why.
+pub(super) fn reload(
+    source: &SettingsSource,
+    running: &mut Settings,
+    omega: Omega,
+    control: &Sender<Control>,
+) {
+    tracing::info!("SIGHUP: reloading settings and model");
+    let loaded = source.load().and_then(|settings| {
+        let bundle = load_bundle(&settings)?;
+        if bundle.omega() != omega {
+            anyhow::bail!(
+                "the new model's window length ({} s) differs from the running one ({omega} s): restart the service to change ω",
+                bundle.omega(),
+            );
+        }
+        settings.window_config(omega)?;
+        Ok((settings, bundle))
+    });
+    let (mut next, bundle) = match loaded {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::error!("reload failed, keeping the running model: {e:#}");
+            let _ = control.send(Control::ReopenLog);
+            return;
+        }
+    };
+    let changes = diff(running, &next);
+    let mut log_file = None;
+    for c in &changes {
+        let (key, from, to) = (c.key.name, &c.from, &c.to);
+        match c.key.apply {
+            Apply::Restart => {
+                tracing::warn!(
+                    key,
+                    running = %from,
+                    configured = %to,
+                    "{key} changed to {to}: needs a restart, still {} {from}",
+                    c.key.still
+                );
+                (c.key.keep)(&mut next, running);
+            }
+            Apply::AlertPath => match AlertFile::open(next.alerts.path.clone()) {
+                Ok(file) => {
+                    log_file = Some(file);
+                    tracing::info!(key, value = %to, "{key} changed to {to}: applied");
+                }
+                Err(e) => {
+                    tracing::error!(key, "{key} changed to {to}: {e}; still writing to {from}");
+                    (c.key.keep)(&mut next, running);
+                }
+            },
+            Apply::LogLevel => match set_log_level(next.log.level) {
+                Ok(()) => tracing::info!(key, value = %to, "{key} changed to {to}: applied"),
+                Err(e) => {
+                    tracing::warn!(
+                        key,
+                        running = %from,
+                        configured = %to,
+                        "{key} changed to {to}: cannot apply it ({e}), needs a restart, still logging at {from}"
+                    );
+                    (c.key.keep)(&mut next, running);
+                }
+            },
+            Apply::Live => tracing::info!(key, value = %to, "{key} changed to {to}: applied"),
+        }
+    }
+    tracing::debug!(
+        changed = changes.len(),
+        compared = KEYS.len(),
+        "reload compared every setting"
+    );
+    let reload = Reload {
+        detector: detector(&next, bundle),
+        log_file,
+        fsync: next.alerts.fsync,
+    };
+    let _ = control.send(Control::Reload(Box::new(reload)));
+    *running = next;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{
+        AlertSettings, CaptureSettings, CliOverrides, LogSettings, MetricsSettings, ModelSettings,
+        WindowSettings,
+    };
+
+    /// Settings from a TOML text, no environment, no flags.
+    fn load(toml: &str) -> Settings {
+        Settings::load_str(Some(toml), None, Vec::new(), &CliOverrides::default())
+            .unwrap_or_else(|e| panic!("{e}\n{toml}"))
+    }
+
+    /// Every field of every section differs between the two files.
+    const A: &str = r#"
+        [capture]
+        interface = "eth0"
+        bpf_filter = "tcp"
+        snaplen = 160
+        buffer_size_mb = 64
+        promiscuous = true
+        timeout_ms = 100
+        [window]
+        omega = 0.5
+        max_gap_windows = 100
+        top_k = 5
+        [model]
+        dir = "/m/a"
+        threshold = 1.5
+        [alerts]
+        path = "/a/alerts.jsonl"
+        cooldown_windows = 3
+        min_windows = 1
+        top_features = 5
+        host = "a"
+        fsync = true
+        [metrics]
+        enabled = true
+        listen = "127.0.0.1:9405"
+        health_stale_after_s = 60
+        [log]
+        level = "info"
+        format = "text"
+    "#;
+
+    /// `A` with every value changed, and a replay instead of an interface.
+    const B: &str = r#"
+        [capture]
+        pcap_files = ["x.pcap"]
+        realtime = true
+        bpf_filter = "udp"
+        snaplen = 200
+        buffer_size_mb = 32
+        promiscuous = false
+        timeout_ms = 50
+        [window]
+        omega = 1
+        max_gap_windows = 200
+        top_k = 3
+        [model]
+        dir = "/m/b"
+        threshold = 2.5
+        [alerts]
+        path = "/b/alerts.jsonl"
+        cooldown_windows = 4
+        min_windows = 2
+        top_features = 2
+        host = "b"
+        fsync = false
+        [metrics]
+        enabled = false
+        listen = "127.0.0.1:9406"
+        health_stale_after_s = 61
+        [log]
+        level = "debug"
+        format = "json"
+    "#;
+
+    #[test]
+    fn every_setting_is_compared() {
+        let (a, b) = (load(A), load(B));
+        // A new field breaks this pattern: add it to KEYS and to A and B.
+        let Settings {
+            capture:
+                CaptureSettings {
+                    source: _,
+                    bpf_filter: _,
+                    snaplen: _,
+                    buffer_size_mb: _,
+                    promiscuous: _,
+                    timeout_ms: _,
+                },
+            window:
+                WindowSettings {
+                    omega: _,
+                    max_gap_windows: _,
+                    top_k: _,
+                },
+            model:
+                ModelSettings {
+                    dir: _,
+                    threshold: _,
+                },
+            alerts:
+                AlertSettings {
+                    path: _,
+                    cooldown_windows: _,
+                    min_windows: _,
+                    top_features: _,
+                    host: _,
+                    fsync: _,
+                },
+            metrics:
+                MetricsSettings {
+                    enabled: _,
+                    listen: _,
+                    health_stale_after_s: _,
+                },
+            log: LogSettings {
+                level: _,
+                format: _,
+            },
+        } = &a;
+        let changed: Vec<&str> = diff(&a, &b).iter().map(|c| c.key.name).collect();
+        let all: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        assert_eq!(changed, all);
+        assert!(diff(&a, &a).is_empty());
+        assert!(diff(&b, &b.clone()).is_empty());
+    }
+
+    #[test]
+    fn values_are_shown_as_written() {
+        let (a, b) = (load(A), load(B));
+        let shown: Vec<(String, String, String)> = diff(&a, &b)
+            .into_iter()
+            .map(|c| (c.key.name.to_string(), c.from, c.to))
+            .collect();
+        let get = |k: &str| {
+            shown
+                .iter()
+                .find(|(n, _, _)| n == k)
+                .map(|(_, f, t)| (f.as_str(), t.as_str()))
+                .unwrap()
+        };
+        assert_eq!(get("capture.interface"), ("\"eth0\"", "(unset)"));
+        assert_eq!(get("capture.pcap_files"), ("[]", "[\"x.pcap\"]"));
+        assert_eq!(get("capture.realtime"), ("false", "true"));
+        assert_eq!(get("capture.snaplen"), ("160", "200"));
+        assert_eq!(get("window.omega"), ("0.5", "1"));
+        assert_eq!(get("model.threshold"), ("1.5", "2.5"));
+        assert_eq!(
+            get("alerts.path"),
+            ("\"/a/alerts.jsonl\"", "\"/b/alerts.jsonl\"")
+        );
+        assert_eq!(get("metrics.listen"), ("127.0.0.1:9405", "127.0.0.1:9406"));
+        assert_eq!(get("log.level"), ("\"info\"", "\"debug\""));
+    }
+
+    #[test]
+    fn keeping_restart_keys_leaves_only_live_changes() {
+        let (a, b) = (load(A), load(B));
+        let mut next = b.clone();
+        for c in diff(&a, &b) {
+            if c.key.apply == Apply::Restart {
+                (c.key.keep)(&mut next, &a);
+            }
+        }
+        let left: Vec<(&str, Apply)> = diff(&a, &next)
+            .iter()
+            .map(|c| (c.key.name, c.key.apply))
+            .collect();
+        assert_eq!(
+            left,
+            [
+                ("model.dir", Apply::Live),
+                ("model.threshold", Apply::Live),
+                ("alerts.path", Apply::AlertPath),
+                ("alerts.cooldown_windows", Apply::Live),
+                ("alerts.min_windows", Apply::Live),
+                ("alerts.top_features", Apply::Live),
+                ("alerts.host", Apply::Live),
+                ("alerts.fsync", Apply::Live),
+                ("log.level", Apply::LogLevel),
+            ]
+        );
+        assert_eq!(next.capture, a.capture);
+        assert_eq!(next.window, a.window);
+        assert_eq!(next.metrics, a.metrics);
+        assert_eq!(next.log.format, a.log.format);
+        assert_eq!(next.alerts, b.alerts);
+    }
+
+    #[test]
+    fn log_level_without_a_handle_is_not_installed() {
+        // The unit-test process never installs one.
+        if LOG_LEVEL.get().is_none() {
+            assert_eq!(
+                set_log_level(LogLevel::Debug),
+                Err(netanom_cli::LogLevelError::NotInstalled)
+            );
+        }
+    }
+}
