@@ -168,15 +168,15 @@ impl WindowAggregator {
 
     /// Adds one packet, first emitting every window that its timestamp closes.
     ///
-    /// Each packet emits at most `max_gap_windows + 1` windows: a jump of more than
-    /// `max_gap_windows` windows either way is collapsed.
+    /// Each packet emits at most `max_gap_windows + 1` windows: a jump over more than
+    /// `max_gap_windows` windows, either way, is collapsed.
     #[inline]
     pub fn push(&mut self, packet: &PacketSummary, emit: &mut impl FnMut(Window)) {
         let k = self.index_of(packet.ts_ns);
         match self.open {
             Some(open) if k == open => {}
             Some(open) if k < open => {
-                if open - k > self.max_gap() {
+                if open - k - 1 > self.max_gap() {
                     self.jump(open, k, emit);
                 } else {
                     self.sums.late += 1;
@@ -239,7 +239,7 @@ impl WindowAggregator {
     /// Closes `open` and the empty windows up to `k`, which becomes the open window. Empty
     /// windows are emitted only for time not covered before (past the high-water mark).
     fn move_to(&mut self, open: i64, k: i64, emit: &mut impl FnMut(Window)) {
-        if k - open > self.max_gap() {
+        if k - open - 1 > self.max_gap() {
             self.jump(open, k, emit);
             return;
         }
@@ -487,30 +487,29 @@ mod tests {
     #[test]
     fn a_jump_of_more_than_max_gap_either_way_is_collapsed() {
         let mut a = agg(10);
-        let out = feed(&mut a, &[0, 11, 0, 10, 20]);
+        let out = feed(&mut a, &[0, 12, 0, 10, 20, 31]);
         assert_eq!(out[0], []);
-        assert_eq!(
-            out[1],
-            [(0, false)],
-            "11 windows ahead: collapsed, no empties"
-        );
-        assert_eq!(out[2], [(11, true)], "11 back: collapsed");
+        assert_eq!(out[1], [(0, false)], "11 windows in between: collapsed");
+        assert_eq!(out[2], [(12, true)], "11 back: collapsed");
         // 10 ahead is within max_gap, but all of it was covered before: no empties again.
         assert_eq!(out[3], [(0, true)]);
-        // Window 11 was covered (and emitted) before; past it, quiet windows are real.
+        // Windows 11 and 12 were covered before; past them, quiet windows are real.
         assert_eq!(out[4][0], (10, true), "windows 1–9 were skipped before it");
         let filled: Vec<i64> = out[4][1..].iter().map(|w| w.0).collect();
-        assert_eq!(filled, (12..=19).collect::<Vec<_>>());
+        assert_eq!(filled, (13..=19).collect::<Vec<_>>());
+        assert!(out[4][1].1, "11 and 12 skipped before 13");
+        // Exactly max_gap empty windows in between: filled.
+        assert_eq!(out[5].len(), 11);
         assert_eq!(a.stats().time_jumps, 2);
     }
 
     #[test]
     fn alternating_timestamps_emit_a_bounded_number_of_windows() {
-        // Two times max_gap + 1 windows apart, alternating: the crafted capture of issue 9.
+        // Two times just over max_gap apart, alternating: one window per packet.
         let mut a = agg(100_000);
         let mut times = Vec::new();
         for _ in 0..500 {
-            times.extend([0, 100_001]);
+            times.extend([0, 100_002]);
         }
         let out = feed(&mut a, &times);
         let total: usize = out.iter().map(Vec::len).sum();
@@ -519,14 +518,15 @@ mod tests {
             "{total} windows for {} packets",
             times.len()
         );
-        // Within max_gap: one fill, then late packets.
+        // max_gap + 1 apart (the crafted capture of issue 9: forward filled, backward
+        // collapsed, 100,000 windows per pair): now filled once, then late packets.
         let mut a = agg(100_000);
         let mut times = Vec::new();
         for _ in 0..500 {
-            times.extend([0, 99_999]);
+            times.extend([0, 100_001]);
         }
         let total: usize = feed(&mut a, &times).iter().map(Vec::len).sum();
-        assert_eq!(total, 99_999, "the gap is filled once");
+        assert_eq!(total, 100_001, "the gap is filled once");
         // Three points walking backwards: forward moves inside covered time fill nothing.
         let mut a = agg(100);
         let mut times = Vec::new();
