@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what netanom needs to build, test, package and run on a fresh Debian machine,
 # idempotently: Debian packages (libpcap, capture tools for the tests, Prometheus and
-# promtool for tests/prometheus.rs, patchelf and logrotate for the package), libtorch 2.13.0
+# promtool for tests/prometheus.rs, patchelf, dpkg-dev and logrotate for the package), libtorch 2.13.0
 # (from PyPI, into a cache outside the work tree, see scripts/setup-libtorch.sh) and cargo-deb
 # (from crates.io, for scripts/package.sh).
 set -euo pipefail
@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # command -> Debian package, for the tools the tests and demo use.
 packages=(libpcap-dev pkg-config tcpdump tshark nmap hping3 python3
-    prometheus patchelf logrotate binutils curl)
+    prometheus patchelf logrotate binutils curl dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
