@@ -1,23 +1,39 @@
 #!/usr/bin/env bash
-# Install what netanom needs to build, test and run on a fresh Debian machine, idempotently:
-# Debian packages (libpcap, capture tools for the tests) and libtorch 2.13.0 (from PyPI, into a
-# cache outside the work tree, see scripts/setup-libtorch.sh).
+# Install what netanom needs to build, test, package and run on a fresh Debian machine,
+# idempotently: Debian packages (libpcap, capture tools for the tests, Prometheus and
+# promtool for tests/prometheus.rs, patchelf, dpkg-dev and logrotate for the package), libtorch 2.13.0
+# (from PyPI, into a cache outside the work tree, see scripts/setup-libtorch.sh) and cargo-deb
+# (from crates.io, for scripts/package.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # command -> Debian package, for the tools the tests and demo use.
-packages=(libpcap-dev pkg-config tcpdump tshark nmap hping3 python3)
+packages=(libpcap-dev pkg-config tcpdump tshark nmap hping3 python3
+    prometheus patchelf logrotate binutils curl dpkg-dev)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+sudo=""
+[[ $(id -u) -eq 0 ]] || sudo="sudo"
 if ((${#missing[@]})); then
-    sudo=""
-    [[ $(id -u) -eq 0 ]] || sudo="sudo"
     echo "setup: installing Debian packages: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    # Debian starts a system-wide Prometheus (port 9090) when it installs the package; the
+    # tests start their own on a free port, so the one we just installed is stopped.
+    if [[ " ${missing[*]} " == *" prometheus "* && -d /run/systemd/system ]]; then
+        $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+        echo "setup: stopped and disabled the prometheus service (the tests run their own)" >&2
+    fi
+fi
+
+# cargo-deb builds the .deb (scripts/package.sh).
+cargo_deb_version=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -qx "cargo-deb $cargo_deb_version"; then
+    echo "setup: installing cargo-deb $cargo_deb_version from crates.io (a few minutes, once)" >&2
+    cargo install cargo-deb --locked --version "$cargo_deb_version" --quiet
 fi
 
 scripts/setup-libtorch.sh

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Checks systemd/netanom.service with `systemd-analyze verify`.
 #
-# verify fails when ExecStart's binary does not exist, and /usr/local/bin/netanom is not
-# installed on a build machine. So the unit is copied into a temporary directory with only the
+# verify fails when ExecStart's binary does not exist, and /usr/bin/netanom (where the Debian
+# package installs it) is not installed on a build machine. So the unit is copied into a temporary directory with only the
 # ExecStart binary replaced by an existing one (the arguments stay); every other line is
 # verified as written. Installs Debian's `systemd` package if systemd-analyze is missing.
 #
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 unit=systemd/netanom.service
-installed_path=/usr/local/bin/netanom
+installed_path=/usr/bin/netanom
 
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     sudo=""
