@@ -31,14 +31,18 @@ for t in "${targets[@]}"; do
     work="target/fuzz-corpus/$t"
     mkdir -p "$work" "fuzz/artifacts/$t"
     echo "fuzz: $t for ${seconds} s" >&2
-    if ! (cd fuzz && cargo +nightly fuzz run -O "$t" "../$work" "corpus/$t" -- \
-            -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
-            grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+==|SUMMARY|Test unit written)' || true); then
-        :
-    fi
-    if compgen -G "fuzz/artifacts/$t/crash-*" >/dev/null || compgen -G "fuzz/artifacts/$t/oom-*" >/dev/null; then
-        echo "fuzz: $t FOUND PROBLEMS:" >&2
+    rc=0
+    (cd fuzz && cargo +nightly fuzz run -O "$t" "../$work" "corpus/$t" -- \
+        -max_total_time="$seconds" -rss_limit_mb=4096 -print_final_stats=1) >"target/fuzz-$t.log" 2>&1 || rc=$?
+    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb|SUMMARY)' "target/fuzz-$t.log" >&2 || true
+    if compgen -G "fuzz/artifacts/$t/crash-*" >/dev/null || compgen -G "fuzz/artifacts/$t/oom-*" >/dev/null \
+        || compgen -G "fuzz/artifacts/$t/timeout-*" >/dev/null; then
+        echo "fuzz: $t FOUND PROBLEMS (log: target/fuzz-$t.log):" >&2
         ls -1 fuzz/artifacts/"$t"/ >&2
+        failed=1
+    elif ((rc != 0)); then
+        echo "fuzz: $t did not run (exit $rc); see target/fuzz-$t.log" >&2
+        tail -5 "target/fuzz-$t.log" >&2
         failed=1
     else
         echo "fuzz: $t: no crash" >&2
