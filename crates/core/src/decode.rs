@@ -134,7 +134,9 @@ const ETHERTYPE_QINQ: u16 = 0x88A8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 
 /// Decodes one frame. `data` is the captured bytes, `wire_len` the original length.
-#[inline]
+// Always inlined: the pump that calls it lives in another crate's instantiation, and a call
+// here (with the summary returned through memory) costs about 8 % of extraction.
+#[inline(always)]
 pub fn decode(link: LinkType, data: &[u8], ts_ns: i64, wire_len: u32) -> PacketSummary {
     let mut summary = PacketSummary {
         ts_ns,

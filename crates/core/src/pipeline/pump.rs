@@ -5,7 +5,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::sink::{PacketSink, SinkError};
 use super::source::{Files, Pace, PacketSource};
 use crate::capture::live::interface_is_up;
-use crate::capture::{CaptureError, DropCounters, LiveCapture, LiveError, LiveOptions, RawPacket};
+use crate::capture::{
+    CaptureError, DropCounters, LiveCapture, LiveError, LiveOptions, OfflineCapture, RawPacket,
+};
 use crate::decode::{decode, DecodeIssue, LinkType};
 
 /// How often the observer hears of progress and the live clock closes windows.
@@ -159,7 +161,7 @@ fn wall_ns() -> i64 {
 
 impl Pump {
     /// The per-packet path: decode, count locally (no atomics, no allocation), hand over.
-    #[inline]
+    #[inline(always)]
     fn packet(
         &mut self,
         link: LinkType,
@@ -202,45 +204,65 @@ impl Pump {
         };
         // Paced replay: (first packet time, when it was read).
         let mut clock: Option<(i64, Instant)> = None;
-        let mut since_clock = 0u32;
         for capture in &mut captures {
             let _span = tracing::info_span!("read", file = %capture.path().display()).entered();
-            let link = capture.link_type();
-            loop {
-                if observer.stop_requested() {
+            // Two instantiations, so the unpaced loop carries no pacing test per packet.
+            let end = match pace {
+                Pace::Unpaced => self.file::<false>(capture, &mut clock, sink, observer)?,
+                Pace::Recorded => self.file::<true>(capture, &mut clock, sink, observer)?,
+            };
+            match end {
+                FileEnd::Done => {}
+                FileEnd::Damaged(e) => {
+                    tracing::error!(
+                        "{e}; the packets before it were used, going on with the next file"
+                    );
+                    report.damaged.push(e);
+                }
+                FileEnd::Stopped => {
                     report.stopped = true;
                     return Ok(report);
-                }
-                let raw = match capture.next_packet() {
-                    Ok(Some(raw)) => raw,
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::error!(
-                            "{e}; the packets before it were used, going on with the next file"
-                        );
-                        report.damaged.push(e);
-                        break;
-                    }
-                };
-                if pace == Pace::Recorded {
-                    let (first_ts, started) = *clock.get_or_insert((raw.ts_ns, Instant::now()));
-                    if !wait_until(raw.ts_ns, first_ts, started, sink, observer)? {
-                        report.stopped = true;
-                        return Ok(report);
-                    }
-                }
-                self.packet(link, &raw, sink)?;
-                since_clock += 1;
-                if since_clock >= CLOCK_EVERY_PACKETS || pace == Pace::Recorded {
-                    since_clock = 0;
-                    if self.last_progress.elapsed() >= PROGRESS_EVERY {
-                        self.flush_progress(observer, None);
-                    }
                 }
             }
         }
         sink.finish().map_err(PumpError::Sink)?;
         Ok(report)
+    }
+
+    /// Reads one file to its end; `PACED` waits for each packet's recorded time.
+    fn file<const PACED: bool>(
+        &mut self,
+        capture: &mut OfflineCapture,
+        clock: &mut Option<(i64, Instant)>,
+        sink: &mut impl PacketSink,
+        observer: &mut impl Observer,
+    ) -> Result<FileEnd, PumpError> {
+        let link = capture.link_type();
+        let mut since_clock = 0u32;
+        loop {
+            if observer.stop_requested() {
+                return Ok(FileEnd::Stopped);
+            }
+            let raw = match capture.next_packet() {
+                Ok(Some(raw)) => raw,
+                Ok(None) => return Ok(FileEnd::Done),
+                Err(e) => return Ok(FileEnd::Damaged(e)),
+            };
+            if PACED {
+                let (first_ts, started) = *clock.get_or_insert((raw.ts_ns, Instant::now()));
+                if !wait_until(raw.ts_ns, first_ts, started, sink, observer)? {
+                    return Ok(FileEnd::Stopped);
+                }
+            }
+            self.packet(link, &raw, sink)?;
+            since_clock += 1;
+            if PACED || since_clock >= CLOCK_EVERY_PACKETS {
+                since_clock = 0;
+                if self.last_progress.elapsed() >= PROGRESS_EVERY {
+                    self.flush_progress(observer, None);
+                }
+            }
+        }
     }
 
     fn live(
@@ -356,6 +378,16 @@ impl Pump {
             }
         }
     }
+}
+
+/// How the reading of one file ended.
+enum FileEnd {
+    /// Its end.
+    Done,
+    /// Damage (cut off, read error): the file ends there.
+    Damaged(CaptureError),
+    /// A stop request.
+    Stopped,
 }
 
 /// What one read of a live interface gave.

@@ -94,7 +94,11 @@ impl<S: WindowSink> Windower<S> {
         }
     }
 
+    #[inline(always)]
     fn take_error(&mut self) -> Result<(), SinkError> {
+        if self.error.is_none() {
+            return Ok(());
+        }
         match self.error.take() {
             Some(e) => Err(e),
             None => Ok(()),
@@ -103,7 +107,7 @@ impl<S: WindowSink> Windower<S> {
 }
 
 impl<S: WindowSink> PacketSink for Windower<S> {
-    #[inline]
+    #[inline(always)]
     fn packet(&mut self, packet: &PacketSummary) -> Result<(), SinkError> {
         let Self {
             aggregator,

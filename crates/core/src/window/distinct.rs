@@ -70,7 +70,7 @@ impl AddrTally {
     }
 
     /// Counts one packet for `key`.
-    #[inline]
+    #[inline(always)]
     pub fn add(&mut self, key: IpKey) {
         if let Some(count) = self.front.get_mut(&key) {
             *count = count.saturating_add(1);
@@ -180,7 +180,7 @@ impl PortTally {
     }
 
     /// Counts one packet for `port`.
-    #[inline]
+    #[inline(always)]
     pub fn add(&mut self, port: u16) {
         let count = &mut self.counts[usize::from(port)];
         if *count == 0 {

@@ -156,7 +156,12 @@ impl WindowAggregator {
     }
 
     /// The last collapsed time jump, taken (so each is reported once).
+    #[inline]
     pub fn take_time_jump(&mut self) -> Option<TimeJump> {
+        // Checked first: this runs per packet, and `take` would store `None` every time.
+        if self.last_jump.is_none() {
+            return None;
+        }
         self.last_jump.take()
     }
 
@@ -170,7 +175,7 @@ impl WindowAggregator {
     ///
     /// Each packet emits at most `max_gap_windows + 1` windows: a jump over more than
     /// `max_gap_windows` windows, either way, is collapsed.
-    #[inline]
+    #[inline(always)]
     pub fn push(&mut self, packet: &PacketSummary, emit: &mut impl FnMut(Window)) {
         let k = self.index_of(packet.ts_ns);
         match self.open {
@@ -294,7 +299,7 @@ impl WindowAggregator {
     }
 
     /// Accumulates one packet into the open window.
-    #[inline]
+    #[inline(always)]
     fn count(&mut self, p: &PacketSummary) {
         let s = &mut self.sums;
         let size = u64::from(p.wire_len);
@@ -339,7 +344,7 @@ impl WindowAggregator {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn count_ports(&mut self, src: u16, dst: u16) {
         if let Some(i) = well_known_index(src) {
             self.sums.src_well_known[i] += 1;
