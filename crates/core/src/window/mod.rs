@@ -159,9 +159,7 @@ impl WindowAggregator {
     #[inline]
     pub fn take_time_jump(&mut self) -> Option<TimeJump> {
         // Checked first: this runs per packet, and `take` would store `None` every time.
-        if self.last_jump.is_none() {
-            return None;
-        }
+        self.last_jump?;
         self.last_jump.take()
     }
 
