@@ -75,12 +75,10 @@ pub struct PumpReport {
 /// Why the pump stopped before its source ended.
 #[derive(Debug, thiserror::Error)]
 pub enum PumpError {
-    /// A sink could not take a packet or window (its error says why).
+    /// A sink could not take a packet or window (its error says why). A failing live
+    /// interface is not an error of the pump: it is reopened (see [`pump`]).
     #[error(transparent)]
     Sink(SinkError),
-    /// The live interface failed.
-    #[error(transparent)]
-    Live(#[from] LiveError),
 }
 
 /// How the caller watches and steers a running pump. Every method has a default, so `()`
