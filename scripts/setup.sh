@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # command -> Debian package, for the tools the tests and demo use.
 packages=(libpcap-dev pkg-config tcpdump tshark nmap hping3 python3
-    prometheus patchelf logrotate binutils curl dpkg-dev)
+    prometheus patchelf logrotate binutils curl dpkg-dev iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
