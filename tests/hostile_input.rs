@@ -14,15 +14,6 @@ use netanom::model::bundle::parse_meta;
 use netanom::pipeline::{pump, Pace, PacketSource, Windower};
 use netanom::window::{Omega, Window, WindowConfig};
 
-const LINKS: [LinkType; 6] = [
-    LinkType::Ethernet,
-    LinkType::LinuxSll,
-    LinkType::LinuxSll2,
-    LinkType::RawIp,
-    LinkType::Null,
-    LinkType::Loop,
-];
-
 /// The seed corpora of the fuzz targets, so the properties start from valid inputs.
 fn corpus(target: &str) -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -79,14 +70,14 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
     #[test]
-    fn decode_takes_any_bytes(link in 0..LINKS.len(), frame in proptest::collection::vec(any::<u8>(), 0..256)) {
-        let s = decode(LINKS[link], &frame, 42, 1514);
+    fn decode_takes_any_bytes(link in 0..LinkType::ALL.len(), frame in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let s = decode(LinkType::ALL[link], &frame, 42, 1514);
         prop_assert_eq!((s.ts_ns, s.wire_len), (42, 1514));
     }
 
     #[test]
-    fn decode_takes_mutated_real_frames(frame in mutated(corpus("decode")), link in 0..LINKS.len()) {
-        let s = decode(LINKS[link], frame.get(1..).unwrap_or(&[]), 7, 60);
+    fn decode_takes_mutated_real_frames(frame in mutated(corpus("decode")), link in 0..LinkType::ALL.len()) {
+        let s = decode(LinkType::ALL[link], frame.get(1..).unwrap_or(&[]), 7, 60);
         prop_assert_eq!(s.wire_len, 60);
     }
 

@@ -5,20 +5,11 @@
 use libfuzzer_sys::fuzz_target;
 use netanom_core::decode::{decode, LinkType};
 
-const LINKS: [LinkType; 6] = [
-    LinkType::Ethernet,
-    LinkType::LinuxSll,
-    LinkType::LinuxSll2,
-    LinkType::RawIp,
-    LinkType::Null,
-    LinkType::Loop,
-];
-
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, frame)) = data.split_first() else {
         return;
     };
-    let link = LINKS[usize::from(selector) % LINKS.len()];
+    let link = LinkType::ALL[usize::from(selector) % LinkType::ALL.len()];
     let s = decode(link, frame, 1_700_000_000_000_000_000, 1514);
     assert_eq!(s.wire_len, 1514);
     assert_eq!(s.ts_ns, 1_700_000_000_000_000_000);

@@ -112,6 +112,16 @@ pub const SUPPORTED_LINK_TYPES: &str =
     "EN10MB (Ethernet), LINUX_SLL, LINUX_SLL2, RAW/IPV4/IPV6 (raw IP), NULL, LOOP";
 
 impl LinkType {
+    /// Every supported link type.
+    pub const ALL: [LinkType; 6] = [
+        LinkType::Ethernet,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::RawIp,
+        LinkType::Null,
+        LinkType::Loop,
+    ];
+
     /// Maps a libpcap DLT value (what `pcap_datalink` returns) to a link type.
     pub fn from_dlt(dlt: i32) -> Option<Self> {
         match dlt {
