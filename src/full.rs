@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Command::Score(args) => cmd::score::run(args),
         Command::Evaluate(args) => cmd::evaluate::run(args),
         Command::Run(args) => cmd::run::run(args),
+        Command::History(args) => cmd::history::run(args),
     };
     result.unwrap_or_else(|e| cli::report_error(&e))
 }

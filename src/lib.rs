@@ -12,5 +12,6 @@ pub mod config;
 pub mod daemon;
 pub mod detect;
 pub mod eval;
+pub mod history;
 pub mod model;
 pub mod output;

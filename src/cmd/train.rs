@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
+use std::path::Path;
+
 use netanom::csv::read_feature_csv;
+use netanom::history::{self, TimeRange};
 use netanom::model::bundle::TrainingData;
 use netanom::model::{train_segments, Bundle, EpochStats, ThresholdRule, TrainOptions};
 use netanom::pipeline::{log_summary, pump, Pace, PacketSource, SinkError, WindowSink, Windower};
@@ -41,6 +44,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
                 factor: args.threshold_factor,
             },
         },
+        max_runs_per_epoch: (args.max_runs_per_epoch > 0).then_some(args.max_runs_per_epoch),
+        max_validation_runs: (args.max_validation_runs > 0).then_some(args.max_validation_runs),
     };
     eprintln!(
         "training on {} windows of {} s ({} to {}), {} epochs, hidden {}, layers {}",
@@ -171,8 +176,11 @@ impl WindowSink for Collector {
     }
 }
 
-/// The training windows, from captures or feature CSVs.
+/// The training windows, from captures, feature CSVs or a feature history.
 fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
+    if let Some(dir) = &args.history {
+        return collect_history(dir, args);
+    }
     if !args.pcaps.is_empty() {
         let Some(omega) = args.window else {
             bail!("--window is required with --pcap (the window length in seconds, e.g. 0.5)");
@@ -226,4 +234,81 @@ fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
         }
     }
     Ok(c.into_collected(omega, &args.features))
+}
+
+/// The training windows of a feature history: ω from the history (or `--window`), the time
+/// range from `--since` (back from the newest window) or `--from`/`--to`, alerted windows and
+/// their neighbours, windows with drops and gaps left out (`history::training_set`).
+fn collect_history(dir: &Path, args: &TrainArgs) -> anyhow::Result<Collected> {
+    let scan = history::scan(dir)?;
+    let present = scan.omegas();
+    let omega = match (args.window, present.as_slice()) {
+        (Some(w), _) => w,
+        (None, []) => bail!(
+            "{}: the history holds no windows (no omega_us=… directory); `netanom run` records them under [history] dir",
+            dir.display()
+        ),
+        (None, [one]) => *one,
+        (None, many) => bail!(
+            "{}: the history holds windows of several lengths ({}): choose one with --window",
+            dir.display(),
+            many.iter()
+                .map(|o| format!("{o} s"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let range = match args.since {
+        Some(since) => {
+            let newest = newest_window_end(&scan, omega)
+                .with_context(|| format!("{}: no readable windows of {omega} s", dir.display()))?;
+            let back = i64::try_from(since.as_nanos()).unwrap_or(i64::MAX);
+            TimeRange {
+                from_ns: Some(newest.saturating_sub(back)),
+                to_ns: None,
+            }
+        }
+        None => TimeRange {
+            from_ns: args.from,
+            to_ns: args.to,
+        },
+    };
+    let set = history::training_set(dir, omega, range)?;
+    eprintln!(
+        "history {}: {} windows of {omega} s in range, {} kept; left out: {} alerted, {} within {} windows of an alert, {} with capture drops; {} breaks in the sequence (gaps and left-out windows); {} segments read, {} unreadable (skipped)",
+        dir.display(),
+        set.rows,
+        set.windows.len(),
+        set.excluded_alerted,
+        set.excluded_near_alert,
+        netanom::model::SEQ_LEN - 1,
+        set.excluded_drops,
+        set.breaks.len(),
+        set.segments,
+        set.unreadable.len(),
+    );
+    if set.windows.is_empty() {
+        bail!(
+            "{}: no windows of {omega} s fit for training in the range asked for",
+            dir.display()
+        );
+    }
+    Ok(Collected {
+        start_ns: set.start_ns,
+        end_ns: set.end_ns,
+        windows: set.windows,
+        breaks: set.breaks,
+        omega,
+        files: vec![dir.display().to_string()],
+    })
+}
+
+/// The end of the newest window of `omega`: from the last segment (in time order) that reads.
+fn newest_window_end(scan: &history::HistoryScan, omega: Omega) -> Option<i64> {
+    let stream = scan.get(omega)?;
+    stream
+        .segments
+        .iter()
+        .rev()
+        .find_map(|seg| seg.read().ok()?.iter().map(|r| r.end_ns).max())
 }

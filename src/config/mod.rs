@@ -15,7 +15,8 @@
 //! once; an unknown key (a typo) is an error naming it. See `docs/config.md`.
 //!
 //! Layout: this module loads and merges the sources and collects [`Problem`]s in a
-//! `Checker`; each section (`capture`, `window`, `model`, `alerts`, `metrics`, `log`) has its
+//! `Checker`; each section (`capture`, `window`, `model`, `alerts`, `metrics`, `log`,
+//! `history`) has its
 //! own file holding its settings struct, its raw (as written) form with the defaults, and the
 //! `validate` that turns one into the other.
 
@@ -30,6 +31,7 @@ use crate::window::{Omega, WindowConfig};
 
 mod alerts;
 mod capture;
+mod history;
 mod log;
 mod metrics;
 mod model;
@@ -37,6 +39,7 @@ mod window;
 
 pub use alerts::{AlertSettings, DEFAULT_ALERT_LOG};
 pub use capture::{CaptureSettings, CaptureSource, DEFAULT_SNAPLEN};
+pub use history::HistorySettings;
 pub use log::{LogFormat, LogLevel, LogSettings};
 pub use metrics::{MetricsSettings, DEFAULT_METRICS_LISTEN};
 pub use model::{ModelSettings, DEFAULT_MODEL_DIR};
@@ -64,6 +67,8 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// `[log]`: the daemon's own log.
     pub log: LogSettings,
+    /// `[history]`: the feature history recorded for training.
+    pub history: HistorySettings,
 }
 
 /// What the command line can override; `None`/empty leaves the file and environment value.
@@ -84,6 +89,8 @@ pub struct CliOverrides {
     pub metrics_listen: Option<String>,
     /// `--alert-log`
     pub alert_log: Option<PathBuf>,
+    /// `--history-dir` (also turns recording on)
+    pub history_dir: Option<PathBuf>,
 }
 
 /// One invalid value.
@@ -169,10 +176,14 @@ struct RawSettings {
     metrics: metrics::RawMetrics,
     /// `[log]` as written.
     log: log::RawLog,
+    /// `[history]` as written.
+    history: history::RawHistory,
 }
 
 /// The section names, for recognising misspelt environment variables.
-const SECTIONS: [&str; 6] = ["capture", "window", "model", "alerts", "metrics", "log"];
+const SECTIONS: [&str; 7] = [
+    "capture", "window", "model", "alerts", "metrics", "log", "history",
+];
 
 /// How a value was written, for messages: strings quoted, numbers as they are.
 fn show_value(v: &config::Value) -> String {
@@ -446,20 +457,26 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
     let alerts = alerts::validate(raw.alerts, &mut ck, cli.alert_log.clone());
     let metrics = metrics::validate(raw.metrics, &mut ck, cli.metrics_listen.clone());
     let log = log::validate(raw.log, &mut ck);
+    let history = history::validate(raw.history, &mut ck, cli.history_dir.clone());
     let problems = ck.into_problems();
-    match (capture, window, model, alerts, metrics, log) {
-        (Some(capture), Some(window), Some(model), Some(alerts), Some(metrics), Some(log))
-            if problems.is_empty() =>
-        {
-            Ok(Settings {
-                capture,
-                window,
-                model,
-                alerts,
-                metrics,
-                log,
-            })
-        }
+    match (capture, window, model, alerts, metrics, log, history) {
+        (
+            Some(capture),
+            Some(window),
+            Some(model),
+            Some(alerts),
+            Some(metrics),
+            Some(log),
+            Some(history),
+        ) if problems.is_empty() => Ok(Settings {
+            capture,
+            window,
+            model,
+            alerts,
+            metrics,
+            log,
+            history,
+        }),
         _ => Err(SettingsError::Invalid(problems)),
     }
 }

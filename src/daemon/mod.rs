@@ -23,6 +23,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use crate::capture::{LiveCapture, LiveOptions};
 use crate::config::{CaptureSource, CliOverrides, Settings};
 use crate::detect::incident::{EndReason, IncidentConfig};
+use crate::history::HistoryWriter;
 use crate::model::Bundle;
 use crate::output::alerts::{system_hostname, AlertLog};
 use crate::output::metrics::{Health, Metrics, MetricsServer};
@@ -124,12 +125,22 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     let (window_tx, window_rx) = crossbeam_channel::bounded(WINDOW_QUEUE);
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
 
+    let (history_writer, history) = match settings.history.recorder() {
+        Some(config) => {
+            let dir = config.dir.clone();
+            let (writer, handle) = HistoryWriter::start(config, metrics.clone())?;
+            tracing::info!(dir = %dir.display(), "recording the feature history");
+            (Some(writer), Some(handle))
+        }
+        None => (None, None),
+    };
     let scorer = Scorer::new(
         detector(&settings, bundle),
         log,
         metrics.clone(),
         health.clone(),
-    );
+    )
+    .with_history(history);
     let scorer_thread = std::thread::Builder::new()
         .name("netanom-scorer".into())
         .spawn(move || scorer.run(window_rx, control_rx))
@@ -225,6 +236,10 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     let scorer_result = scorer_thread
         .join()
         .unwrap_or_else(|_| Err(scorer::ScorerFailed("the scorer thread died".into())));
+    // The scorer held the last history handle: the recorder closes its segments.
+    if let Some(writer) = history_writer {
+        writer.finish();
+    }
     if let Some(running) = server {
         if let Err(e) = running.stop() {
             tracing::warn!("metrics server: {e}");

@@ -225,6 +225,20 @@ pub static KEYS: &[Key] = &[
     ),
     key!("log.level", LogLevel, "logging at", log.level),
     key!("log.format", Restart, "using", log.format),
+    key!("history.enabled", Restart, "using", history.enabled),
+    key!("history.dir", Restart, "recording to", history.dir),
+    key!(
+        "history.retention_days",
+        Restart,
+        "using",
+        history.retention_days
+    ),
+    key!(
+        "history.segment_minutes",
+        Restart,
+        "using",
+        history.segment_minutes
+    ),
 ];
 
 /// One key whose value differs.
@@ -351,8 +365,8 @@ pub(super) fn reload(
 mod tests {
     use super::*;
     use crate::config::{
-        AlertSettings, CaptureSettings, CliOverrides, LogSettings, MetricsSettings, ModelSettings,
-        WindowSettings,
+        AlertSettings, CaptureSettings, CliOverrides, HistorySettings, LogSettings,
+        MetricsSettings, ModelSettings, WindowSettings,
     };
 
     /// Settings from a TOML text, no environment, no flags.
@@ -391,6 +405,11 @@ mod tests {
         [log]
         level = "info"
         format = "text"
+        [history]
+        enabled = true
+        dir = "/h/a"
+        retention_days = 30
+        segment_minutes = 60
     "#;
 
     /// `A` with every value changed, and a replay instead of an interface.
@@ -424,6 +443,11 @@ mod tests {
         [log]
         level = "debug"
         format = "json"
+        [history]
+        enabled = false
+        dir = "/h/b"
+        retention_days = 7
+        segment_minutes = 15
     "#;
 
     #[test]
@@ -470,6 +494,13 @@ mod tests {
                 level: _,
                 format: _,
             },
+            history:
+                HistorySettings {
+                    enabled: _,
+                    dir: _,
+                    retention_days: _,
+                    segment_minutes: _,
+                },
         } = &a;
         let changed: Vec<&str> = diff(&a, &b).iter().map(|c| c.key.name).collect();
         let all: Vec<&str> = KEYS.iter().map(|k| k.name).collect();

@@ -10,6 +10,7 @@ use crate::detect::incident::{
     EndReason, IncidentConfig, IncidentEvent, IncidentTracker, ScoredWindow,
 };
 use crate::detect::score::ScoringStage;
+use crate::history::HistoryHandle;
 use crate::model::Bundle;
 use crate::output::alerts::{
     top_deviations, AlertContext, AlertEvent, AlertFile, AlertLog, Explanation, Flush,
@@ -134,6 +135,8 @@ pub struct Scorer {
     end_reason: EndReason,
     /// Test hook (debug builds): panic at this window, to exercise the failure path.
     panic_at_window: Option<u64>,
+    /// The feature history recorder, when `[history]` is on.
+    history: Option<HistoryHandle>,
 }
 
 /// The scorer stopped on an internal error (a panic); the open incident was ended first.
@@ -185,7 +188,14 @@ impl Scorer {
             log_failing: None,
             end_reason: EndReason::Shutdown,
             panic_at_window: injected_fault("scorer-panic-at-window"),
+            history: None,
         }
+    }
+
+    /// Records every window (with its score and whether it alerted) to the feature history.
+    pub fn with_history(mut self, history: Option<HistoryHandle>) -> Self {
+        self.history = history;
+        self
     }
 
     /// Handles windows and control messages until the window channel closes, then ends any
@@ -257,15 +267,22 @@ impl Scorer {
     /// [`Self::window`], with a panic turned into an error.
     fn guarded_window(&mut self, w: Window) -> Result<(), ScorerFailed> {
         let start = w.start_ns;
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.window(w))).map_err(
-            |payload| {
+        let omega = self.detector.context.omega;
+        let row = self.history.as_mut().map(|h| h.row(&w, omega));
+        let score = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.window(w)))
+            .map_err(|payload| {
                 ScorerFailed(format!(
                     "panic on the window at {}: {}",
                     format_ts(start),
                     panic_text(payload.as_ref())
                 ))
-            },
-        )
+            })?;
+        if let (Some(h), Some(mut row)) = (self.history.as_mut(), row) {
+            row.score = score;
+            row.alerted = score.is_some_and(|s| s > self.detector.threshold);
+            h.record(row);
+        }
+        Ok(())
     }
 
     /// Applies a request from the main thread.
@@ -392,8 +409,8 @@ impl Scorer {
         }
     }
 
-    /// One closed window: score it, update the incident, write events.
-    fn window(&mut self, w: Window) {
+    /// One closed window: score it, update the incident, write events; its score, if any.
+    fn window(&mut self, w: Window) -> Option<f64> {
         // A window comes every ω: retry events the alert log could not take.
         if let Some(report) = self.log.retry(Instant::now()) {
             self.after_log(report);
@@ -414,15 +431,12 @@ impl Scorer {
                 if scored.sequence_broken {
                     self.end_incident(EndReason::SequenceBreak);
                 }
-                match scored.score {
-                    Some(score) => score,
-                    None => return,
-                }
+                scored.score?
             }
             Err(e) => {
                 self.end_incident(EndReason::SequenceBreak);
                 tracing::warn!(window_start = %format_ts(start_ns), "window not scored: {e}");
-                return;
+                return None;
             }
         };
         self.scored += 1;
@@ -441,7 +455,9 @@ impl Scorer {
             .record_score(score, threshold, started.elapsed());
         let d = &self.detector;
         let recent = d.stage.recent();
-        let Some(w) = recent.back() else { return };
+        let Some(w) = recent.back() else {
+            return Some(score);
+        };
         let scored = ScoredWindow {
             start_ns: w.start_ns,
             end_ns: w.end_ns,
@@ -460,6 +476,7 @@ impl Scorer {
             let alert = AlertEvent::from_incident_event(&d.context, &event, explain);
             self.emit(&event, &alert);
         }
+        Some(score)
     }
 
     /// Ends the open incident (if any) for `reason` and writes its end event.

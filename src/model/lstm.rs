@@ -295,6 +295,39 @@ impl LstmAutoencoder {
         Ok(scores)
     }
 
+    /// Scores of the runs of normalised `windows` starting at each of `starts` (each must
+    /// leave room for a whole run), in that order.
+    pub fn score_runs(
+        &self,
+        windows: &[FeatureVector],
+        starts: &[usize],
+    ) -> Result<Vec<f64>, ModelError> {
+        let mut scores = Vec::with_capacity(starts.len());
+        for chunk in starts.chunks(BATCH_SCORE_CHUNK) {
+            let n = chunk.len();
+            let input = runs_at_to_f32(windows, chunk);
+            let mut output = vec![0f32; n * RUN_VALUES];
+            tch::no_grad(|| -> Result<(), ModelError> {
+                let xs = Tensor::f_from_slice(&input)
+                    .and_then(|t| t.f_view([n as i64, SEQ_LEN as i64, NUM_FEATURES as i64]))
+                    .map_err(ModelError::torch("building the model input"))?;
+                let ys = self.forward(&xs, false)?;
+                ys.f_contiguous()
+                    .and_then(|y| y.f_copy_data(&mut output, n * RUN_VALUES))
+                    .map_err(ModelError::torch("reading the model output"))
+            })?;
+            for (r, &first) in chunk.iter().enumerate() {
+                let t = windows[first..first + SEQ_LEN].iter().flatten().copied();
+                let s = sq_error(t, &output[r * RUN_VALUES..(r + 1) * RUN_VALUES]);
+                if !s.is_finite() {
+                    return Err(ModelError::NonFiniteOutput { what: "score" });
+                }
+                scores.push(s);
+            }
+        }
+        Ok(scores)
+    }
+
     /// The weights as a safetensors file image (tensors sorted by name; identical weights give
     /// identical bytes).
     pub fn to_safetensors(&self) -> Result<Vec<u8>, ModelError> {
@@ -382,6 +415,21 @@ fn sq_error(t: impl Iterator<Item = f64>, y: &[f32]) -> f64 {
 pub(crate) fn runs_to_f32(windows: &[FeatureVector], range: std::ops::Range<usize>) -> Vec<f32> {
     let mut v = Vec::with_capacity(range.len() * RUN_VALUES);
     for first in range {
+        for w in &windows[first..first + SEQ_LEN] {
+            v.extend(w.iter().map(|&x| x as f32));
+        }
+    }
+    v
+}
+
+/// The runs of [`SEQ_LEN`] windows starting at each of `starts`, flattened to f32 (a batch).
+pub(crate) fn runs_at_to_f32<I: TryInto<usize> + Copy>(
+    windows: &[FeatureVector],
+    starts: &[I],
+) -> Vec<f32> {
+    let mut v = Vec::with_capacity(starts.len() * RUN_VALUES);
+    for &first in starts {
+        let first: usize = first.try_into().unwrap_or(usize::MAX);
         for w in &windows[first..first + SEQ_LEN] {
             v.extend(w.iter().map(|&x| x as f32));
         }

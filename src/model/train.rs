@@ -6,6 +6,10 @@
 //!   training part only, so the validation scores include the effect of values slightly outside
 //!   the training range, as detection will see.
 //! * Runs are all consecutive triples (stride 1) inside each part; none straddles the split.
+//! * Large data sets (weeks of feature history): `max_runs_per_epoch` makes each epoch a fresh
+//!   random sample of the training runs and `max_validation_runs` scores a fixed random sample
+//!   of the validation runs; batches are built from the normalised windows as they are needed,
+//!   so memory stays at the windows themselves.
 //! * Determinism: weights are initialised and runs shuffled from our own generator seeded by
 //!   `seed`, and libtorch runs single-threaded ([`super::use_single_thread`]), so the same data
 //!   and options give bit-identical weights.
@@ -17,7 +21,7 @@ use std::time::{Duration, Instant};
 use tch::nn::OptimizerConfig;
 use tch::{Reduction, Tensor};
 
-use super::lstm::{runs_to_f32, Architecture, LstmAutoencoder};
+use super::lstm::{runs_at_to_f32, Architecture, LstmAutoencoder};
 use super::normalize::MinMax;
 use super::{quantile_sorted, ModelError, SplitMix64, RUN_VALUES, SEQ_LEN};
 use crate::window::features::{FeatureVector, NUM_FEATURES};
@@ -118,6 +122,16 @@ pub struct TrainOptions {
     pub validation_fraction: f64,
     /// How the alert threshold is derived from the validation scores.
     pub threshold_rule: ThresholdRule,
+    /// Training runs drawn for each epoch, without replacement, a fresh sample every epoch
+    /// (the min–max normaliser is still fitted on every training window). `None`: every run.
+    /// Default `None`; `netanom train` caps it so a week of history trains in minutes
+    /// (docs/history.md, "Training cost").
+    #[serde(default)]
+    pub max_runs_per_epoch: Option<usize>,
+    /// Validation runs scored after each epoch and for the threshold: a fixed random sample
+    /// drawn once. `None`: every run. Default `None`.
+    #[serde(default)]
+    pub max_validation_runs: Option<usize>,
 }
 
 impl Default for TrainOptions {
@@ -131,6 +145,8 @@ impl Default for TrainOptions {
             seed: 0,
             validation_fraction: 0.2,
             threshold_rule: ThresholdRule::default(),
+            max_runs_per_epoch: None,
+            max_validation_runs: None,
         }
     }
 }
@@ -161,6 +177,9 @@ impl TrainOptions {
         }
         if self.batch_size == 0 {
             return bad("batch size must be at least 1".into());
+        }
+        if self.max_runs_per_epoch == Some(0) || self.max_validation_runs == Some(0) {
+            return bad("a cap on runs must be at least 1 (leave it out to use every run)".into());
         }
         if !(self.validation_fraction > 0.0 && self.validation_fraction < 1.0) {
             return bad(format!(
@@ -292,10 +311,6 @@ pub fn train_segments(
     let val_norm = normalizer.transform_all(&windows[n_train..])?;
     let train_runs = n_train - (SEQ_LEN - 1);
 
-    let x_train = Tensor::f_from_slice(&runs_to_f32(&train_norm, 0..train_runs))
-        .and_then(|t| t.f_view([train_runs as i64, SEQ_LEN as i64, NUM_FEATURES as i64]))
-        .map_err(ModelError::torch("building the training tensor"))?;
-
     let model = LstmAutoencoder::new(opts.architecture(), opts.seed)?;
     let mut opt = tch::nn::Adam::default()
         .build(model.var_store(), opts.learning_rate)
@@ -314,14 +329,32 @@ pub fn train_segments(
     let val_runs_ok: Vec<bool> = (0..val_norm.len().saturating_sub(SEQ_LEN - 1))
         .map(|i| !crosses_break(breaks, n_train + i))
         .collect();
-    let keep_valid = |scores: Vec<f64>| -> Vec<f64> {
-        scores
+    // With a cap: a fixed sample of the valid validation runs, in time order.
+    let val_sample: Option<Vec<usize>> = opts.max_validation_runs.and_then(|cap| {
+        let mut valid: Vec<usize> = (0..val_runs_ok.len()).filter(|&i| val_runs_ok[i]).collect();
+        (valid.len() > cap).then(|| {
+            let mut pick = SplitMix64::new(opts.seed ^ 0x7A11_DA7E_0000_0001);
+            partial_shuffle(&mut pick, &mut valid, cap);
+            valid.truncate(cap);
+            valid.sort_unstable();
+            valid
+        })
+    });
+    let score_validation = |model: &LstmAutoencoder| -> Result<Vec<f64>, ModelError> {
+        if let Some(starts) = &val_sample {
+            return model.score_runs(&val_norm, starts);
+        }
+        Ok(model
+            .score_windows(&val_norm)?
             .into_iter()
             .zip(&val_runs_ok)
             .filter(|(_, ok)| **ok)
             .map(|(s, _)| s)
-            .collect()
+            .collect())
     };
+    let per_epoch = opts
+        .max_runs_per_epoch
+        .map_or(order.len(), |cap| cap.min(order.len()));
     let mut history = Vec::with_capacity(opts.epochs);
 
     tracing::info!(
@@ -336,14 +369,16 @@ pub fn train_segments(
     );
     for epoch in 1..=opts.epochs {
         let started = Instant::now();
-        rng.shuffle(&mut order);
+        if per_epoch < order.len() {
+            partial_shuffle(&mut rng, &mut order, per_epoch);
+        } else {
+            rng.shuffle(&mut order);
+        }
         let mut loss_sum = 0.0;
-        for batch in order.chunks(opts.batch_size) {
-            let idx =
-                Tensor::f_from_slice(batch).map_err(ModelError::torch("building a batch index"))?;
-            let xb = x_train
-                .f_index_select(0, &idx)
-                .map_err(ModelError::torch("selecting a batch"))?;
+        for batch in order[..per_epoch].chunks(opts.batch_size) {
+            let xb = Tensor::f_from_slice(&runs_at_to_f32(&train_norm, batch))
+                .and_then(|t| t.f_view([batch.len() as i64, SEQ_LEN as i64, NUM_FEATURES as i64]))
+                .map_err(ModelError::torch("building a batch"))?;
             let yb = model.forward(&xb, true)?;
             let loss = yb
                 .f_mse_loss(&xb, Reduction::Mean)
@@ -360,8 +395,8 @@ pub fn train_segments(
             }
             loss_sum += l * batch.len() as f64;
         }
-        let train_loss = loss_sum / order.len() as f64;
-        let val_scores = keep_valid(model.score_windows(&val_norm)?);
+        let train_loss = loss_sum / per_epoch as f64;
+        let val_scores = score_validation(&model)?;
         let validation_loss = mean(&val_scores) / RUN_VALUES as f64;
         let stats = EpochStats {
             epoch,
@@ -375,7 +410,7 @@ pub fn train_segments(
         history.push(stats);
     }
 
-    let validation_scores = keep_valid(model.score_windows(&val_norm)?);
+    let validation_scores = score_validation(&model)?;
     let mut sorted = validation_scores.clone();
     sorted.sort_by(f64::total_cmp);
     let validation_quantiles = ScoreQuantiles::of(&sorted)
@@ -403,6 +438,17 @@ pub fn train_segments(
     })
 }
 
+/// Moves a uniform random sample of `k` elements of `v` (without replacement) to its front:
+/// the first `k` steps of a Fisher–Yates shuffle.
+fn partial_shuffle<T>(rng: &mut SplitMix64, v: &mut [T], k: usize) {
+    let n = v.len();
+    for i in 0..k.min(n) {
+        let j = i + rng.below(n - i);
+        v.swap(i, j);
+    }
+}
+
+/// The arithmetic mean (0 for none).
 fn mean(v: &[f64]) -> f64 {
     if v.is_empty() {
         0.0
@@ -603,6 +649,39 @@ mod tests {
             a.model.to_safetensors().unwrap(),
             c.model.to_safetensors().unwrap()
         );
+    }
+
+    /// Capped runs per epoch and validation runs: the caps hold, training still learns, and
+    /// the result is deterministic.
+    #[test]
+    fn sampled_epochs_and_validation() {
+        let w = normal_windows(400, 5);
+        let opts = TrainOptions {
+            epochs: 12,
+            max_runs_per_epoch: Some(100),
+            max_validation_runs: Some(20),
+            ..small_opts()
+        };
+        let a = train(&w, &opts, |_| {}).unwrap();
+        assert_eq!(a.validation_scores.len(), 20);
+        assert_eq!(a.validation_quantiles.count, 20);
+        let (first, last) = (&a.history[0], a.history.last().unwrap());
+        assert!(
+            last.validation_loss < first.validation_loss / 2.0,
+            "{first:?} -> {last:?}"
+        );
+        let b = train(&w, &opts, |_| {}).unwrap();
+        assert_eq!(a.validation_scores, b.validation_scores);
+        let e = train(
+            &w,
+            &TrainOptions {
+                max_runs_per_epoch: Some(0),
+                ..opts
+            },
+            |_| {},
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("at least 1"), "{e}");
     }
 
     #[test]

@@ -35,6 +35,19 @@ pub enum Command {
     Evaluate(EvaluateArgs),
     /// Run the detector as a service: capture (or replay), score, alert, serve metrics.
     Run(RunArgs),
+    /// Summarise a feature history recorded by `netanom run`: what there is to train on.
+    History(HistoryArgs),
+}
+
+/// Options of `netanom history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The history directory (`[history] dir` of the daemon).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `netanom run`; each overrides the settings file and `NETANOM_…` variables.
@@ -61,6 +74,9 @@ pub struct RunArgs {
     /// Alert log file (JSON lines).
     #[arg(long, value_name = "FILE")]
     pub alert_log: Option<PathBuf>,
+    /// Record the feature history in this directory (turns `[history]` on).
+    #[arg(long, value_name = "DIR")]
+    pub history_dir: Option<PathBuf>,
 }
 
 /// Options of `netanom extract`.
@@ -88,14 +104,36 @@ pub struct TrainArgs {
     #[arg(
         long = "pcap",
         value_name = "FILE",
-        required_unless_present = "features",
-        conflicts_with = "features"
+        required_unless_present_any = ["features", "history"],
+        conflicts_with_all = ["features", "history"]
     )]
     pub pcaps: Vec<PathBuf>,
     /// Feature CSV written by `netanom extract` (instead of captures); repeatable.
-    #[arg(long = "features", value_name = "FILE")]
+    #[arg(long = "features", value_name = "FILE", conflicts_with = "history")]
     pub features: Vec<PathBuf>,
-    /// Window length ω in seconds (required with --pcap; checked against feature CSVs).
+    /// Feature history directory recorded by `netanom run` (instead of captures).
+    #[arg(long, value_name = "DIR")]
+    pub history: Option<PathBuf>,
+    /// With --history: the windows of the last DURATION before the newest one (90s, 30m,
+    /// 12h, 7d).
+    #[arg(long, value_name = "DURATION", requires = "history", conflicts_with_all = ["from", "to"], value_parser = parse_duration)]
+    pub since: Option<std::time::Duration>,
+    /// With --history: the first window start to use (RFC 3339 UTC or epoch seconds).
+    #[arg(long, value_name = "TIME", requires = "history", value_parser = parse_time_ns)]
+    pub from: Option<i64>,
+    /// With --history: windows starting before this time (RFC 3339 UTC or epoch seconds).
+    #[arg(long, value_name = "TIME", requires = "history", value_parser = parse_time_ns)]
+    pub to: Option<i64>,
+    /// Runs of three drawn (without replacement) for each epoch; 0 uses every run. The
+    /// default keeps a week of history at ω = 0.5 s within about 15 minutes on 2 cores
+    /// (docs/history.md).
+    #[arg(long, value_name = "RUNS", default_value_t = 100_000)]
+    pub max_runs_per_epoch: usize,
+    /// Validation runs scored (a fixed random sample); 0 scores every run.
+    #[arg(long, value_name = "RUNS", default_value_t = 50_000)]
+    pub max_validation_runs: usize,
+    /// Window length ω in seconds (required with --pcap; checked against feature CSVs;
+    /// chooses the stream of a history that holds several).
     #[arg(long, value_name = "SECONDS")]
     pub window: Option<Omega>,
     /// Output model bundle directory (created; files in it are replaced).
@@ -134,6 +172,36 @@ pub struct TrainArgs {
     /// Longest run of empty windows written for one gap (see `extract`).
     #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
     pub max_gap_windows: u64,
+}
+
+/// A duration such as `90s`, `30m`, `12h`, `7d` (`--since`).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Ok(_) => Err("a duration of zero selects nothing".into()),
+        Err(e) => Err(format!(
+            "{e} (expected a duration such as 90s, 30m, 12h or 7d)"
+        )),
+    }
+}
+
+/// A point in time, ns since the epoch: RFC 3339 in UTC (`2026-12-01T14:00:00Z`) or epoch
+/// seconds (`1764597600.5`).
+pub fn parse_time_ns(text: &str) -> Result<i64, String> {
+    if let Ok(secs) = text.parse::<f64>() {
+        if secs.is_finite() && secs.abs() < 9.2e9 {
+            return Ok((secs * 1e9).round() as i64);
+        }
+    }
+    let t = humantime::parse_rfc3339_weak(text).map_err(|e| {
+        format!("{e} (expected RFC 3339 in UTC, e.g. 2026-12-01T14:00:00Z, or epoch seconds)")
+    })?;
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_nanos()).map_err(|_| "too far in the future".to_string()),
+        Err(e) => i64::try_from(e.duration().as_nanos())
+            .map(|ns| -ns)
+            .map_err(|_| "too far in the past".to_string()),
+    }
 }
 
 /// `netanom train --threshold-rule`.

@@ -101,6 +101,12 @@ pub struct Metrics {
     /// Features of the last scored window outside the model's training range
     /// (`netanom_features_outside_training_range`): drift in view.
     pub features_outside_training_range: IntGauge,
+    /// Windows written to the feature history (`netanom_history_rows_total`).
+    pub history_rows_total: IntCounter,
+    /// History rows dropped because the recorder was behind (`netanom_history_rows_dropped_total`).
+    pub history_rows_dropped_total: IntCounter,
+    /// Failed history writes: journal, Parquet, retention (`netanom_history_write_errors_total`).
+    pub history_write_errors_total: IntCounter,
     model_info: IntGaugeVec,
     pcap_drops: Mutex<(WrappingCounter, WrappingCounter)>,
 }
@@ -227,10 +233,18 @@ impl Metrics {
             clock_steps_total: counter(r, "clock_steps_total", "Steps of the system clock (set back or forward by more than a second) seen by the live capture; each starts a new window timeline."),
             model_loaded: int_gauge(r, "model_loaded", "1 while a model is loaded and scoring windows, else 0."),
             features_outside_training_range: int_gauge(r, "features_outside_training_range", "Features (of 53) of the last scored window that lie outside the model's training range: sustained high values mean traffic has drifted from what the model learned."),
+            history_rows_total: counter(r, "history_rows_total", "Windows written to the feature history ([history] dir), all window lengths together."),
+            history_rows_dropped_total: counter(r, "history_rows_dropped_total", "Windows not written to the feature history because the recorder's queue was full (the disk is slow or stuck); capture and scoring never wait for it."),
+            history_write_errors_total: counter(r, "history_write_errors_total", "Failed writes of the feature history (journal, Parquet conversion, retention); the rows of a failed journal write are lost."),
             model_info,
             pcap_drops: Mutex::new((WrappingCounter::new(), WrappingCounter::new())),
             registry,
         }
+    }
+
+    /// Packets libpcap reported dropped so far (kernel and interface), for the feature history.
+    pub fn pcap_drops_total(&self) -> u64 {
+        self.pcap_kernel_drops_total.get() + self.pcap_interface_drops_total.get()
     }
 
     /// The registry to serve.
