@@ -140,7 +140,7 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<JournalRead, HistoryError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A row with every field set, distinct per `k`.

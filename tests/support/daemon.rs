@@ -326,7 +326,9 @@ pub fn netanom_bin() -> std::path::PathBuf {
 }
 
 /// A `netanom` command with an environment free of the caller's netanom settings, so the
-/// test sees the documented defaults (and no `NETANOM_…` variable from the developer's shell).
+/// test sees the documented defaults (and no `NETANOM_…` variable from the developer's shell),
+/// except that the feature history is off (`NETANOM_HISTORY__ENABLED=false`: the default
+/// directory is the host's /var/lib/netanom/history); tests of the history turn it on.
 pub fn netanom_command() -> Command {
     let mut cmd = Command::new(netanom_bin());
     for (k, _) in std::env::vars_os() {
@@ -335,8 +337,12 @@ pub fn netanom_command() -> Command {
             cmd.env_remove(&k);
         }
     }
+    cmd.env(HISTORY_OFF.0, HISTORY_OFF.1);
     cmd
 }
+
+/// The variable that keeps test daemons from recording to the host's history directory.
+pub const HISTORY_OFF: (&str, &str) = ("NETANOM_HISTORY__ENABLED", "false");
 
 /// The output of a finished command.
 #[derive(Debug)]
@@ -573,6 +579,7 @@ impl Daemon {
     /// `ip netns exec`) with JSON logs and `envs`, collecting its standard error.
     pub fn spawn(mut cmd: Command, envs: &[(&str, &str)]) -> Daemon {
         cmd.env("NETANOM_LOG__FORMAT", "json")
+            .env(HISTORY_OFF.0, HISTORY_OFF.1)
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
