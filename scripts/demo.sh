@@ -34,9 +34,12 @@ sed -n '/^model /,/^report:/p' target/demo-evaluate.txt | sed '$d'
 
 say "2. netanom run --pcap $capture --model $model --alert-log target/demo-alerts.jsonl"
 echo "   (the daemon pipeline, replayed as fast as possible; daemon log: target/demo-run.log)"
-rm -f target/demo-alerts.jsonl # the log is appended to
+rm -rf target/demo-alerts.jsonl target/demo-history # the log is appended to
 "$netanom" run --pcap "$capture" --model "$model" --alert-log target/demo-alerts.jsonl \
-  --metrics-listen 127.0.0.1:0 2>target/demo-run.log || fail "netanom run" target/demo-run.log
+  --metrics-listen 127.0.0.1:0 --history-dir target/demo-history 2>target/demo-run.log ||
+  fail "netanom run" target/demo-run.log
+echo "   feature history recorded for training (docs/history.md):"
+"$netanom" history --dir target/demo-history | sed 's/^/   /'
 python3 - target/demo-alerts.jsonl "$labels" <<'EOF'
 import csv, json, sys
 from datetime import datetime, timezone

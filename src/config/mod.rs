@@ -594,6 +594,9 @@ mod tests {
         assert_eq!(s.metrics.listen, "127.0.0.1:9405".parse().unwrap());
         assert_eq!(s.alerts.path, PathBuf::from(DEFAULT_ALERT_LOG));
         assert_eq!(s.capture.snaplen, DEFAULT_SNAPLEN);
+        // Every [history] key is written out with its default.
+        let defaults = Settings::load_str(None, None, env(&[]), &live()).unwrap();
+        assert_eq!(s.history, defaults.history);
     }
 
     /// The environment overrides the file, flags override both.

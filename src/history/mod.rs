@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! DIR/omega_us=500000/20261201T140000Z.parquet   closed segments (Apache Parquet)
-//! DIR/omega_us=500000/20261201T150000Z.journal   the open segment (append-only records)
+//! DIR/omega_us=500000/.20261201T150000Z.journal  the open segment (append-only records)
 //! ```
 //!
 //! * [`writer`]: the recorder thread, fed by [`HistoryHandle::record`] (never blocks), the

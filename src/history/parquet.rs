@@ -101,14 +101,17 @@ pub fn to_batch(omega: Omega, rows: &[HistoryRow]) -> Result<RecordBatch, String
     RecordBatch::try_new(Arc::new(schema(omega)), cols).map_err(|e| e.to_string())
 }
 
-/// The temporary name a segment is written under before it is renamed to `path`.
+/// The temporary (hidden) name a segment is written under before it is renamed to `path`:
+/// `X.parquet` → `.X.parquet.tmp`.
 pub fn tmp_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp"))
 }
 
-/// Writes `rows` as the segment `path`, atomically: `path.tmp`, fsync, rename, fsync of the
+/// Writes `rows` as the segment `path`, atomically: [`tmp_path`], fsync, rename, fsync of the
 /// directory. A crash leaves either no `path` or a whole one.
 pub fn write_segment(path: &Path, omega: Omega, rows: &[HistoryRow]) -> Result<(), HistoryError> {
     let tmp = tmp_path(path);

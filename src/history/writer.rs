@@ -1,12 +1,12 @@
 //! The recorder: its own thread, fed by [`HistoryHandle::record`] through a bounded queue
 //! (`try_send`: a full queue drops the row and counts it, the caller never waits).
 //!
-//! * Each ω has one open segment, a journal (`*.journal`), flushed to the kernel every second
+//! * Each ω has one open segment, a journal (`.*.journal`, hidden from Parquet tools), flushed to the kernel every second
 //!   ([`FLUSH_EVERY`]; a `kill -9` loses at most that) and fsync'ed every 30 s ([`SYNC_EVERY`];
 //!   a power cut loses at most that).
 //! * A segment covers `segment` of window time (aligned: 60 min gives 14:00–15:00); the first
 //!   window of the next period, and a clean stop, close it: its journal is converted to Parquet
-//!   (`*.parquet.tmp`, fsync, rename) and deleted.
+//!   (`.*.parquet.tmp`, fsync, rename) and deleted.
 //! * At start, journals left by a crash are converted the same way (a cut-off last record is
 //!   skipped with a warning; a journal that cannot be read is left, with a warning).
 //! * Retention: closed segments last modified more than `retention` ago are deleted, at start
@@ -123,6 +123,12 @@ impl HistoryHandle {
                 false
             }
         }
+    }
+
+    /// Queues `row`, waiting for room: for tools that generate a history (the benchmark), never
+    /// for the daemon. `false` when the recorder is gone.
+    pub fn record_wait(&mut self, row: HistoryRow) -> bool {
+        self.tx.send(row).is_ok()
     }
 
     /// The row of window `w` of the stream of length `omega`, not yet scored; the libpcap
@@ -453,8 +459,9 @@ fn segment_stem(ns: i64) -> String {
     t.format(&fmt).unwrap_or_else(|_| ns.to_string())
 }
 
-/// `dir/stem.journal`, or `dir/stem-2.journal`, … when that segment exists already (a restart
-/// within the same period).
+/// `dir/.stem.journal`, or `dir/.stem-2.journal`, … when that segment exists already (a
+/// restart within the same period). Journals are hidden (a leading dot) so that tools reading
+/// the directory as a Parquet data set (pandas, pyarrow) skip them.
 fn free_name(dir: &Path, stem: &str) -> PathBuf {
     let mut n = 1;
     loop {
@@ -463,19 +470,29 @@ fn free_name(dir: &Path, stem: &str) -> PathBuf {
         } else {
             format!("{stem}-{n}")
         };
-        let taken = ["journal", "parquet", "parquet.tmp"]
-            .iter()
-            .any(|ext| dir.join(format!("{s}.{ext}")).exists());
+        let taken = [
+            format!(".{s}.journal"),
+            format!("{s}.parquet"),
+            format!(".{s}.parquet.tmp"),
+        ]
+        .iter()
+        .any(|name| dir.join(name).exists());
         if !taken {
-            return dir.join(format!("{s}.journal"));
+            return dir.join(format!(".{s}.journal"));
         }
         n += 1;
     }
 }
 
-/// The Parquet path of a journal.
+/// The Parquet path of a journal: `.X.journal` → `X.parquet`.
 pub(crate) fn parquet_path_of(journal: &Path) -> PathBuf {
-    journal.with_extension("parquet")
+    let name = journal
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let stem = name.strip_prefix('.').unwrap_or(name);
+    let stem = stem.strip_suffix(".journal").unwrap_or(stem);
+    journal.with_file_name(format!("{stem}.parquet"))
 }
 
 /// Converts a journal to its Parquet segment and deletes it (an empty journal is just
@@ -549,9 +566,18 @@ mod tests {
     fn segment_names() {
         assert_eq!(segment_stem(1_764_597_600_000_000_000), "20251201T140000Z");
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(free_name(dir.path(), "a"), dir.path().join("a.journal"));
+        assert_eq!(free_name(dir.path(), "a"), dir.path().join(".a.journal"));
         std::fs::write(dir.path().join("a.parquet"), b"").unwrap();
-        assert_eq!(free_name(dir.path(), "a"), dir.path().join("a-2.journal"));
+        assert_eq!(free_name(dir.path(), "a"), dir.path().join(".a-2.journal"));
+        let j = Path::new("/h/omega_us=5/.20251201T140000Z-2.journal");
+        assert_eq!(
+            parquet_path_of(j),
+            Path::new("/h/omega_us=5/20251201T140000Z-2.parquet")
+        );
+        assert_eq!(
+            parquet_path_of(Path::new("/x/b.journal")),
+            Path::new("/x/b.parquet")
+        );
     }
 
     /// Rows across a rotation come back exactly from the Parquet files, in two segments per
@@ -677,11 +703,11 @@ mod tests {
             journal::encode(r, &mut bytes);
         }
         bytes.truncate(bytes.len() - 7);
-        std::fs::write(sub.join("a.journal"), &bytes).unwrap();
-        std::fs::write(sub.join("b.parquet.tmp"), b"half").unwrap();
+        std::fs::write(sub.join(".a.journal"), &bytes).unwrap();
+        std::fs::write(sub.join(".b.parquet.tmp"), b"half").unwrap();
         assert!(recover_dir(dir.path()).is_empty());
-        assert!(!sub.join("a.journal").exists());
-        assert!(!sub.join("b.parquet.tmp").exists());
+        assert!(!sub.join(".a.journal").exists());
+        assert!(!sub.join(".b.parquet.tmp").exists());
         let back = parquet::read_segment(&sub.join("a.parquet"), rows[0].omega).unwrap();
         assert_eq!(back, rows[..4]);
     }
