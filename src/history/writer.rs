@@ -307,7 +307,7 @@ impl Recorder {
         }
     }
 
-    /// Creates the journal of a new segment of `omega` starting with a window at `start_ns`.
+    /// Creates the journal of a new segment of `omega` for segment period `period`.
     fn open_segment(&self, omega: Omega, period: i64) -> Result<OpenSegment, HistoryError> {
         let dir = self.config.dir.join(omega_dir_name(omega));
         std::fs::create_dir_all(&dir).map_err(|source| HistoryError::CreateDir {
