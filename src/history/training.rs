@@ -225,6 +225,51 @@ mod tests {
         }
     }
 
+    /// `training_set` on a directory: two segments (one a journal), a range that cuts the
+    /// first windows off, an unreadable segment skipped and listed, exact counts; another ω
+    /// is an error naming the ones present.
+    #[test]
+    fn training_set_reads_a_directory() {
+        let omega = Omega::from_micros(500_000).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("omega_us=500000");
+        std::fs::create_dir_all(&sub).unwrap();
+        let first: Vec<HistoryRow> = (0..20).map(|k| row(k, k == 10, 0)).collect();
+        crate::history::parquet::write_segment(&sub.join("a.parquet"), omega, &first).unwrap();
+        let mut bytes = crate::history::journal::header(omega).to_vec();
+        for k in 20..30 {
+            crate::history::journal::encode(&row(k, false, u64::from(k == 25)), &mut bytes);
+        }
+        std::fs::write(sub.join(".b.journal"), bytes).unwrap();
+        std::fs::write(sub.join("c.parquet"), b"garbage").unwrap();
+
+        let range = TimeRange {
+            from_ns: Some(2 * W),
+            to_ns: Some(28 * W),
+        };
+        let set = training_set(dir.path(), omega, range).unwrap();
+        assert_eq!(set.rows, 26); // 2..28
+        assert_eq!(set.segments, 2);
+        assert_eq!(set.unreadable, vec![sub.join("c.parquet")]);
+        assert_eq!(
+            (
+                set.excluded_alerted,
+                set.excluded_near_alert,
+                set.excluded_drops
+            ),
+            (1, 4, 1)
+        );
+        assert_eq!(set.windows.len(), 20);
+        // 2..8 | 13..25 | 26..28
+        assert_eq!(set.breaks, vec![6, 18]);
+        assert_eq!((set.start_ns, set.end_ns), (2 * W, 28 * W));
+
+        let e =
+            training_set(dir.path(), Omega::from_micros(5_000_000).unwrap(), range).unwrap_err();
+        assert!(matches!(e, HistoryError::NoSuchOmega { .. }), "{e}");
+        assert!(e.to_string().contains("(it holds: 0.5 s)"), "{e}");
+    }
+
     /// The range is start-inclusive, end-exclusive.
     #[test]
     fn range_bounds() {

@@ -384,3 +384,83 @@ pub fn report_error(e: &anyhow::Error) -> std::process::ExitCode {
     eprintln!("netanom: error: {e:#}");
     std::process::ExitCode::FAILURE
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--since` durations, and what is refused.
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("90s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+        assert_eq!(
+            parse_duration("7d"),
+            Ok(std::time::Duration::from_secs(7 * 86_400))
+        );
+        assert_eq!(
+            parse_duration("12h"),
+            Ok(std::time::Duration::from_secs(12 * 3600))
+        );
+        assert!(parse_duration("soon")
+            .unwrap_err()
+            .contains("90s, 30m, 12h or 7d"));
+        assert!(parse_duration("0s").is_err());
+    }
+
+    /// `--from`/`--to`: RFC 3339 in UTC or epoch seconds.
+    #[test]
+    fn times() {
+        assert_eq!(parse_time_ns("1764597600"), Ok(1_764_597_600_000_000_000));
+        assert_eq!(parse_time_ns("1764597600.5"), Ok(1_764_597_600_500_000_000));
+        assert_eq!(
+            parse_time_ns("2025-12-01T14:00:00Z"),
+            Ok(1_764_597_600_000_000_000)
+        );
+        assert_eq!(
+            parse_time_ns("2025-12-01T14:00:00.25Z"),
+            Ok(1_764_597_600_250_000_000)
+        );
+        assert!(parse_time_ns("yesterday").unwrap_err().contains("RFC 3339"));
+    }
+
+    /// The flags parse, and `--since` with `--from` is refused.
+    #[test]
+    fn train_history_flags() {
+        let cli = Cli::try_parse_from([
+            "netanom",
+            "train",
+            "--history",
+            "/h",
+            "--since",
+            "30m",
+            "--out",
+            "/m",
+        ])
+        .unwrap();
+        let Command::Train(a) = cli.command else {
+            panic!("not train")
+        };
+        assert_eq!(a.since, Some(std::time::Duration::from_secs(1800)));
+        assert_eq!(a.history.as_deref(), Some(Path::new("/h")));
+        let e = Cli::try_parse_from([
+            "netanom",
+            "train",
+            "--history",
+            "/h",
+            "--since",
+            "30m",
+            "--from",
+            "0",
+            "--out",
+            "/m",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("--since"), "{e}");
+        let e =
+            Cli::try_parse_from(["netanom", "train", "--since", "30m", "--out", "/m"]).unwrap_err();
+        assert!(e.to_string().contains("--history"), "{e}");
+    }
+}
