@@ -7,23 +7,21 @@ use anyhow::{bail, Context};
 
 use netanom::csv::read_feature_csv;
 use netanom::model::bundle::TrainingData;
-use netanom::model::{train_segments, Bundle, EpochStats, ThresholdRule, TrainOptions};
-use netanom::pipeline::{log_summary, pump, Pace, PacketSource, SinkError, WindowSink, Windower};
+use netanom::model::{
+    train_segments, Bundle, EpochStats, ModelSet, ThresholdRule, TrainOptions,
+};
+use netanom::pipeline::{
+    log_summary, pump, MultiWindower, Pace, PacketSource, ScaleSink, SinkError,
+};
 use netanom::timestamp::format_ts;
 use netanom::window::features::FeatureVector;
 use netanom::window::{Omega, Window, WindowConfig};
 use netanom_cli::{ThresholdRuleArg, TrainArgs};
 
-/// Collects the training windows, trains, saves the bundle and prints a summary.
+/// Collects the training windows, trains one model per window length, saves the set and
+/// prints a summary.
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let Collected {
-        windows,
-        breaks,
-        omega,
-        start_ns,
-        end_ns,
-        files,
-    } = collect(&args)?;
+    let collected = collect(&args)?;
     let opts = TrainOptions {
         hidden: args.hidden,
         layers: args.layers,
@@ -42,6 +40,49 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             },
         },
     };
+    let mut bundles = Vec::with_capacity(collected.len());
+    for c in collected {
+        bundles.push(train_one(c, &opts)?);
+    }
+    let set = ModelSet::new(bundles)?;
+    set.save(&args.out)?;
+    // Reload: the ids are the weights' hashes, fixed at save time; this also proves it loads.
+    let saved = ModelSet::load(&args.out).with_context(|| {
+        format!(
+            "reloading the model just written to {}",
+            args.out.display()
+        )
+    })?;
+    println!("model bundle: {}", args.out.display());
+    println!("model id:     {}", saved.id());
+    for b in saved.bundles() {
+        let q = &b.meta.validation_scores;
+        if saved.is_multi_scale() {
+            println!("ω = {} s: model id {}", b.omega(), b.model_id());
+        }
+        println!(
+            "threshold:    {} ({:?})",
+            b.threshold(),
+            b.meta.threshold.rule
+        );
+        println!(
+            "validation scores over {} runs: p50 {:.6} p90 {:.6} p99 {:.6} p99.5 {:.6} max {:.6}",
+            q.count, q.p50, q.p90, q.p99, q.p99_5, q.max
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Trains the model of one window length, with the progress bar.
+fn train_one(c: Collected, opts: &TrainOptions) -> anyhow::Result<Bundle> {
+    let Collected {
+        windows,
+        breaks,
+        omega,
+        start_ns,
+        end_ns,
+        files,
+    } = c;
     eprintln!(
         "training on {} windows of {} s ({} to {}), {} epochs, hidden {}, layers {}",
         windows.len(),
@@ -62,7 +103,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         );
         bar
     });
-    let trained = train_segments(&windows, &breaks, &opts, |s: &EpochStats| {
+    let trained = train_segments(&windows, &breaks, opts, |s: &EpochStats| {
         let msg = format!(
             "train loss {:.6} validation loss {:.6}",
             s.train_loss, s.validation_loss
@@ -75,7 +116,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             }
             None => eprintln!("epoch {}/{}: {msg}", s.epoch, s.epochs),
         }
-    })?;
+    })
+    .with_context(|| format!("training the model of ω = {omega} s"))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -84,28 +126,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         start_unix: start_ns as f64 / 1e9,
         end_unix: end_ns as f64 / 1e9,
     };
-    let bundle = Bundle::from_trained(trained, omega, data)?;
-    bundle.save(&args.out)?;
-    // Reload: the id is the weights' hash, fixed at save time; this also proves the bundle loads.
-    let saved = Bundle::load(&args.out, Some(omega)).with_context(|| {
-        format!(
-            "reloading the bundle just written to {}",
-            args.out.display()
-        )
-    })?;
-    let q = &saved.meta.validation_scores;
-    println!("model bundle: {}", args.out.display());
-    println!("model id:     {}", saved.model_id());
-    println!(
-        "threshold:    {} ({:?})",
-        saved.threshold(),
-        saved.meta.threshold.rule
-    );
-    println!(
-        "validation scores over {} runs: p50 {:.6} p90 {:.6} p99 {:.6} p99.5 {:.6} max {:.6}",
-        q.count, q.p50, q.p90, q.p99, q.p99_5, q.max
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(Bundle::from_trained(trained, omega, data)?)
 }
 
 /// The training windows and where they came from.
@@ -164,28 +185,46 @@ impl Collector {
     }
 }
 
-impl WindowSink for Collector {
-    fn window(&mut self, w: Window) -> Result<(), SinkError> {
-        self.add(w.start_ns, w.end_ns, w.after_time_jump, w.features);
+/// One collector per window length.
+struct Collectors(Vec<Collector>);
+
+impl ScaleSink for Collectors {
+    fn window(&mut self, scale: usize, w: Window) -> Result<(), SinkError> {
+        self.0[scale].add(w.start_ns, w.end_ns, w.after_time_jump, w.features);
         Ok(())
     }
 }
 
-/// The training windows, from captures or feature CSVs.
-fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
+/// The training windows of each window length (shortest first), from captures (one decode
+/// for every ω) or feature CSVs (one ω).
+fn collect(args: &TrainArgs) -> anyhow::Result<Vec<Collected>> {
     if !args.pcaps.is_empty() {
-        let Some(omega) = args.window else {
-            bail!("--window is required with --pcap (the window length in seconds, e.g. 0.5)");
+        let Some(scales) = &args.window else {
+            bail!("--window is required with --pcap (the window length in seconds, e.g. 0.5, or several: 0.5,5)");
         };
-        let mut config = WindowConfig::new(omega);
-        config.max_gap_windows = args.max_gap_windows;
+        let configs: Vec<WindowConfig> = scales
+            .omegas()
+            .iter()
+            .map(|&omega| {
+                let mut config = WindowConfig::new(omega);
+                config.max_gap_windows = args.max_gap_windows;
+                config
+            })
+            .collect();
         let source = PacketSource::open_files(&args.pcaps, Pace::Unpaced)?;
-        let mut pipeline = Windower::new(config, Collector::new());
+        let collectors = Collectors(configs.iter().map(|_| Collector::new()).collect());
+        let mut pipeline = MultiWindower::new(&configs, collectors);
         let report = pump(source, &mut pipeline, &mut ())?;
-        if log_summary(&report, pipeline.stats()) != ExitCode::SUCCESS {
+        if log_summary(&report, pipeline.stats()[0]) != ExitCode::SUCCESS {
             bail!("refusing to train on a capture that is damaged");
         }
-        return Ok(pipeline.into_sink().into_collected(omega, &args.pcaps));
+        return Ok(pipeline
+            .into_sink()
+            .0
+            .into_iter()
+            .zip(scales.omegas())
+            .map(|(c, &omega)| c.into_collected(omega, &args.pcaps))
+            .collect());
     }
     let mut c = Collector::new();
     let mut omega_seen: Option<(Omega, String)> = None;
@@ -220,10 +259,10 @@ fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
     let Some((omega, _)) = omega_seen else {
         bail!("the feature files hold no windows");
     };
-    if let Some(w) = args.window {
-        if w != omega {
-            bail!("--window {w} s does not match the feature files' windows of {omega} s");
+    if let Some(w) = &args.window {
+        if w.omegas() != [omega] {
+            bail!("--window {w} s does not match the feature files' windows of {omega} s (feature files hold one window length: train several from captures with --pcap)");
         }
     }
-    Ok(c.into_collected(omega, &args.features))
+    Ok(vec![c.into_collected(omega, &args.features)])
 }

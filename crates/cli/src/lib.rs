@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use netanom_core::window::{Omega, WindowConfig};
+use netanom_core::window::{Omega, Scales, WindowConfig};
 
 /// Network anomaly detection by LSTM over windowed header features.
 #[derive(Debug, Parser)]
@@ -95,9 +95,10 @@ pub struct TrainArgs {
     /// Feature CSV written by `netanom extract` (instead of captures); repeatable.
     #[arg(long = "features", value_name = "FILE")]
     pub features: Vec<PathBuf>,
-    /// Window length ω in seconds (required with --pcap; checked against feature CSVs).
-    #[arg(long, value_name = "SECONDS")]
-    pub window: Option<Omega>,
+    /// Window length ω in seconds (required with --pcap; checked against feature CSVs), or
+    /// several, comma-separated (`0.5,5`): one model per ω from the same data, in one bundle.
+    #[arg(long, value_name = "SECONDS[,SECONDS...]")]
+    pub window: Option<Scales>,
     /// Output model bundle directory (created; files in it are replaced).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use prometheus::{
     exponential_buckets, Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    GaugeVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::window::Omega;
@@ -102,6 +102,10 @@ pub struct Metrics {
     /// (`netanom_features_outside_training_range`): drift in view.
     pub features_outside_training_range: IntGauge,
     model_info: IntGaugeVec,
+    /// Last score per window length (`netanom_scale_anomaly_score{omega_seconds}`).
+    scale_score: GaugeVec,
+    /// Threshold per window length (`netanom_scale_threshold{omega_seconds}`).
+    scale_threshold: GaugeVec,
     pcap_drops: Mutex<(WrappingCounter, WrappingCounter)>,
 }
 
@@ -166,6 +170,21 @@ impl Metrics {
         registry
             .register(Box::new(model_info.clone()))
             .expect("unique metric");
+        let scale_vec = |name: &str, help: &str| {
+            let v = GaugeVec::new(Opts::new(name, help), &["omega_seconds"]).expect("valid gauge vec");
+            registry
+                .register(Box::new(v.clone()))
+                .expect("unique metric");
+            v
+        };
+        let scale_score = scale_vec(
+            "scale_anomaly_score",
+            "Last anomaly score of each window length the model runs (one series per omega_seconds; with one window length it equals netanom_anomaly_score).",
+        );
+        let scale_threshold = scale_vec(
+            "scale_threshold",
+            "Alert threshold of each window length the model runs.",
+        );
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "netanom build (value 1)."),
             &["version"],
@@ -228,6 +247,8 @@ impl Metrics {
             model_loaded: int_gauge(r, "model_loaded", "1 while a model is loaded and scoring windows, else 0."),
             features_outside_training_range: int_gauge(r, "features_outside_training_range", "Features (of 53) of the last scored window that lie outside the model's training range: sustained high values mean traffic has drifted from what the model learned."),
             model_info,
+            scale_score,
+            scale_threshold,
             pcap_drops: Mutex::new((WrappingCounter::new(), WrappingCounter::new())),
             registry,
         }
@@ -238,15 +259,22 @@ impl Metrics {
         &self.registry
     }
 
-    /// Sets `netanom_model_info{model_id, omega_seconds} 1` (replacing a previous model) and
-    /// the threshold.
-    pub fn set_model(&self, model_id: &str, omega: Omega, threshold: f64) {
+    /// Sets `netanom_model_info{model_id, omega_seconds} 1` (replacing a previous model);
+    /// `omegas` is the window length, or the lengths joined by commas (`"0.5,5"`).
+    pub fn set_model(&self, model_id: &str, omegas: &str) {
         self.model_info.reset();
-        self.model_info
-            .with_label_values(&[model_id, &omega.to_string()])
-            .set(1);
-        self.threshold.set(threshold);
+        self.scale_score.reset();
+        self.scale_threshold.reset();
+        self.model_info.with_label_values(&[model_id, omegas]).set(1);
         self.model_loaded.set(1);
+    }
+
+    /// Sets the threshold of the scale `omega` (the shortest one's is also
+    /// `netanom_threshold`, set by [`Self::record_score`]).
+    pub fn set_scale_threshold(&self, omega: Omega, threshold: f64) {
+        self.scale_threshold
+            .with_label_values(&[&omega.to_string()])
+            .set(threshold);
     }
 
     /// Sets how many features of the last scored window lie outside the training range.
@@ -292,10 +320,23 @@ impl Metrics {
     }
 
     /// Records a window's score.
-    pub fn record_score(&self, score: f64, threshold: f64, scoring: Duration) {
+    /// `primary`: the shortest scale, whose score is also `netanom_anomaly_score`.
+    pub fn record_score(
+        &self,
+        omega: Omega,
+        primary: bool,
+        score: f64,
+        threshold: f64,
+        scoring: Duration,
+    ) {
         self.windows_scored_total.inc();
-        self.anomaly_score.set(score);
-        self.threshold.set(threshold);
+        if primary {
+            self.anomaly_score.set(score);
+            self.threshold.set(threshold);
+        }
+        self.scale_score
+            .with_label_values(&[&omega.to_string()])
+            .set(score);
         if score.is_finite() {
             self.window_score.observe(score);
         }
@@ -417,11 +458,12 @@ mod tests {
     #[test]
     fn exposition_names_and_format() {
         let m = Metrics::new();
-        m.set_model("m-1", Omega::from_micros(30_000_000).unwrap(), 2.5);
-        m.set_model("m-2", Omega::from_micros(500_000).unwrap(), 3.5); // replaces m-1
+        m.set_model("m-1", "30");
+        m.set_model("m-2", "0.5"); // replaces m-1
+        let half = Omega::from_micros(500_000).unwrap();
         m.record_window(&sample_window());
-        m.record_score(7.0, 3.5, Duration::from_micros(250));
-        m.record_score(0.01, 3.5, Duration::from_micros(300));
+        m.record_score(half, true, 7.0, 3.5, Duration::from_micros(250));
+        m.record_score(half, true, 0.01, 3.5, Duration::from_micros(300));
         m.record_incident(true, true);
         m.add_packets(10, 1500);
         m.add_decode_errors(2, 1);
@@ -440,6 +482,7 @@ mod tests {
             ("netanom_window_score_bucket{le=\"0.001\"} 0", ""),
             ("netanom_window_score_bucket{le=\"+Inf\"} 2", ""),
             ("netanom_threshold 3.5", ""),
+            ("netanom_scale_anomaly_score{omega_seconds=\"0.5\"} 0.01", ""),
             ("# TYPE netanom_windows_total counter", ""),
             ("netanom_windows_total 1", ""),
             ("netanom_windows_scored_total 2", ""),
