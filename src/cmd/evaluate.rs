@@ -52,7 +52,12 @@ impl Evaluation<'_> {
                 })
             }
             Some(IncidentEvent::End { incident, .. }) => {
-                if let Some(r) = self.incidents.iter_mut().rev().find(|r| r.id == incident.id) {
+                if let Some(r) = self
+                    .incidents
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.id == incident.id)
+                {
                     r.start = incident.start_ns as f64 / 1e9;
                     r.end = incident.last_alert_end_ns as f64 / 1e9;
                     r.peak_score = incident.peak.score;

@@ -7,9 +7,7 @@ use anyhow::{bail, Context};
 
 use netanom::csv::read_feature_csv;
 use netanom::model::bundle::TrainingData;
-use netanom::model::{
-    train_segments, Bundle, EpochStats, ModelSet, ThresholdRule, TrainOptions,
-};
+use netanom::model::{train_segments, Bundle, EpochStats, ModelSet, ThresholdRule, TrainOptions};
 use netanom::pipeline::{
     log_summary, pump, MultiWindower, Pace, PacketSource, ScaleSink, SinkError,
 };
@@ -47,12 +45,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
     let set = ModelSet::new(bundles)?;
     set.save(&args.out)?;
     // Reload: the ids are the weights' hashes, fixed at save time; this also proves it loads.
-    let saved = ModelSet::load(&args.out).with_context(|| {
-        format!(
-            "reloading the model just written to {}",
-            args.out.display()
-        )
-    })?;
+    let saved = ModelSet::load(&args.out)
+        .with_context(|| format!("reloading the model just written to {}", args.out.display()))?;
     println!("model bundle: {}", args.out.display());
     println!("model id:     {}", saved.id());
     for b in saved.bundles() {

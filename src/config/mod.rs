@@ -623,7 +623,10 @@ mod tests {
         assert!(!s.capture.promiscuous);
         assert_eq!(s.metrics.listen.port(), 9600);
         assert_eq!(s.model.threshold, Some(0.25));
-        assert_eq!(s.window.omega, Omega::from_micros(500_000).map(crate::window::Scales::one));
+        assert_eq!(
+            s.window.omega,
+            Omega::from_micros(500_000).map(crate::window::Scales::one)
+        );
         assert_eq!(
             s.alerts.cooldown_windows, 4,
             "file value kept where env says nothing"

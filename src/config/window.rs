@@ -130,8 +130,8 @@ fn omega_text(v: &config::Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::window::Omega;
     use crate::config::testing::{assert_each_named, live, load};
+    use crate::window::Omega;
 
     /// A configured ω must equal the model's; unset, the model's is taken.
     #[test]
@@ -142,14 +142,20 @@ mod tests {
         let wc = s.window_configs(&Scales::one(us(30_000_000))).unwrap();
         assert_eq!(wc[0].omega, us(30_000_000));
         assert_eq!(wc[0].top_k, 5);
-        let e = s.window_configs(&Scales::one(us(5_000_000))).unwrap_err().to_string();
+        let e = s
+            .window_configs(&Scales::one(us(5_000_000)))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("window.omega = 30: does not match the model's window length of 5 s"),
             "{e}"
         );
         // unset: anything goes
         let s = load("", &[], &live()).unwrap();
-        assert_eq!(s.window_configs(&Scales::one(us(500_000))).unwrap()[0].omega, us(500_000));
+        assert_eq!(
+            s.window_configs(&Scales::one(us(500_000))).unwrap()[0].omega,
+            us(500_000)
+        );
         // float form
         let s = load("[window]\nomega = 0.5\n", &[], &live()).unwrap();
         assert_eq!(s.window.omega, Some(Scales::one(us(500_000))));

@@ -127,12 +127,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     let (window_tx, window_rx) = crossbeam_channel::bounded(WINDOW_QUEUE);
     let (control_tx, control_rx) = crossbeam_channel::unbounded();
 
-    let scorer = Scorer::new(
-        detector,
-        log,
-        metrics.clone(),
-        health.clone(),
-    );
+    let scorer = Scorer::new(detector, log, metrics.clone(), health.clone());
     let scorer_thread = std::thread::Builder::new()
         .name("netanom-scorer".into())
         .spawn(move || scorer.run(window_rx, control_rx))

@@ -693,18 +693,29 @@ mod tests {
         );
         assert_eq!(ev.len(), 2, "{ev:?}");
         let (inc, w) = start_of(&ev[0].1);
-        assert_eq!((ev[0].0, w.scale), (102, 0), "the first short alert reports it");
+        assert_eq!(
+            (ev[0].0, w.scale),
+            (102, 0),
+            "the first short alert reports it"
+        );
         assert_eq!(inc.id, "m-1");
         let (inc, reason, _, payload) = end_of(&ev[1].1);
         assert_eq!(reason, EndReason::Cooldown);
-        assert_eq!(inc.start_ns, 100 * S, "the long window that starts the scan");
+        assert_eq!(
+            inc.start_ns,
+            100 * S,
+            "the long window that starts the scan"
+        );
         assert_eq!(inc.last_alert_end_ns, 160 * S);
         assert_eq!(inc.alerting_windows, 20 + 6);
         let scales: Vec<_> = inc.alerting_scales().map(|s| s.alerting_windows).collect();
         assert_eq!(scales, vec![20, 6]);
         assert_eq!(inc.scales[0].peak_score, 3.0);
         assert_eq!(inc.span_windows, 60);
-        assert_eq!(payload, 102, "the peak is the furthest over its threshold: 3.0 at 1 s");
+        assert_eq!(
+            payload, 102,
+            "the peak is the furthest over its threshold: 3.0 at 1 s"
+        );
         // Ends once both scales have been calm for 3 long windows (30 s) after 160 s.
         assert_eq!(ev[1].0, 189);
     }

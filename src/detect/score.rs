@@ -42,7 +42,10 @@ pub struct ThresholdForScales {
 
 impl Scale {
     /// The scales of a model set, shortest ω first; `threshold` overrides a one-scale set's.
-    pub fn from_set(set: ModelSet, threshold: Option<f64>) -> Result<Vec<Scale>, ThresholdForScales> {
+    pub fn from_set(
+        set: ModelSet,
+        threshold: Option<f64>,
+    ) -> Result<Vec<Scale>, ThresholdForScales> {
         if let (Some(threshold), true) = (threshold, set.is_multi_scale()) {
             return Err(ThresholdForScales {
                 threshold,

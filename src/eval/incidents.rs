@@ -217,7 +217,11 @@ mod tests {
         let a = attacks(&labels());
         let names: Vec<_> = a.iter().map(|(n, _, _)| n.as_str()).collect();
         assert_eq!(names, ["scan", "flood", "scan"]);
-        assert_eq!((a[0].2 - a[0].1) / S, 61, "the two directions are one attack");
+        assert_eq!(
+            (a[0].2 - a[0].1) / S,
+            61,
+            "the two directions are one attack"
+        );
     }
 
     #[test]
@@ -226,8 +230,8 @@ mod tests {
         let incidents = vec![
             inc("i-1", 102, 120, 103),
             inc("i-2", 130, 158, 131),
-            inc("i-3", 200, 210, 201),  // nothing there: a false alarm
-            inc("i-4", 331, 335, 332),  // just after the flood: within the tolerance
+            inc("i-3", 200, 210, 201), // nothing there: a false alarm
+            inc("i-4", 331, 335, 332), // just after the flood: within the tolerance
         ];
         // Alerting windows over the first scan: 102..120 and 130..158 of 100..161.
         let alerting = [(t0 + 102 * S, t0 + 120 * S), (t0 + 130 * S, t0 + 158 * S)];

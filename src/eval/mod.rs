@@ -197,8 +197,14 @@ mod tests {
         let (labels, windows) = synthetic();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("report");
-        let r = evaluate_and_report(&out, &windows, &labels, &EvalConfig::new(1.0), &Extras::default())
-                .unwrap();
+        let r = evaluate_and_report(
+            &out,
+            &windows,
+            &labels,
+            &EvalConfig::new(1.0),
+            &Extras::default(),
+        )
+        .unwrap();
         for p in r.files.all() {
             let len = std::fs::metadata(p).unwrap().len();
             assert!(len > 1000, "{} is only {len} bytes", p.display());
@@ -259,7 +265,7 @@ mod tests {
             &EvalConfig::new(1.0),
             &Extras::default(),
         )
-            .unwrap_err();
+        .unwrap_err();
         assert!(matches!(e, EvalError::Io { .. }), "{e}");
         let e = evaluate_and_report(
             dir.path(),
@@ -268,7 +274,7 @@ mod tests {
             &EvalConfig::new(f64::NAN),
             &Extras::default(),
         )
-            .unwrap_err();
+        .unwrap_err();
         assert!(e.to_string().contains("threshold is NaN"));
     }
 }

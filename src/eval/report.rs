@@ -164,11 +164,10 @@ pub fn write_metrics_json(
             map.insert("scales".into(), Value::Object(scales));
         }
     }
-    let mut text =
-        serde_json::to_string_pretty(&value).map_err(|source| EvalError::Json {
-            path: path.clone(),
-            source,
-        })?;
+    let mut text = serde_json::to_string_pretty(&value).map_err(|source| EvalError::Json {
+        path: path.clone(),
+        source,
+    })?;
     text.push('\n');
     std::fs::write(&path, text).map_err(|source| EvalError::Io {
         path: path.clone(),
@@ -191,14 +190,19 @@ pub fn incident_table(i: &super::IncidentEvaluation) -> String {
         i.incidents_per_attack.map_or("-".into(), |v| format!("{v:.2}")),
         i.mean_time_to_first_alert_s.map_or("-".into(), |v| format!("{v:.1} s")),
     );
-    let _ = writeln!(t, "{:<24} {:>9} {:>16} {:>9}", "attack", "incidents", "first alert (s)", "flagged");
+    let _ = writeln!(
+        t,
+        "{:<24} {:>9} {:>16} {:>9}",
+        "attack", "incidents", "first alert (s)", "flagged"
+    );
     for a in &i.per_attack {
         let _ = writeln!(
             t,
             "{:<24} {:>9} {:>16} {:>8.0}%",
             a.name,
             a.incidents,
-            a.time_to_first_alert_s.map_or("-".into(), |v| format!("{v:.1}")),
+            a.time_to_first_alert_s
+                .map_or("-".into(), |v| format!("{v:.1}")),
             a.flagged_fraction * 100.0
         );
     }

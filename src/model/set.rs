@@ -276,14 +276,20 @@ mod tests {
         std::fs::write(&path, swapped).unwrap();
         let e = ModelSet::load(dir.path()).unwrap_err();
         assert!(matches!(e, BundleError::OmegaMismatch { .. }), "{e}");
-        std::fs::write(&path, text.replace("\"format_version\": 1", "\"format_version\": 9"))
-            .unwrap();
+        std::fs::write(
+            &path,
+            text.replace("\"format_version\": 1", "\"format_version\": 9"),
+        )
+        .unwrap();
         let e = ModelSet::load(dir.path()).unwrap_err();
         assert!(matches!(e, BundleError::InvalidMetadata { .. }), "{e}");
         assert!(e.to_string().contains("scales.json"), "{e}");
         std::fs::write(&path, text.replace("omega-5s", "../omega-5s")).unwrap();
         let e = ModelSet::load(dir.path()).unwrap_err();
-        assert!(e.to_string().contains("expected a subdirectory name"), "{e}");
+        assert!(
+            e.to_string().contains("expected a subdirectory name"),
+            "{e}"
+        );
         let e = ModelSet::new(vec![bundle("0.5", 1), bundle("0.5", 2)]).unwrap_err();
         assert!(e.to_string().contains("twice"), "{e}");
     }

@@ -5,8 +5,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    exponential_buckets, Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec,
-    GaugeVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    exponential_buckets, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::window::Omega;
@@ -171,7 +171,8 @@ impl Metrics {
             .register(Box::new(model_info.clone()))
             .expect("unique metric");
         let scale_vec = |name: &str, help: &str| {
-            let v = GaugeVec::new(Opts::new(name, help), &["omega_seconds"]).expect("valid gauge vec");
+            let v =
+                GaugeVec::new(Opts::new(name, help), &["omega_seconds"]).expect("valid gauge vec");
             registry
                 .register(Box::new(v.clone()))
                 .expect("unique metric");
@@ -265,7 +266,9 @@ impl Metrics {
         self.model_info.reset();
         self.scale_score.reset();
         self.scale_threshold.reset();
-        self.model_info.with_label_values(&[model_id, omegas]).set(1);
+        self.model_info
+            .with_label_values(&[model_id, omegas])
+            .set(1);
         self.model_loaded.set(1);
     }
 
@@ -482,7 +485,10 @@ mod tests {
             ("netanom_window_score_bucket{le=\"0.001\"} 0", ""),
             ("netanom_window_score_bucket{le=\"+Inf\"} 2", ""),
             ("netanom_threshold 3.5", ""),
-            ("netanom_scale_anomaly_score{omega_seconds=\"0.5\"} 0.01", ""),
+            (
+                "netanom_scale_anomaly_score{omega_seconds=\"0.5\"} 0.01",
+                "",
+            ),
             ("# TYPE netanom_windows_total counter", ""),
             ("netanom_windows_total 1", ""),
             ("netanom_windows_scored_total 2", ""),

@@ -217,10 +217,12 @@ impl FromStr for Scales {
         let omegas = text
             .split(',')
             .map(|t| {
-                t.trim().parse::<Omega>().map_err(|source| ScalesError::Omega {
-                    list: text.to_string(),
-                    source,
-                })
+                t.trim()
+                    .parse::<Omega>()
+                    .map_err(|source| ScalesError::Omega {
+                        list: text.to_string(),
+                        source,
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Scales::new(omegas)
@@ -310,6 +312,9 @@ mod tests {
                 short: "0.5".parse().unwrap()
             })
         );
-        assert_eq!("2".parse::<Scales>().unwrap(), Scales::one("2".parse().unwrap()));
+        assert_eq!(
+            "2".parse::<Scales>().unwrap(),
+            Scales::one("2".parse().unwrap())
+        );
     }
 }
