@@ -59,7 +59,7 @@ fn load_models(settings: &Settings) -> anyhow::Result<ModelSet> {
 
 /// The scorer's model and alert settings from `settings` and a loaded model set.
 fn detector(settings: &Settings, set: ModelSet) -> anyhow::Result<Detector> {
-    Ok(Detector::new(
+    Detector::new(
         set,
         settings.model.threshold,
         settings.alerts.host.clone().unwrap_or_else(system_hostname),
@@ -69,7 +69,7 @@ fn detector(settings: &Settings, set: ModelSet) -> anyhow::Result<Detector> {
         },
         settings.alerts.top_features,
     )
-    .context("model.threshold")?)
+    .context("model.threshold")
 }
 
 /// Opens the packet source named by the settings (errors carry hints).
