@@ -89,8 +89,18 @@ impl ModelSet {
         Ok(ModelSet { bundles, id })
     }
 
-    /// Loads `dir`: a bundle (`model.json`) or a multi-scale set ([`SCALES_FILE`]).
+    /// Loads `dir`: the model its `current` link names (a model store, `store.rs`), else a
+    /// bundle (`model.json`) or a multi-scale set ([`SCALES_FILE`]).
     pub fn load(dir: &Path) -> Result<ModelSet, BundleError> {
+        let current = dir.join(super::store::CURRENT);
+        if current.exists() {
+            return ModelSet::load_set(&current);
+        }
+        ModelSet::load_set(dir)
+    }
+
+    /// Loads a bundle or a multi-scale set from `dir` itself.
+    fn load_set(dir: &Path) -> Result<ModelSet, BundleError> {
         let manifest_path = dir.join(SCALES_FILE);
         if dir.join(META_FILE).exists() || !manifest_path.exists() {
             // One bundle (or the bundle's own error: missing directory, missing model.json).
