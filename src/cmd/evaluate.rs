@@ -5,74 +5,190 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 
 use netanom::decode::PacketSummary;
-use netanom::detect::score::ScoringStage;
-use netanom::eval::{evaluate_and_report, EvalConfig, LabelCounter, Labels, WindowEval};
-use netanom::model::Bundle;
-use netanom::pipeline::{log_summary, pump, Pace, PacketSource, SinkError, WindowSink, Windower};
+use netanom::detect::incident::{
+    EndReason, IncidentConfig, IncidentEvent, IncidentTracker, ScoredWindow,
+};
+use netanom::detect::score::Scale;
+use netanom::eval::{
+    evaluate, evaluate_and_report, evaluate_incidents, EvalConfig, Extras, IncidentRecord,
+    LabelCounter, Labels, WindowEval,
+};
+use netanom::model::{ModelSet, SEQ_LEN};
+use netanom::pipeline::{
+    log_summary, pump, MultiWindower, Pace, PacketSource, ScaleSink, SinkError,
+};
 use netanom::timestamp::format_ts;
 use netanom::window::{Window, WindowConfig};
 use netanom_cli::EvaluateArgs;
 
-/// Scores each window and counts the labelled attack packets in it.
+/// Scores each window of every scale, counts the labelled attack packets in it, and follows
+/// the incidents the daemon would raise (its default `[alerts]` rules).
 struct Evaluation<'a> {
-    stage: ScoringStage,
+    scales: Vec<Scale>,
     labels: &'a Labels,
-    counter: LabelCounter,
-    windows: Vec<WindowEval>,
+    /// Per scale: the attack packets of its open window, and its evaluated windows.
+    counters: Vec<LabelCounter>,
+    windows: Vec<Vec<WindowEval>>,
+    tracker: IncidentTracker<()>,
+    incidents: Vec<IncidentRecord>,
+    /// Spans of every alerting window (any scale), ns.
+    alerting: Vec<(i64, i64)>,
 }
 
-impl WindowSink for Evaluation<'_> {
-    fn window(&mut self, w: Window) -> Result<(), SinkError> {
+impl Evaluation<'_> {
+    /// Records what an incident event says.
+    fn incident_event(&mut self, event: Option<IncidentEvent<()>>) {
+        match event {
+            Some(IncidentEvent::Start { incident, window }) => {
+                self.incidents.push(IncidentRecord {
+                    id: incident.id.clone(),
+                    start: incident.start_ns as f64 / 1e9,
+                    end: incident.last_alert_end_ns as f64 / 1e9,
+                    reported: window.end_ns as f64 / 1e9,
+                    peak_score: incident.peak.score,
+                    windows: incident.alerting_windows,
+                    scales: Vec::new(),
+                    attacks: Vec::new(),
+                })
+            }
+            Some(IncidentEvent::End { incident, .. }) => {
+                if let Some(r) = self
+                    .incidents
+                    .iter_mut()
+                    .rev()
+                    .find(|r| r.id == incident.id)
+                {
+                    r.start = incident.start_ns as f64 / 1e9;
+                    r.end = incident.last_alert_end_ns as f64 / 1e9;
+                    r.peak_score = incident.peak.score;
+                    r.windows = incident.alerting_windows;
+                    r.scales = incident
+                        .alerting_scales()
+                        .map(|s| s.omega.secs_f64())
+                        .collect();
+                }
+            }
+            None => {}
+        }
+    }
+}
+
+impl ScaleSink for Evaluation<'_> {
+    fn window(&mut self, scale: usize, w: Window) -> Result<(), SinkError> {
         let (start_ns, end_ns) = (w.start_ns, w.end_ns);
-        let scored = self
+        let sc = &mut self.scales[scale];
+        let scored = sc
             .stage
             .push(w)
             .with_context(|| format!("scoring the window at {}", format_ts(start_ns)))?;
-        let (attack_packets, per_label) = self.counter.take();
-        self.windows.push(WindowEval {
+        let threshold = sc.threshold;
+        let (attack_packets, per_label) = self.counters[scale].take();
+        self.windows[scale].push(WindowEval {
             start_ns,
             end_ns,
             score: scored.score,
             attack_packets,
             per_label,
         });
+        if scored.sequence_broken {
+            let event = self.tracker.flush(EndReason::SequenceBreak);
+            self.incident_event(event);
+        }
+        if let Some(score) = scored.score {
+            let sw = ScoredWindow {
+                scale,
+                start_ns,
+                end_ns,
+                score,
+                threshold,
+            };
+            if sw.is_alerting() {
+                self.alerting.push((start_ns, end_ns));
+            }
+            let event = self.tracker.observe(sw, || ());
+            self.incident_event(event);
+        }
         Ok(())
     }
 
     /// After the windows the packet closed: it counts in the window it belongs to.
     fn packet(&mut self, p: &PacketSummary) {
-        self.counter.observe_packet(self.labels, p);
+        for c in &mut self.counters {
+            c.observe_packet(self.labels, p);
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        let event = self.tracker.flush(EndReason::Shutdown);
+        self.incident_event(event);
+        Ok(())
     }
 }
 
 /// Runs the paper's evaluation protocol and prints the summary table.
 pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
-    let bundle = Bundle::load(&args.model, None)?;
+    let set = ModelSet::load(&args.model)?;
     let labels = Labels::from_path(&args.labels)?;
     if args.min_attack_packets.is_empty() || args.min_attack_packets.contains(&0) {
         bail!("--min-attack-packets: expected positive packet counts, e.g. 1,10,20");
     }
-    let threshold = args.threshold.unwrap_or_else(|| bundle.threshold());
-    let mut config = WindowConfig::new(bundle.omega());
-    config.max_gap_windows = args.max_gap_windows;
-    let model_id = bundle.model_id().to_string();
+    let model_id = set.id().to_string();
+    let omegas = set.scales();
+    let scales = Scale::from_set(set, args.threshold).context("--threshold")?;
+    let configs: Vec<WindowConfig> = scales
+        .iter()
+        .map(|s| {
+            let mut config = WindowConfig::new(s.omega);
+            config.max_gap_windows = args.max_gap_windows;
+            config
+        })
+        .collect();
+    let thresholds: Vec<f64> = scales.iter().map(|s| s.threshold).collect();
     let source = PacketSource::open_files(&args.pcaps, Pace::Unpaced)?;
+    let n = scales.len();
     let sink = Evaluation {
-        stage: ScoringStage::from_bundle(bundle),
+        scales,
         labels: &labels,
-        counter: LabelCounter::new(&labels),
-        windows: Vec::new(),
+        counters: (0..n).map(|_| LabelCounter::new(&labels)).collect(),
+        windows: vec![Vec::new(); n],
+        tracker: IncidentTracker::new(IncidentConfig::default(), omegas.omegas(), "eval"),
+        incidents: Vec::new(),
+        alerting: Vec::new(),
     };
-    let mut pipeline = Windower::new(config, sink);
+    let mut pipeline = MultiWindower::new(&configs, sink);
     let report = pump(source, &mut pipeline, &mut ())?;
-    let code = log_summary(&report, pipeline.stats());
-    let windows = pipeline.into_sink().windows;
-    let cfg = EvalConfig {
+    let code = log_summary(&report, pipeline.stats()[0]);
+    let sink = pipeline.into_sink();
+    // The two windows after an attack are still in runs that saw it (a score covers three).
+    let tolerance_ns = omegas.longest().nanos() * (SEQ_LEN as i64 - 1);
+    let incidents = evaluate_incidents(sink.incidents, &sink.alerting, &labels, tolerance_ns);
+    let cfg = |threshold| EvalConfig {
         threshold,
         ps: args.min_attack_packets.clone(),
     };
-    let result = evaluate_and_report(&args.report, &windows, &labels, &cfg)?;
-    println!("model {model_id}, threshold {threshold}");
+    let mut extras = Extras {
+        incidents: Some(incidents),
+        scales: Vec::new(),
+    };
+    for (k, windows) in sink.windows.iter().enumerate().skip(1) {
+        let e = evaluate(windows, labels.names(), &cfg(thresholds[k]))?;
+        extras.scales.push((omegas.omegas()[k].secs_f64(), e));
+    }
+    let result = evaluate_and_report(
+        &args.report,
+        &sink.windows[0],
+        &labels,
+        &cfg(thresholds[0]),
+        &extras,
+    )?;
+    if omegas.len() > 1 {
+        println!(
+            "model {model_id}, window lengths {omegas} s, thresholds {thresholds:?}; window metrics of ω = {} s (the others in metrics.json, \"scales\")",
+            omegas.shortest()
+        );
+    } else {
+        println!("model {model_id}, threshold {}", thresholds[0]);
+    }
     println!("{}", result.summary);
     println!("report: {}", args.report.display());
     let f = &result.files;

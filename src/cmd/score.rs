@@ -5,31 +5,35 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use netanom::detect::score::ScoringStage;
-use netanom::model::Bundle;
-use netanom::pipeline::{log_summary, pump, Pace, PacketSource, SinkError, WindowSink, Windower};
+use netanom::detect::score::Scale;
+use netanom::model::ModelSet;
+use netanom::pipeline::{
+    log_summary, pump, MultiWindower, Pace, PacketSource, ScaleSink, SinkError,
+};
 use netanom::timestamp::format_ts;
 use netanom::window::{Window, WindowConfig};
 use netanom_cli::ScoreArgs;
 
-/// Scores windows and writes `window_start,window_end,score,threshold,alert` per window.
+/// Scores windows and writes `window_start,window_end,score,threshold,alert` per window (and
+/// `omega_s` with several window lengths).
 struct ScoreCsv {
-    stage: ScoringStage,
-    threshold: f64,
+    scales: Vec<Scale>,
     out: Box<dyn Write>,
     out_name: String,
     scored: u64,
     alerts: u64,
 }
 
-impl WindowSink for ScoreCsv {
-    fn window(&mut self, w: Window) -> Result<(), SinkError> {
+impl ScaleSink for ScoreCsv {
+    fn window(&mut self, scale: usize, w: Window) -> Result<(), SinkError> {
         let (start, end) = (w.start_ns, w.end_ns);
-        let scored = self
+        let multi = self.scales.len() > 1;
+        let sc = &mut self.scales[scale];
+        let scored = sc
             .stage
             .push(w)
             .with_context(|| format!("scoring the window at {}", format_ts(start)))?;
-        let threshold = self.threshold;
+        let threshold = sc.threshold;
         let (s, alert) = match scored.score {
             Some(s) => {
                 self.scored += 1;
@@ -39,12 +43,16 @@ impl WindowSink for ScoreCsv {
             }
             None => (String::new(), ""),
         };
-        writeln!(
+        write!(
             self.out,
             "{},{},{s},{threshold},{alert}",
             format_ts(start),
             format_ts(end)
         )
+        .and_then(|()| match multi {
+            true => writeln!(self.out, ",{}", sc.omega),
+            false => writeln!(self.out),
+        })
         .with_context(|| format!("writing {}", self.out_name))?;
         Ok(())
     }
@@ -59,31 +67,50 @@ impl WindowSink for ScoreCsv {
 
 /// Runs the scoring; exit 1 (after writing what was read) for a damaged file.
 pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
-    let bundle = Bundle::load(&args.model, None)?;
-    let threshold = args.threshold.unwrap_or_else(|| bundle.threshold());
-    let omega = bundle.omega();
-    let model_id = bundle.model_id().to_string();
+    let set = ModelSet::load(&args.model)?;
+    let model_id = set.id().to_string();
+    let multi = set.is_multi_scale();
+    let scales = Scale::from_set(set, args.threshold).context("--threshold")?;
     // Inputs first: a typo in --pcap must not truncate an existing output file.
     let source = PacketSource::open_files(&args.pcaps, Pace::Unpaced)?;
     let (mut out, out_name) = netanom_cli::open_output(args.output.as_deref())?;
-    writeln!(out, "window_start,window_end,score,threshold,alert")
-        .with_context(|| format!("writing {out_name}"))?;
-    let mut config = WindowConfig::new(omega);
-    config.max_gap_windows = args.max_gap_windows;
+    writeln!(
+        out,
+        "window_start,window_end,score,threshold,alert{}",
+        if multi { ",omega_s" } else { "" }
+    )
+    .with_context(|| format!("writing {out_name}"))?;
+    let configs: Vec<WindowConfig> = scales
+        .iter()
+        .map(|s| {
+            let mut config = WindowConfig::new(s.omega);
+            config.max_gap_windows = args.max_gap_windows;
+            config
+        })
+        .collect();
     let sink = ScoreCsv {
-        stage: ScoringStage::from_bundle(bundle),
-        threshold,
+        scales,
         out,
         out_name,
         scored: 0,
         alerts: 0,
     };
-    let mut windows = Windower::new(config, sink);
+    let mut windows = MultiWindower::new(&configs, sink);
     let report = pump(source, &mut windows, &mut ())?;
     let s = windows.sink();
+    let thresholds: Vec<String> = s
+        .scales
+        .iter()
+        .map(|sc| match multi {
+            true => format!("{} (ω = {} s)", sc.threshold, sc.omega),
+            false => sc.threshold.to_string(),
+        })
+        .collect();
     eprintln!(
-        "model {model_id}: {} windows scored, {} over the threshold {threshold}",
-        s.scored, s.alerts
+        "model {model_id}: {} windows scored, {} over the threshold {}",
+        s.scored,
+        s.alerts,
+        thresholds.join(", ")
     );
-    Ok(log_summary(&report, windows.stats()))
+    Ok(log_summary(&report, windows.stats()[0]))
 }

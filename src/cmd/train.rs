@@ -10,23 +10,19 @@ use std::path::Path;
 use netanom::csv::read_feature_csv;
 use netanom::history::{self, TimeRange};
 use netanom::model::bundle::TrainingData;
-use netanom::model::{train_segments, Bundle, EpochStats, ThresholdRule, TrainOptions};
-use netanom::pipeline::{log_summary, pump, Pace, PacketSource, SinkError, WindowSink, Windower};
+use netanom::model::{train_segments, Bundle, EpochStats, ModelSet, ThresholdRule, TrainOptions};
+use netanom::pipeline::{
+    log_summary, pump, MultiWindower, Pace, PacketSource, ScaleSink, SinkError,
+};
 use netanom::timestamp::format_ts;
 use netanom::window::features::FeatureVector;
 use netanom::window::{Omega, Window, WindowConfig};
 use netanom_cli::{ThresholdRuleArg, TrainArgs};
 
-/// Collects the training windows, trains, saves the bundle and prints a summary.
+/// Collects the training windows, trains one model per window length, saves the set and
+/// prints a summary.
 pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
-    let Collected {
-        windows,
-        breaks,
-        omega,
-        start_ns,
-        end_ns,
-        files,
-    } = collect(&args)?;
+    let collected = collect(&args)?;
     let opts = TrainOptions {
         hidden: args.hidden,
         layers: args.layers,
@@ -47,6 +43,45 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         max_runs_per_epoch: (args.max_runs_per_epoch > 0).then_some(args.max_runs_per_epoch),
         max_validation_runs: (args.max_validation_runs > 0).then_some(args.max_validation_runs),
     };
+    let mut bundles = Vec::with_capacity(collected.len());
+    for c in collected {
+        bundles.push(train_one(c, &opts)?);
+    }
+    let set = ModelSet::new(bundles)?;
+    set.save(&args.out)?;
+    // Reload: the ids are the weights' hashes, fixed at save time; this also proves it loads.
+    let saved = ModelSet::load(&args.out)
+        .with_context(|| format!("reloading the model just written to {}", args.out.display()))?;
+    println!("model bundle: {}", args.out.display());
+    println!("model id:     {}", saved.id());
+    for b in saved.bundles() {
+        let q = &b.meta.validation_scores;
+        if saved.is_multi_scale() {
+            println!("ω = {} s: model id {}", b.omega(), b.model_id());
+        }
+        println!(
+            "threshold:    {} ({:?})",
+            b.threshold(),
+            b.meta.threshold.rule
+        );
+        println!(
+            "validation scores over {} runs: p50 {:.6} p90 {:.6} p99 {:.6} p99.5 {:.6} max {:.6}",
+            q.count, q.p50, q.p90, q.p99, q.p99_5, q.max
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Trains the model of one window length, with the progress bar.
+fn train_one(c: Collected, opts: &TrainOptions) -> anyhow::Result<Bundle> {
+    let Collected {
+        windows,
+        breaks,
+        omega,
+        start_ns,
+        end_ns,
+        files,
+    } = c;
     eprintln!(
         "training on {} windows of {} s ({} to {}), {} epochs, hidden {}, layers {}",
         windows.len(),
@@ -67,7 +102,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         );
         bar
     });
-    let trained = train_segments(&windows, &breaks, &opts, |s: &EpochStats| {
+    let trained = train_segments(&windows, &breaks, opts, |s: &EpochStats| {
         let msg = format!(
             "train loss {:.6} validation loss {:.6}",
             s.train_loss, s.validation_loss
@@ -80,7 +115,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             }
             None => eprintln!("epoch {}/{}: {msg}", s.epoch, s.epochs),
         }
-    })?;
+    })
+    .with_context(|| format!("training the model of ω = {omega} s"))?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -89,28 +125,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         start_unix: start_ns as f64 / 1e9,
         end_unix: end_ns as f64 / 1e9,
     };
-    let bundle = Bundle::from_trained(trained, omega, data)?;
-    bundle.save(&args.out)?;
-    // Reload: the id is the weights' hash, fixed at save time; this also proves the bundle loads.
-    let saved = Bundle::load(&args.out, Some(omega)).with_context(|| {
-        format!(
-            "reloading the bundle just written to {}",
-            args.out.display()
-        )
-    })?;
-    let q = &saved.meta.validation_scores;
-    println!("model bundle: {}", args.out.display());
-    println!("model id:     {}", saved.model_id());
-    println!(
-        "threshold:    {} ({:?})",
-        saved.threshold(),
-        saved.meta.threshold.rule
-    );
-    println!(
-        "validation scores over {} runs: p50 {:.6} p90 {:.6} p99 {:.6} p99.5 {:.6} max {:.6}",
-        q.count, q.p50, q.p90, q.p99, q.p99_5, q.max
-    );
-    Ok(ExitCode::SUCCESS)
+    Ok(Bundle::from_trained(trained, omega, data)?)
 }
 
 /// The training windows and where they came from.
@@ -169,31 +184,49 @@ impl Collector {
     }
 }
 
-impl WindowSink for Collector {
-    fn window(&mut self, w: Window) -> Result<(), SinkError> {
-        self.add(w.start_ns, w.end_ns, w.after_time_jump, w.features);
+/// One collector per window length.
+struct Collectors(Vec<Collector>);
+
+impl ScaleSink for Collectors {
+    fn window(&mut self, scale: usize, w: Window) -> Result<(), SinkError> {
+        self.0[scale].add(w.start_ns, w.end_ns, w.after_time_jump, w.features);
         Ok(())
     }
 }
 
-/// The training windows, from captures, feature CSVs or a feature history.
-fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
+/// The training windows of each window length (shortest first), from captures (one decode
+/// for every ω), feature CSVs (one ω) or a feature history (its ω, or those of --window).
+fn collect(args: &TrainArgs) -> anyhow::Result<Vec<Collected>> {
     if let Some(dir) = &args.history {
         return collect_history(dir, args);
     }
     if !args.pcaps.is_empty() {
-        let Some(omega) = args.window else {
-            bail!("--window is required with --pcap (the window length in seconds, e.g. 0.5)");
+        let Some(scales) = &args.window else {
+            bail!("--window is required with --pcap (the window length in seconds, e.g. 0.5, or several: 0.5,5)");
         };
-        let mut config = WindowConfig::new(omega);
-        config.max_gap_windows = args.max_gap_windows;
+        let configs: Vec<WindowConfig> = scales
+            .omegas()
+            .iter()
+            .map(|&omega| {
+                let mut config = WindowConfig::new(omega);
+                config.max_gap_windows = args.max_gap_windows;
+                config
+            })
+            .collect();
         let source = PacketSource::open_files(&args.pcaps, Pace::Unpaced)?;
-        let mut pipeline = Windower::new(config, Collector::new());
+        let collectors = Collectors(configs.iter().map(|_| Collector::new()).collect());
+        let mut pipeline = MultiWindower::new(&configs, collectors);
         let report = pump(source, &mut pipeline, &mut ())?;
-        if log_summary(&report, pipeline.stats()) != ExitCode::SUCCESS {
+        if log_summary(&report, pipeline.stats()[0]) != ExitCode::SUCCESS {
             bail!("refusing to train on a capture that is damaged");
         }
-        return Ok(pipeline.into_sink().into_collected(omega, &args.pcaps));
+        return Ok(pipeline
+            .into_sink()
+            .0
+            .into_iter()
+            .zip(scales.omegas())
+            .map(|(c, &omega)| c.into_collected(omega, &args.pcaps))
+            .collect());
     }
     let mut c = Collector::new();
     let mut omega_seen: Option<(Omega, String)> = None;
@@ -228,29 +261,30 @@ fn collect(args: &TrainArgs) -> anyhow::Result<Collected> {
     let Some((omega, _)) = omega_seen else {
         bail!("the feature files hold no windows");
     };
-    if let Some(w) = args.window {
-        if w != omega {
-            bail!("--window {w} s does not match the feature files' windows of {omega} s");
+    if let Some(w) = &args.window {
+        if w.omegas() != [omega] {
+            bail!("--window {w} s does not match the feature files' windows of {omega} s (feature files hold one window length: train several from captures with --pcap)");
         }
     }
-    Ok(c.into_collected(omega, &args.features))
+    Ok(vec![c.into_collected(omega, &args.features)])
 }
 
-/// The training windows of a feature history: ω from the history (or `--window`), the time
-/// range from `--since` (back from the newest window) or `--from`/`--to`, alerted windows and
-/// their neighbours, windows with drops and gaps left out (`history::training_set`).
-fn collect_history(dir: &Path, args: &TrainArgs) -> anyhow::Result<Collected> {
+/// The training windows of a feature history: ω from the history (or each of `--window`),
+/// the time range from `--since` (back from the newest window) or `--from`/`--to`, alerted
+/// windows and their neighbours, windows with drops and gaps left out
+/// (`history::training_set`).
+fn collect_history(dir: &Path, args: &TrainArgs) -> anyhow::Result<Vec<Collected>> {
     let scan = history::scan(dir)?;
     let present = scan.omegas();
-    let omega = match (args.window, present.as_slice()) {
-        (Some(w), _) => w,
+    let omegas: Vec<Omega> = match (&args.window, present.as_slice()) {
+        (Some(w), _) => w.omegas().to_vec(),
         (None, []) => bail!(
             "{}: the history holds no windows (no omega_us=… directory); `netanom run` records them under [history] dir",
             dir.display()
         ),
-        (None, [one]) => *one,
+        (None, [one]) => vec![*one],
         (None, many) => bail!(
-            "{}: the history holds windows of several lengths ({}): choose one with --window",
+            "{}: the history holds windows of several lengths ({}): choose with --window (one, or several comma-separated)",
             dir.display(),
             many.iter()
                 .map(|o| format!("{o} s"))
@@ -258,9 +292,22 @@ fn collect_history(dir: &Path, args: &TrainArgs) -> anyhow::Result<Collected> {
                 .join(", ")
         ),
     };
+    omegas
+        .into_iter()
+        .map(|omega| collect_history_omega(dir, &scan, omega, args))
+        .collect()
+}
+
+/// The training windows of one ω of a feature history (see [`collect_history`]).
+fn collect_history_omega(
+    dir: &Path,
+    scan: &history::HistoryScan,
+    omega: Omega,
+    args: &TrainArgs,
+) -> anyhow::Result<Collected> {
     let range = match args.since {
         Some(since) => {
-            let newest = newest_window_end(&scan, omega)
+            let newest = newest_window_end(scan, omega)
                 .with_context(|| format!("{}: no readable windows of {omega} s", dir.display()))?;
             let back = i64::try_from(since.as_nanos()).unwrap_or(i64::MAX);
             TimeRange {

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::window::{Omega, WindowConfig};
+use crate::window::{Omega, Scales, WindowConfig};
 
 mod alerts;
 mod capture;
@@ -265,10 +265,13 @@ impl Settings {
         validate(raw, cli)
     }
 
-    /// The aggregator's settings for a model trained with ω = `model_omega`; an error if
+    /// One aggregator's settings per scale of a model trained with `model_scales`; an error if
     /// `window.omega` is set to something else.
-    pub fn window_config(&self, model_omega: Omega) -> Result<WindowConfig, SettingsError> {
-        self.window.config(model_omega, &self.model.dir)
+    pub fn window_configs(
+        &self,
+        model_scales: &Scales,
+    ) -> Result<Vec<WindowConfig>, SettingsError> {
+        self.window.configs(model_scales, &self.model.dir)
     }
 
     /// How long `/healthz` tolerates no scored window: `metrics.health_stale_after_s`, or
@@ -640,7 +643,10 @@ mod tests {
         assert!(!s.capture.promiscuous);
         assert_eq!(s.metrics.listen.port(), 9600);
         assert_eq!(s.model.threshold, Some(0.25));
-        assert_eq!(s.window.omega, Omega::from_micros(500_000));
+        assert_eq!(
+            s.window.omega,
+            Omega::from_micros(500_000).map(crate::window::Scales::one)
+        );
         assert_eq!(
             s.alerts.cooldown_windows, 4,
             "file value kept where env says nothing"

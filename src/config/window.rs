@@ -5,13 +5,13 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::{show_value, Checker, Problem, SettingsError};
-use crate::window::{Omega, WindowConfig};
+use crate::window::{Scales, WindowConfig};
 
 /// `[window]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WindowSettings {
-    /// ω if configured; it must then equal the model's ω.
-    pub omega: Option<Omega>,
+    /// ω (or several, `"0.5,5"`) if configured; it must then equal the model's.
+    pub omega: Option<Scales>,
     /// Longest run of empty windows emitted for a gap; a longer jump is collapsed.
     pub max_gap_windows: u64,
     /// How many top talkers of each kind a window reports.
@@ -19,30 +19,34 @@ pub struct WindowSettings {
 }
 
 impl WindowSettings {
-    /// The aggregator's settings for a model (in `model_dir`) trained with ω = `model_omega`;
-    /// an error if `window.omega` is set to something else.
-    pub fn config(
+    /// One aggregator's settings per scale of a model (in `model_dir`) trained with the window
+    /// lengths `model_scales`; an error if `window.omega` is set to something else.
+    pub fn configs(
         &self,
-        model_omega: Omega,
+        model_scales: &Scales,
         model_dir: &Path,
-    ) -> Result<WindowConfig, SettingsError> {
-        if let Some(configured) = self.omega {
-            if configured != model_omega {
+    ) -> Result<Vec<WindowConfig>, SettingsError> {
+        if let Some(configured) = &self.omega {
+            if configured != model_scales {
                 return Err(SettingsError::Invalid(vec![Problem {
                     key: "window.omega".into(),
                     value: configured.to_string(),
                     reason: format!(
-                        "does not match the model's window length of {model_omega} s (model.dir = {:?}); ω comes from the model: remove window.omega or use a model trained with this ω",
+                        "does not match the model's window length of {model_scales} s (model.dir = {:?}); ω comes from the model: remove window.omega or use a model trained with this ω",
                         model_dir.display().to_string(),
                     ),
                 }]));
             }
         }
-        Ok(WindowConfig {
-            omega: model_omega,
-            max_gap_windows: self.max_gap_windows,
-            top_k: self.top_k,
-        })
+        Ok(model_scales
+            .omegas()
+            .iter()
+            .map(|&omega| WindowConfig {
+                omega,
+                max_gap_windows: self.max_gap_windows,
+                top_k: self.top_k,
+            })
+            .collect())
     }
 }
 
@@ -74,13 +78,21 @@ pub(super) fn validate(raw: RawWindow, ck: &mut Checker) -> Option<WindowSetting
     let mark = ck.mark();
     let omega = match &raw.omega {
         None => None,
-        Some(v) => match omega_text(v).map(|t| t.parse::<Omega>()) {
+        Some(v) => match omega_text(v).map(|t| t.parse::<Scales>()) {
             Some(Ok(o)) => Some(o),
-            _ => {
+            Some(Err(e)) => {
                 ck.fail(
                     "window.omega",
                     show_value(v),
-                    "not a window length (expected positive seconds with at most 6 decimals, e.g. 30 or 0.5; or leave it out to take ω from the model)",
+                    format!("not a window length: {e} (expected positive seconds with at most 6 decimals, e.g. 30 or 0.5, or a list \"0.5,5\"; or leave it out to take ω from the model)"),
+                );
+                None
+            }
+            None => {
+                ck.fail(
+                    "window.omega",
+                    show_value(v),
+                    "not a window length (expected positive seconds with at most 6 decimals, e.g. 30 or 0.5, or a list \"0.5,5\"; or leave it out to take ω from the model)",
                 );
                 None
             }
@@ -119,27 +131,34 @@ fn omega_text(v: &config::Value) -> Option<String> {
 mod tests {
     use super::*;
     use crate::config::testing::{assert_each_named, live, load};
+    use crate::window::Omega;
 
     /// A configured ω must equal the model's; unset, the model's is taken.
     #[test]
     fn omega_must_match_model() {
         let s = load("[window]\nomega = 30\n", &[], &live()).unwrap();
         let us = |v| Omega::from_micros(v).unwrap();
-        assert_eq!(s.window.omega, Some(us(30_000_000)));
-        let wc = s.window_config(us(30_000_000)).unwrap();
-        assert_eq!(wc.omega, us(30_000_000));
-        assert_eq!(wc.top_k, 5);
-        let e = s.window_config(us(5_000_000)).unwrap_err().to_string();
+        assert_eq!(s.window.omega, Some(Scales::one(us(30_000_000))));
+        let wc = s.window_configs(&Scales::one(us(30_000_000))).unwrap();
+        assert_eq!(wc[0].omega, us(30_000_000));
+        assert_eq!(wc[0].top_k, 5);
+        let e = s
+            .window_configs(&Scales::one(us(5_000_000)))
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with("window.omega = 30: does not match the model's window length of 5 s"),
             "{e}"
         );
         // unset: anything goes
         let s = load("", &[], &live()).unwrap();
-        assert_eq!(s.window_config(us(500_000)).unwrap().omega, us(500_000));
+        assert_eq!(
+            s.window_configs(&Scales::one(us(500_000))).unwrap()[0].omega,
+            us(500_000)
+        );
         // float form
         let s = load("[window]\nomega = 0.5\n", &[], &live()).unwrap();
-        assert_eq!(s.window.omega, Some(us(500_000)));
+        assert_eq!(s.window.omega, Some(Scales::one(us(500_000))));
     }
 
     /// Each invalid `[window]` value is reported with its key, value and what is allowed.
@@ -184,7 +203,7 @@ mod tests {
             ..Default::default()
         };
         let w = validate(raw, &mut ck).unwrap();
-        assert_eq!(w.omega, Omega::from_micros(250_000));
+        assert_eq!(w.omega, Omega::from_micros(250_000).map(Scales::one));
         assert_eq!(w.top_k, 100);
         assert_eq!(w.max_gap_windows, WindowConfig::DEFAULT_MAX_GAP_WINDOWS);
         assert!(ck.into_problems().is_empty());

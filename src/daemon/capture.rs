@@ -9,10 +9,13 @@ use crossbeam_channel::{SendError, Sender, TrySendError};
 use crate::capture::{DropCounters, LiveError};
 use crate::output::metrics::Metrics;
 use crate::pipeline::{
-    pump, Backpressure, Observer, PacketSource, ReadCounts, SinkError, WindowSink, Windower,
+    pump, Backpressure, MultiWindower, Observer, PacketSource, ReadCounts, ScaleSink, SinkError,
 };
 use crate::timestamp::format_ts;
-use crate::window::{Window, WindowConfig};
+use crate::window::Window;
+use crate::window::WindowConfig;
+
+use super::scorer::ScaledWindow;
 
 /// The scorer is gone: nothing downstream takes windows any more.
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +26,7 @@ pub struct ScorerGone;
 /// so a replay never loses a window; with [`Backpressure::Drop`] (live) it never waits, and a
 /// full queue drops the window and counts it.
 pub struct WindowQueue {
-    tx: Sender<Window>,
+    tx: Sender<ScaledWindow>,
     policy: Backpressure,
     metrics: Arc<Metrics>,
     /// Windows handed over so far.
@@ -34,7 +37,7 @@ pub struct WindowQueue {
 
 impl WindowQueue {
     /// A queue sink with the source's policy.
-    pub fn new(tx: Sender<Window>, policy: Backpressure, metrics: Arc<Metrics>) -> Self {
+    pub fn new(tx: Sender<ScaledWindow>, policy: Backpressure, metrics: Arc<Metrics>) -> Self {
         Self {
             tx,
             policy,
@@ -45,17 +48,20 @@ impl WindowQueue {
     }
 }
 
-impl WindowSink for WindowQueue {
-    fn window(&mut self, w: Window) -> Result<(), SinkError> {
+impl ScaleSink for WindowQueue {
+    fn window(&mut self, scale: usize, w: Window) -> Result<(), SinkError> {
         self.windows += 1;
         if self.panic_at_window == Some(self.windows) {
             panic!("injected fault (NETANOM_FAULT_INJECT)");
         }
         match self.policy {
-            Backpressure::Wait => self.tx.send(w).map_err(|SendError(_)| ScorerGone)?,
-            Backpressure::Drop => match self.tx.try_send(w) {
+            Backpressure::Wait => self
+                .tx
+                .send((scale, w))
+                .map_err(|SendError(_)| ScorerGone)?,
+            Backpressure::Drop => match self.tx.try_send((scale, w)) {
                 Ok(()) => {}
-                Err(TrySendError::Full(w)) => {
+                Err(TrySendError::Full((_, w))) => {
                     self.metrics.record_window_dropped();
                     tracing::error!(
                         window_start = %format_ts(w.start_ns),
@@ -108,8 +114,8 @@ impl Observer for DaemonObserver {
 /// Runs the capture side until stopped (live) or the files end (replay).
 pub fn run(
     source: PacketSource,
-    config: WindowConfig,
-    tx: Sender<Window>,
+    configs: &[WindowConfig],
+    tx: Sender<ScaledWindow>,
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
@@ -117,7 +123,7 @@ pub fn run(
     metrics
         .capture_up
         .set(i64::from(matches!(source, PacketSource::Live(_))));
-    let mut windows = Windower::new(config, queue);
+    let mut windows = MultiWindower::new(configs, queue);
     let mut observer = DaemonObserver { metrics, stop };
     let report = pump(source, &mut windows, &mut observer)?;
     if !report.damaged.is_empty() {

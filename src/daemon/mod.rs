@@ -24,7 +24,7 @@ use crate::capture::{LiveCapture, LiveOptions};
 use crate::config::{CaptureSource, CliOverrides, Settings};
 use crate::detect::incident::{EndReason, IncidentConfig};
 use crate::history::HistoryWriter;
-use crate::model::Bundle;
+use crate::model::ModelSet;
 use crate::output::alerts::{system_hostname, AlertLog};
 use crate::output::metrics::{Health, Metrics, MetricsServer};
 use crate::pipeline::{Pace, PacketSource};
@@ -48,9 +48,9 @@ impl SettingsSource {
     }
 }
 
-/// Loads the model bundle named by the settings, with a hint when it is missing.
-fn load_bundle(settings: &Settings) -> anyhow::Result<Bundle> {
-    Bundle::load(&settings.model.dir, None).with_context(|| {
+/// Loads the model set named by the settings, with a hint when it is missing.
+fn load_models(settings: &Settings) -> anyhow::Result<ModelSet> {
+    ModelSet::load(&settings.model.dir).with_context(|| {
         format!(
             "loading the model (model.dir = {}); train one with `netanom train --pcap NORMAL.pcap --window 0.5 --out DIR` or point model.dir / --model at a bundle",
             settings.model.dir.display()
@@ -58,10 +58,10 @@ fn load_bundle(settings: &Settings) -> anyhow::Result<Bundle> {
     })
 }
 
-/// The scorer's model and alert settings from `settings` and a loaded bundle.
-fn detector(settings: &Settings, bundle: Bundle) -> Detector {
+/// The scorer's model and alert settings from `settings` and a loaded model set.
+fn detector(settings: &Settings, set: ModelSet) -> anyhow::Result<Detector> {
     Detector::new(
-        bundle,
+        set,
         settings.model.threshold,
         settings.alerts.host.clone().unwrap_or_else(system_hostname),
         IncidentConfig {
@@ -70,6 +70,7 @@ fn detector(settings: &Settings, bundle: Bundle) -> Detector {
         },
         settings.alerts.top_features,
     )
+    .context("model.threshold")
 }
 
 /// Opens the packet source named by the settings (errors carry hints).
@@ -99,12 +100,14 @@ fn open_source(settings: &Settings) -> anyhow::Result<PacketSource> {
 pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     // Kept up to date by SIGHUP: the settings in force.
     let mut settings = source.load()?;
-    let bundle = load_bundle(&settings)?;
-    let omega = bundle.omega();
-    let window_config = settings.window_config(omega)?;
-    let model_id = bundle.model_id().to_string();
+    let set = load_models(&settings)?;
+    let scales = set.scales();
+    let window_configs = settings.window_configs(&scales)?;
+    let model_id = set.id().to_string();
+    let detector = detector(&settings, set)?;
     let metrics = Arc::new(Metrics::new());
-    let health = Health::new(settings.health_stale_after(omega));
+    // Windows of the shortest ω come most often: they tell whether the pipeline is alive.
+    let health = Health::new(settings.health_stale_after(scales.shortest()));
     let log = AlertLog::open(&settings.alerts.path, settings.alerts.fsync)?;
     let packets = open_source(&settings)?;
 
@@ -134,13 +137,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
-    let scorer = Scorer::new(
-        detector(&settings, bundle),
-        log,
-        metrics.clone(),
-        health.clone(),
-    )
-    .with_history(history);
+    let scorer = Scorer::new(detector, log, metrics.clone(), health.clone()).with_history(history);
     let scorer_thread = std::thread::Builder::new()
         .name("netanom-scorer".into())
         .spawn(move || scorer.run(window_rx, control_rx))
@@ -156,7 +153,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 capture::run(
                     packets,
-                    window_config,
+                    &window_configs,
                     window_tx,
                     capture_metrics,
                     capture_stop,
@@ -178,11 +175,11 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
 
     tracing::info!(
         model = %settings.model.dir.display(),
-        omega_s = %omega,
+        omega_s = %scales,
         alert_log = %settings.alerts.path.display(),
         "netanom running"
     );
-    let status = format!("{source_text}, ω={omega} s, model {model_id}");
+    let status = format!("{source_text}, ω={scales} s, model {model_id}");
     let _ = sd_notify::notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&status),
@@ -194,7 +191,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     while !capture_thread.is_finished() {
         for signal in signals.pending() {
             match signal {
-                SIGHUP => reload::reload(&source, &mut settings, omega, &control_tx),
+                SIGHUP => reload::reload(&source, &mut settings, &scales, &control_tx),
                 _ => {
                     exit_reason = if signal == SIGTERM {
                         "SIGTERM"

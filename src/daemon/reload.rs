@@ -9,10 +9,10 @@ use std::sync::OnceLock;
 use crossbeam_channel::Sender;
 
 use super::scorer::{Control, Reload};
-use super::{detector, load_bundle, SettingsSource};
+use super::{detector, load_models, SettingsSource};
 use crate::config::{CaptureSource, LogFormat, LogLevel, Settings};
 use crate::output::alerts::AlertFile;
-use crate::window::Omega;
+use crate::window::{Omega, Scales};
 
 /// How a changed key takes effect.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +65,7 @@ macro_rules! shown_by_display {
         }
     )*};
 }
-shown_by_display!(u32, u64, usize, bool, f64, SocketAddr, Omega);
+shown_by_display!(u32, u64, usize, bool, f64, SocketAddr, Omega, Scales);
 
 impl Shown for String {
     /// Quoted.
@@ -284,22 +284,22 @@ fn set_log_level(level: LogLevel) -> Result<(), netanom_cli::LogLevelError> {
 pub(super) fn reload(
     source: &SettingsSource,
     running: &mut Settings,
-    omega: Omega,
+    scales: &Scales,
     control: &Sender<Control>,
 ) {
     tracing::info!("SIGHUP: reloading settings and model");
     let loaded = source.load().and_then(|settings| {
-        let bundle = load_bundle(&settings)?;
-        if bundle.omega() != omega {
+        let set = load_models(&settings)?;
+        if set.scales() != *scales {
             anyhow::bail!(
-                "the new model's window length ({} s) differs from the running one ({omega} s): restart the service to change ω",
-                bundle.omega(),
+                "the new model's window length ({} s) differs from the running one ({scales} s): restart the service to change ω",
+                set.scales(),
             );
         }
-        settings.window_config(omega)?;
-        Ok((settings, bundle))
+        settings.window_configs(scales)?;
+        Ok((settings, set))
     });
-    let (mut next, bundle) = match loaded {
+    let (mut next, set) = match loaded {
         Ok(x) => x,
         Err(e) => {
             tracing::error!("reload failed, keeping the running model: {e:#}");
@@ -352,8 +352,16 @@ pub(super) fn reload(
         compared = KEYS.len(),
         "reload compared every setting"
     );
+    let detector = match detector(&next, set) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!("reload failed, keeping the running model: {e:#}");
+            let _ = control.send(Control::ReopenLog);
+            return;
+        }
+    };
     let reload = Reload {
-        detector: detector(&next, bundle),
+        detector,
         log_file,
         fsync: next.alerts.fsync,
     };

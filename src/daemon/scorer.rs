@@ -9,9 +9,9 @@ use crossbeam_channel::{select, Receiver};
 use crate::detect::incident::{
     EndReason, IncidentConfig, IncidentEvent, IncidentTracker, ScoredWindow,
 };
-use crate::detect::score::ScoringStage;
+use crate::detect::score::{Scale, ThresholdForScales};
 use crate::history::HistoryHandle;
-use crate::model::Bundle;
+use crate::model::ModelSet;
 use crate::output::alerts::{
     top_deviations, AlertContext, AlertEvent, AlertFile, AlertLog, Explanation, Flush,
 };
@@ -19,42 +19,54 @@ use crate::output::metrics::{Health, Metrics};
 use crate::timestamp::format_ts;
 use crate::window::Window;
 
-/// What the scorer needs from a model bundle and the settings; swapped whole on reload.
+/// A finished window and the index of its scale (0: the shortest ω).
+pub type ScaledWindow = (usize, Window);
+
+/// What the scorer needs from a model set and the settings; swapped whole on reload.
 pub struct Detector {
-    pub stage: ScoringStage,
-    pub threshold: f64,
-    pub min: Vec<f64>,
-    pub max: Vec<f64>,
+    /// One per window length, shortest first (one for the paper's method).
+    pub scales: Vec<Scale>,
     pub context: AlertContext,
     pub incident: IncidentConfig,
     pub top_features: usize,
 }
 
 impl Detector {
-    /// Builds a detector from a loaded bundle; `threshold` overrides the bundle's.
+    /// Builds a detector from a loaded model set; `threshold` overrides a one-scale set's.
     pub fn new(
-        bundle: Bundle,
+        set: ModelSet,
         threshold: Option<f64>,
         host: String,
         incident: IncidentConfig,
         top_features: usize,
-    ) -> Self {
-        let threshold = threshold.unwrap_or_else(|| bundle.threshold());
+    ) -> Result<Self, ThresholdForScales> {
         let context = AlertContext {
             host,
-            model_id: bundle.model_id().to_string(),
-            omega: bundle.omega(),
+            model_id: set.id().to_string(),
+            omegas: set.scales().omegas().to_vec(),
         };
-        let min = bundle.normalizer.min().to_vec();
-        let max = bundle.normalizer.max().to_vec();
-        Self {
-            stage: ScoringStage::from_bundle(bundle),
-            threshold,
-            min,
-            max,
+        Ok(Self {
+            scales: Scale::from_set(set, threshold)?,
             context,
             incident,
             top_features,
+        })
+    }
+
+    /// The thresholds of the scales, shortest ω first.
+    fn thresholds(&self) -> Vec<f64> {
+        self.scales.iter().map(|s| s.threshold).collect()
+    }
+
+    /// Publishes the model in force to the metrics.
+    fn publish(&self, metrics: &Metrics) {
+        let omegas: Vec<String> = self.scales.iter().map(|s| s.omega.to_string()).collect();
+        metrics.set_model(&self.context.model_id, &omegas.join(","));
+        for s in &self.scales {
+            metrics.set_scale_threshold(s.omega, s.threshold);
+        }
+        if let Some(s) = self.scales.first() {
+            metrics.threshold.set(s.threshold);
         }
     }
 }
@@ -170,12 +182,12 @@ pub(crate) fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 impl Scorer {
     /// A scorer writing events to `log`.
     pub fn new(detector: Detector, log: AlertLog, metrics: Arc<Metrics>, health: Health) -> Self {
-        let tracker = IncidentTracker::new(detector.incident, incident_prefix(0));
-        metrics.set_model(
-            &detector.context.model_id,
-            detector.context.omega,
-            detector.threshold,
+        let tracker = IncidentTracker::new(
+            detector.incident,
+            &detector.context.omegas,
+            incident_prefix(0),
         );
+        detector.publish(&metrics);
         Self {
             detector,
             tracker,
@@ -204,7 +216,7 @@ impl Scorer {
     /// returns an error instead of taking the incident down with the thread.
     pub fn run(
         mut self,
-        windows: Receiver<Window>,
+        windows: Receiver<ScaledWindow>,
         control: Receiver<Control>,
     ) -> Result<(), ScorerFailed> {
         let result = self.serve(&windows, &control);
@@ -236,7 +248,7 @@ impl Scorer {
     /// The loop of [`Self::run`].
     fn serve(
         &mut self,
-        windows: &Receiver<Window>,
+        windows: &Receiver<ScaledWindow>,
         control: &Receiver<Control>,
     ) -> Result<(), ScorerFailed> {
         loop {
@@ -265,21 +277,25 @@ impl Scorer {
     }
 
     /// [`Self::window`], with a panic turned into an error.
-    fn guarded_window(&mut self, w: Window) -> Result<(), ScorerFailed> {
+    fn guarded_window(&mut self, (scale, w): ScaledWindow) -> Result<(), ScorerFailed> {
         let start = w.start_ns;
-        let omega = self.detector.context.omega;
-        let row = self.history.as_mut().map(|h| h.row(&w, omega));
-        let score = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.window(w)))
-            .map_err(|payload| {
-                ScorerFailed(format!(
-                    "panic on the window at {}: {}",
-                    format_ts(start),
-                    panic_text(payload.as_ref())
-                ))
-            })?;
+        let row = match (self.history.as_mut(), self.detector.scales.get(scale)) {
+            (Some(h), Some(sc)) => Some(h.row(&w, sc.omega)),
+            _ => None,
+        };
+        let score =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.window(scale, w)))
+                .map_err(|payload| {
+                    ScorerFailed(format!(
+                        "panic on the window at {}: {}",
+                        format_ts(start),
+                        panic_text(payload.as_ref())
+                    ))
+                })?;
         if let (Some(h), Some(mut row)) = (self.history.as_mut(), row) {
+            let threshold = self.detector.scales.get(scale).map(|sc| sc.threshold);
             row.score = score;
-            row.alerted = score.is_some_and(|s| s > self.detector.threshold);
+            row.alerted = score.zip(threshold).is_some_and(|(s, t)| s > t);
             h.record(row);
         }
         Ok(())
@@ -296,7 +312,7 @@ impl Scorer {
                 } = *reload;
                 let new = Box::new(new);
                 let same_model = new.context.model_id == self.detector.context.model_id
-                    && new.threshold == self.detector.threshold;
+                    && new.thresholds() == self.detector.thresholds();
                 if same_model {
                     // A routine reload (logrotate): keep the three-window run and the open
                     // incident, take the other settings.
@@ -312,17 +328,16 @@ impl Scorer {
                     self.end_incident(EndReason::SequenceBreak);
                     self.detector = *new;
                     self.reloads += 1;
-                    self.tracker =
-                        IncidentTracker::new(self.detector.incident, incident_prefix(self.reloads));
-                    self.metrics.set_model(
-                        &self.detector.context.model_id,
-                        self.detector.context.omega,
-                        self.detector.threshold,
+                    self.tracker = IncidentTracker::new(
+                        self.detector.incident,
+                        &self.detector.context.omegas,
+                        incident_prefix(self.reloads),
                     );
+                    self.detector.publish(&self.metrics);
                 }
                 tracing::info!(
                     model_id = %self.detector.context.model_id,
-                    threshold = self.detector.threshold,
+                    thresholds = ?self.detector.thresholds(),
                     model_changed = !same_model,
                     "settings reloaded"
                 );
@@ -409,8 +424,9 @@ impl Scorer {
         }
     }
 
-    /// One closed window: score it, update the incident, write events; its score, if any.
-    fn window(&mut self, w: Window) -> Option<f64> {
+    /// One closed window of scale `scale`: score it, update the incident, write events; its
+    /// score, if any.
+    fn window(&mut self, scale: usize, w: Window) -> Option<f64> {
         // A window comes every ω: retry events the alert log could not take.
         if let Some(report) = self.log.retry(Instant::now()) {
             self.after_log(report);
@@ -420,10 +436,13 @@ impl Scorer {
         if self.panic_at_window == Some(self.windows) {
             panic!("injected fault (NETANOM_FAULT_INJECT)");
         }
+        let Some(sc) = self.detector.scales.get_mut(scale) else {
+            tracing::error!(scale, "window of an unknown scale dropped");
+            return None;
+        };
         let start_ns = w.start_ns;
         let started = Instant::now();
-        let scored = self.detector.stage.push(w);
-        let score = match scored {
+        let score = match sc.stage.push(w) {
             Ok(scored) => {
                 // Alive means windows really get through the model (the watchdog follows this).
                 self.health.beat();
@@ -440,34 +459,31 @@ impl Scorer {
             }
         };
         self.scored += 1;
-        if let Some(w) = self.detector.stage.last() {
-            let d = &self.detector;
-            let outside = w
-                .features
-                .iter()
-                .zip(d.min.iter().zip(&d.max))
-                .filter(|(v, (lo, hi))| *v < lo || *v > hi)
-                .count();
-            self.metrics.record_drift(outside);
+        let sc = &self.detector.scales[scale];
+        if scale == 0 {
+            if let Some(w) = sc.stage.last() {
+                self.metrics.record_drift(sc.features_outside(w));
+            }
         }
-        let threshold = self.detector.threshold;
         self.metrics
-            .record_score(score, threshold, started.elapsed());
+            .record_score(sc.omega, scale == 0, score, sc.threshold, started.elapsed());
         let d = &self.detector;
-        let recent = d.stage.recent();
+        let sc = &d.scales[scale];
+        let recent = sc.stage.recent();
         let Some(w) = recent.back() else {
             return Some(score);
         };
         let scored = ScoredWindow {
+            scale,
             start_ns: w.start_ns,
             end_ns: w.end_ns,
             score,
-            threshold,
+            threshold: sc.threshold,
         };
         // The score covers three windows: explain the one that left the training range most.
         let explain = || {
-            let w = most_deviant(recent, &d.min, &d.max);
-            Explanation::of(w, &d.min, &d.max, d.top_features)
+            let w = most_deviant(recent, &sc.min, &sc.max);
+            Explanation::of(w, &sc.min, &sc.max, d.top_features)
         };
         let event = self.tracker.observe(scored, explain);
         self.metrics

@@ -6,8 +6,12 @@
 //! - No incident open, alerting window: an incident opens at that window. It is reported with a
 //!   [`IncidentEvent::Start`] once it has `min_windows` alerting windows (1: at once).
 //! - Incident open, alerting window: counted; the peak score (and its window's payload) kept.
-//! - Incident open, `cooldown_windows` consecutive windows at or below the threshold: the
-//!   incident ends with [`IncidentEvent::End`] (reason `cooldown`). A shorter dip keeps it open.
+//! - Incident open, quiet: the incident ends with [`IncidentEvent::End`] (reason `cooldown`)
+//!   once every scale has seen `cooldown_windows` × ω_longest of time at or below its threshold
+//!   after the last alerting window (of any scale). With one scale that is `cooldown_windows`
+//!   consecutive calm windows, as in the paper's setting; a shorter dip keeps it open. With
+//!   several scales (`0.5,5`), the long windows see a slow scan or a flood's dips as one run, so
+//!   the short windows' alerts that belong to it join one incident.
 //!   An incident that ends before it was reported (fewer than `min_windows` alerting windows)
 //!   is dropped silently and counted in [`IncidentTracker::suppressed`].
 //! - [`IncidentTracker::flush`] ends an open incident now (shutdown, or a break in the window
@@ -18,6 +22,8 @@
 //! window becomes the new peak, so calm windows cost nothing.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::window::Omega;
 
 /// Settings of the state machine (`[alerts]` in the settings file).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +46,8 @@ impl Default for IncidentConfig {
 /// One scored window, as the state machine sees it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScoredWindow {
+    /// Index of its scale (0: the shortest ω; always 0 with one scale).
+    pub scale: usize,
     /// Window start, ns since the epoch.
     pub start_ns: i64,
     /// Window end (exclusive), ns since the epoch.
@@ -53,6 +61,28 @@ impl ScoredWindow {
     pub fn is_alerting(&self) -> bool {
         self.score > self.threshold
     }
+
+    /// True when this window is further over its threshold than `other` is over its own
+    /// (score / threshold; the plain score when the thresholds are equal).
+    fn exceeds(&self, other: &ScoredWindow) -> bool {
+        if self.threshold == other.threshold || !(self.threshold > 0.0 && other.threshold > 0.0) {
+            return self.score > other.score;
+        }
+        self.score * other.threshold > other.score * self.threshold
+    }
+}
+
+/// What an incident holds of one scale.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScaleSummary {
+    /// The scale's ω.
+    pub omega: Omega,
+    /// Its alerting windows in the incident.
+    pub alerting_windows: u64,
+    /// Its highest score in the incident (NaN before its first alerting window).
+    pub peak_score: f64,
+    /// Its threshold.
+    pub threshold: f64,
 }
 
 /// Why an incident ended (`incident.end_reason` in the alert log).
@@ -82,15 +112,24 @@ pub struct IncidentSummary {
     pub start_ns: i64,
     /// End of the last alerting window so far, ns since the epoch.
     pub last_alert_end_ns: i64,
-    /// Alerting windows so far.
+    /// Alerting windows so far, all scales together.
     pub alerting_windows: u64,
-    /// Windows from the first to the last alerting one, both included (dips count).
+    /// Windows of the shortest ω from the first to the last alerting one, both included (dips
+    /// count).
     pub span_windows: u64,
-    /// The window with the highest score (the first of equal ones).
+    /// The window furthest over its threshold (the first of equal ones); with one scale, the
+    /// highest score.
     pub peak: ScoredWindow,
+    /// Per scale, shortest ω first: what each saw of the incident.
+    pub scales: Vec<ScaleSummary>,
 }
 
 impl IncidentSummary {
+    /// The window lengths that alerted in this incident, shortest first.
+    pub fn alerting_scales(&self) -> impl Iterator<Item = &ScaleSummary> {
+        self.scales.iter().filter(|s| s.alerting_windows > 0)
+    }
+
     /// From the start of the first alerting window to the end of the last one, seconds.
     pub fn duration_s(&self) -> f64 {
         (self.last_alert_end_ns - self.start_ns) as f64 / 1e9
@@ -119,9 +158,6 @@ pub enum IncidentEvent<P> {
 struct Open<P> {
     summary: IncidentSummary,
     peak_payload: P,
-    /// Windows seen since the incident opened, the first alerting one included.
-    seen: u64,
-    calm_streak: u32,
     reported: bool,
     last: ScoredWindow,
 }
@@ -129,6 +165,10 @@ struct Open<P> {
 /// The state machine. One per scorer; not shared between threads.
 pub struct IncidentTracker<P = ()> {
     config: IncidentConfig,
+    /// ω of each scale, shortest first.
+    omegas: Vec<Omega>,
+    /// End of the last window each scale observed, ns (`i64::MIN` before its first).
+    seen_until: Vec<i64>,
     id_prefix: String,
     reported: u64,
     suppressed: u64,
@@ -147,20 +187,30 @@ pub fn default_id_prefix(start: SystemTime) -> String {
 }
 
 impl<P> IncidentTracker<P> {
-    /// A tracker whose incident ids are `<id_prefix>-1`, `<id_prefix>-2`, …
+    /// A tracker over windows of the scales `omegas` (shortest first; one for the paper's
+    /// method) whose incident ids are `<id_prefix>-1`, `<id_prefix>-2`, …
     /// Values below 1 in `config` are taken as 1.
-    pub fn new(config: IncidentConfig, id_prefix: impl Into<String>) -> Self {
+    pub fn new(config: IncidentConfig, omegas: &[Omega], id_prefix: impl Into<String>) -> Self {
         IncidentTracker {
             config: IncidentConfig {
                 cooldown_windows: config.cooldown_windows.max(1),
                 min_windows: config.min_windows.max(1),
             },
+            omegas: omegas.to_vec(),
+            seen_until: vec![i64::MIN; omegas.len()],
             id_prefix: id_prefix.into(),
             reported: 0,
             suppressed: 0,
             suppressed_taken: 0,
             open: None,
         }
+    }
+
+    /// Calm time after the last alert that ends an incident, ns: `cooldown_windows` windows of
+    /// the longest scale.
+    fn cooldown_ns(&self) -> i64 {
+        let longest = self.omegas.last().map_or(0, |o| o.nanos());
+        longest.saturating_mul(i64::from(self.config.cooldown_windows))
     }
 
     /// The configuration in force.
@@ -176,17 +226,39 @@ impl<P> IncidentTracker<P> {
         };
     }
 
-    /// Feeds the next scored window; `payload` is called only if this window becomes the
-    /// peak of an incident.
+    /// Feeds the next scored window of scale `w.scale`; `payload` is called only if this window
+    /// becomes the peak of an incident.
     pub fn observe(
         &mut self,
         w: ScoredWindow,
         payload: impl FnOnce() -> P,
     ) -> Option<IncidentEvent<P>> {
         let alerting = w.is_alerting();
+        if let Some(seen) = self.seen_until.get_mut(w.scale) {
+            // In time order within a scale; a new timeline (after a flush) starts over.
+            *seen = w.end_ns;
+        }
         let Some(open) = self.open.as_mut() else {
             if !alerting {
                 return None;
+            }
+            let mut scales: Vec<ScaleSummary> = self
+                .omegas
+                .iter()
+                .map(|&omega| ScaleSummary {
+                    omega,
+                    alerting_windows: 0,
+                    peak_score: f64::NAN,
+                    threshold: f64::NAN,
+                })
+                .collect();
+            if let Some(s) = scales.get_mut(w.scale) {
+                *s = ScaleSummary {
+                    alerting_windows: 1,
+                    peak_score: w.score,
+                    threshold: w.threshold,
+                    ..*s
+                };
             }
             self.open = Some(Open {
                 summary: IncidentSummary {
@@ -197,38 +269,56 @@ impl<P> IncidentTracker<P> {
                     alerting_windows: 1,
                     span_windows: 1,
                     peak: w,
+                    scales,
                 },
                 peak_payload: payload(),
-                seen: 1,
-                calm_streak: 0,
                 reported: false,
                 last: w,
             });
+            let shortest = self.shortest_ns();
+            if let Some(open) = self.open.as_mut() {
+                open.summary.span_windows = span(&open.summary, shortest);
+            }
             return self.report_if_due(w);
         };
-        open.seen += 1;
         open.last = w;
         if alerting {
-            open.calm_streak = 0;
             let s = &mut open.summary;
             s.alerting_windows += 1;
-            s.span_windows = open.seen;
-            s.last_alert_end_ns = w.end_ns;
-            if w.score > s.peak.score {
+            s.start_ns = s.start_ns.min(w.start_ns);
+            s.last_alert_end_ns = s.last_alert_end_ns.max(w.end_ns);
+            if let Some(sc) = s.scales.get_mut(w.scale) {
+                sc.alerting_windows += 1;
+                sc.threshold = w.threshold;
+                if sc.peak_score.is_nan() || w.score > sc.peak_score {
+                    sc.peak_score = w.score;
+                }
+            }
+            if w.exceeds(&s.peak) {
                 s.peak = w;
                 open.peak_payload = payload();
             }
+            let shortest = self.shortest_ns();
+            if let Some(open) = self.open.as_mut() {
+                open.summary.span_windows = span(&open.summary, shortest);
+            }
             return self.report_if_due(w);
         }
-        open.calm_streak += 1;
-        if open.calm_streak >= self.config.cooldown_windows {
+        let quiet_until = open.summary.last_alert_end_ns + self.cooldown_ns();
+        if self.seen_until.iter().all(|&seen| seen >= quiet_until) {
             return self.close(EndReason::Cooldown);
         }
         None
     }
 
+    /// ω of the shortest scale, ns.
+    fn shortest_ns(&self) -> i64 {
+        self.omegas.first().map_or(1, |o| o.nanos())
+    }
+
     /// Ends the open incident now, if any; `None` when there is none or it was never reported.
     pub fn flush(&mut self, reason: EndReason) -> Option<IncidentEvent<P>> {
+        self.seen_until.fill(i64::MIN);
         self.close(reason)
     }
 
@@ -262,6 +352,11 @@ impl<P> IncidentTracker<P> {
         new
     }
 
+    /// ω of each scale, shortest first.
+    pub fn omegas(&self) -> &[Omega] {
+        &self.omegas
+    }
+
     fn report_if_due(&mut self, w: ScoredWindow) -> Option<IncidentEvent<P>> {
         let open = self.open.as_mut()?;
         if open.reported || open.summary.alerting_windows < u64::from(self.config.min_windows) {
@@ -292,6 +387,13 @@ impl<P> IncidentTracker<P> {
     }
 }
 
+/// Windows of `shortest_ns` from the incident's start to the end of its last alert.
+fn span(s: &IncidentSummary, shortest_ns: i64) -> u64 {
+    let ns = s.last_alert_end_ns.saturating_sub(s.start_ns).max(0);
+    let d = shortest_ns.max(1);
+    u64::try_from((ns + d - 1) / d).unwrap_or(0).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +404,7 @@ mod tests {
     /// Window k of 10 s with score `score`.
     fn win(k: i64, score: f64) -> ScoredWindow {
         ScoredWindow {
+            scale: 0,
             start_ns: k * 10 * S,
             end_ns: (k + 1) * 10 * S,
             score,
@@ -328,6 +431,7 @@ mod tests {
                 cooldown_windows: cooldown,
                 min_windows: min,
             },
+            &[Omega::from_micros(10_000_000).unwrap()],
             "t",
         )
     }
@@ -528,5 +632,113 @@ mod tests {
     fn id_prefix_from_start_time() {
         let t = UNIX_EPOCH + std::time::Duration::from_secs(0x6b0c_1e8b);
         assert_eq!(default_id_prefix(t), "6b0c1e8b");
+    }
+
+    /// Window k of scale `scale` (ω = `omega_s` seconds) with `score`.
+    fn swin(scale: usize, omega_s: i64, k: i64, score: f64) -> ScoredWindow {
+        ScoredWindow {
+            scale,
+            start_ns: k * omega_s * S,
+            end_ns: (k + 1) * omega_s * S,
+            score,
+            threshold: T,
+        }
+    }
+
+    /// Feeds 1 s and 10 s windows in the order a decode closes them: the 10 s window after the
+    /// ten 1 s windows it covers. `short(k)`, `long(k)`: the scores of window k.
+    fn two_scales(
+        tr: &mut IncidentTracker<i64>,
+        seconds: i64,
+        short: impl Fn(i64) -> f64,
+        long: impl Fn(i64) -> f64,
+    ) -> Vec<(i64, IncidentEvent<i64>)> {
+        let mut out = Vec::new();
+        for k in 0..seconds {
+            if let Some(e) = tr.observe(swin(0, 1, k, short(k)), || k) {
+                out.push((k, e));
+            }
+            if (k + 1) % 10 == 0 {
+                let j = k / 10;
+                if let Some(e) = tr.observe(swin(1, 10, j, long(j)), || 1000 + j) {
+                    out.push((k, e));
+                }
+            }
+        }
+        out
+    }
+
+    fn scales_tracker() -> IncidentTracker<i64> {
+        IncidentTracker::new(
+            IncidentConfig::default(),
+            &[
+                Omega::from_micros(1_000_000).unwrap(),
+                Omega::from_micros(10_000_000).unwrap(),
+            ],
+            "m",
+        )
+    }
+
+    #[test]
+    fn a_slow_scan_the_long_windows_see_is_one_incident_across_scales() {
+        let mut tr = scales_tracker();
+        // 60 s of scan from t = 100 s: the 1 s windows alert every third second only (7
+        // incidents on their own), the 10 s windows alert throughout.
+        let scan = |t: i64| (100..160).contains(&t);
+        let ev = two_scales(
+            &mut tr,
+            300,
+            |k| if scan(k) && k % 3 == 0 { 3.0 } else { 0.1 },
+            |j| if scan(j * 10) { 2.0 } else { 0.1 },
+        );
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        let (inc, w) = start_of(&ev[0].1);
+        assert_eq!(
+            (ev[0].0, w.scale),
+            (102, 0),
+            "the first short alert reports it"
+        );
+        assert_eq!(inc.id, "m-1");
+        let (inc, reason, _, payload) = end_of(&ev[1].1);
+        assert_eq!(reason, EndReason::Cooldown);
+        assert_eq!(
+            inc.start_ns,
+            100 * S,
+            "the long window that starts the scan"
+        );
+        assert_eq!(inc.last_alert_end_ns, 160 * S);
+        assert_eq!(inc.alerting_windows, 20 + 6);
+        let scales: Vec<_> = inc.alerting_scales().map(|s| s.alerting_windows).collect();
+        assert_eq!(scales, vec![20, 6]);
+        assert_eq!(inc.scales[0].peak_score, 3.0);
+        assert_eq!(inc.span_windows, 60);
+        assert_eq!(
+            payload, 102,
+            "the peak is the furthest over its threshold: 3.0 at 1 s"
+        );
+        // Ends once both scales have been calm for 3 long windows (30 s) after 160 s.
+        assert_eq!(ev[1].0, 189);
+    }
+
+    #[test]
+    fn attacks_far_apart_stay_separate_incidents_across_scales() {
+        let mut tr = scales_tracker();
+        let ev = two_scales(
+            &mut tr,
+            300,
+            |k| if k == 20 || k == 200 { 5.0 } else { 0.1 },
+            |_| 0.1,
+        );
+        let ids: Vec<_> = ev
+            .iter()
+            .filter_map(|(_, e)| match e {
+                IncidentEvent::Start { incident, .. } => Some(incident.id.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, ["m-1", "m-2"]);
+        assert_eq!(ev.len(), 4);
+        let (inc, _, _, _) = end_of(&ev[1].1);
+        assert_eq!(inc.alerting_scales().count(), 1);
     }
 }

@@ -12,9 +12,75 @@ use std::collections::VecDeque;
 
 use crate::model::lstm::LstmAutoencoder;
 use crate::model::normalize::MinMax;
-use crate::model::{Bundle, ModelError, Run, SEQ_LEN};
+use crate::model::{Bundle, ModelError, ModelSet, Run, SEQ_LEN};
 use crate::window::features::{FeatureVector, NUM_FEATURES};
-use crate::window::Window;
+use crate::window::{Omega, Window};
+
+/// One scale of a model set: its window length, scoring stage and threshold.
+pub struct Scale {
+    /// The scale's ω.
+    pub omega: Omega,
+    /// Its bundle's id.
+    pub model_id: String,
+    /// Sequence rule, ring and model.
+    pub stage: ScoringStage,
+    /// Alert threshold: a window alerts when its score is above it.
+    pub threshold: f64,
+    /// Training minima and maxima (to explain alerts, to count drift).
+    pub min: Vec<f64>,
+    pub max: Vec<f64>,
+}
+
+/// A threshold given by hand cannot apply to several scales at once.
+#[derive(Debug, thiserror::Error)]
+#[error("a threshold of {threshold} was given, but the model set has {count} window lengths ({scales} s), each with its own threshold: leave the threshold out (or use one scale, e.g. --model DIR/omega-<ω>s)")]
+pub struct ThresholdForScales {
+    pub threshold: f64,
+    pub count: usize,
+    pub scales: String,
+}
+
+impl Scale {
+    /// The scales of a model set, shortest ω first; `threshold` overrides a one-scale set's.
+    pub fn from_set(
+        set: ModelSet,
+        threshold: Option<f64>,
+    ) -> Result<Vec<Scale>, ThresholdForScales> {
+        if let (Some(threshold), true) = (threshold, set.is_multi_scale()) {
+            return Err(ThresholdForScales {
+                threshold,
+                count: set.bundles().len(),
+                scales: set.scales().to_string(),
+            });
+        }
+        Ok(set
+            .into_bundles()
+            .into_iter()
+            .map(|b| Scale::from_bundle(b, threshold))
+            .collect())
+    }
+
+    /// One scale from a bundle; `threshold` overrides the bundle's.
+    pub fn from_bundle(bundle: Bundle, threshold: Option<f64>) -> Scale {
+        Scale {
+            omega: bundle.omega(),
+            model_id: bundle.model_id().to_string(),
+            threshold: threshold.unwrap_or_else(|| bundle.threshold()),
+            min: bundle.normalizer.min().to_vec(),
+            max: bundle.normalizer.max().to_vec(),
+            stage: ScoringStage::from_bundle(bundle),
+        }
+    }
+
+    /// Features of `w` outside this scale's training range (drift).
+    pub fn features_outside(&self, w: &Window) -> usize {
+        w.features
+            .iter()
+            .zip(self.min.iter().zip(&self.max))
+            .filter(|(v, (lo, hi))| *v < lo || *v > hi)
+            .count()
+    }
+}
 
 /// What scoring one window gave.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -10,11 +10,12 @@
 //! # fn f(windows: Vec<WindowEval>) -> Result<(), Box<dyn std::error::Error>> {
 //! let labels = Labels::from_path("LABELS.csv")?;
 //! // ... per packet: counter.observe(&labels, ts_ns, src, dst); per window: counter.take() ...
-//! let report = evaluate_and_report("out".as_ref(), &windows, &labels, &EvalConfig::new(0.5))?;
+//! let report = evaluate_and_report("out".as_ref(), &windows, &labels, &EvalConfig::new(0.5), &Extras::default())?;
 //! println!("{}", report.summary);
 //! # Ok(()) }
 //! ```
 
+pub mod incidents;
 pub mod labels;
 pub mod metrics;
 pub mod plot;
@@ -22,6 +23,7 @@ pub mod report;
 
 use std::path::{Path, PathBuf};
 
+pub use incidents::{evaluate_incidents, AttackIncidents, IncidentEvaluation, IncidentRecord};
 pub use labels::{AttackSpan, LabelCounter, Labels, LabelsError, LABELS_HEADER};
 pub use metrics::{
     evaluate, AttackDetection, BestF1, Confusion, EvalConfig, Evaluation, MetricsError, PEval,
@@ -83,6 +85,16 @@ pub struct Report {
     pub files: ReportFiles,
 }
 
+/// What a report holds besides the paper's window metrics of the (shortest) scale.
+#[derive(Clone, Debug, Default)]
+pub struct Extras {
+    /// Incident metrics (`incidents` in metrics.json; incidents marked on the score plot).
+    pub incidents: Option<IncidentEvaluation>,
+    /// Window metrics of the longer scales: (ω in seconds, evaluation) (`scales` in
+    /// metrics.json).
+    pub scales: Vec<(f64, Evaluation)>,
+}
+
 /// Evaluates `windows` against `labels` and writes the whole report into `dir` (created
 /// when missing): metrics.json, roc.csv, roc.png, roc.svg, score.png, score.svg.
 pub fn evaluate_and_report(
@@ -90,18 +102,27 @@ pub fn evaluate_and_report(
     windows: &[WindowEval],
     labels: &Labels,
     cfg: &EvalConfig,
+    extras: &Extras,
 ) -> Result<Report, EvalError> {
     let evaluation = evaluate(windows, labels.names(), cfg)?;
     std::fs::create_dir_all(dir).map_err(|source| EvalError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
-    let metrics_json = report::write_metrics_json(dir, &evaluation)?;
+    let metrics_json = report::write_metrics_json(dir, &evaluation, extras)?;
     let roc_csv = report::write_roc_csv(dir, &evaluation)?;
     let [roc_png, roc_svg] = plot::write_roc_plots(dir, &evaluation)?;
+    let incident_spans: Vec<(f64, f64)> = extras
+        .incidents
+        .iter()
+        .flat_map(|e| e.list.iter().map(|i| (i.start, i.end)))
+        .collect();
     let [score_png, score_svg] =
-        plot::write_score_plots(dir, windows, &evaluation, labels.spans())?;
-    let summary = report::summary_table(&evaluation);
+        plot::write_score_plots(dir, windows, &evaluation, labels.spans(), &incident_spans)?;
+    let mut summary = report::summary_table(&evaluation);
+    if let Some(i) = &extras.incidents {
+        summary.push_str(&report::incident_table(i));
+    }
     Ok(Report {
         evaluation,
         summary,
@@ -176,7 +197,14 @@ mod tests {
         let (labels, windows) = synthetic();
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("report");
-        let r = evaluate_and_report(&out, &windows, &labels, &EvalConfig::new(1.0)).unwrap();
+        let r = evaluate_and_report(
+            &out,
+            &windows,
+            &labels,
+            &EvalConfig::new(1.0),
+            &Extras::default(),
+        )
+        .unwrap();
         for p in r.files.all() {
             let len = std::fs::metadata(p).unwrap().len();
             assert!(len > 1000, "{} is only {len} bytes", p.display());
@@ -230,11 +258,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
         std::fs::write(&file, "x").unwrap();
-        let e = evaluate_and_report(&file.join("sub"), &windows, &labels, &EvalConfig::new(1.0))
-            .unwrap_err();
+        let e = evaluate_and_report(
+            &file.join("sub"),
+            &windows,
+            &labels,
+            &EvalConfig::new(1.0),
+            &Extras::default(),
+        )
+        .unwrap_err();
         assert!(matches!(e, EvalError::Io { .. }), "{e}");
-        let e = evaluate_and_report(dir.path(), &windows, &labels, &EvalConfig::new(f64::NAN))
-            .unwrap_err();
+        let e = evaluate_and_report(
+            dir.path(),
+            &windows,
+            &labels,
+            &EvalConfig::new(f64::NAN),
+            &Extras::default(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("threshold is NaN"));
     }
 }

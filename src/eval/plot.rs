@@ -84,6 +84,7 @@ pub fn write_score_plots(
     windows: &[WindowEval],
     eval: &Evaluation,
     spans: &[AttackSpan],
+    incidents: &[(f64, f64)],
 ) -> Result<[PathBuf; 2], EvalError> {
     let png = dir.join("score.png");
     let svg = dir.join("score.svg");
@@ -94,6 +95,7 @@ pub fn write_score_plots(
             &data,
             eval,
             spans,
+            incidents,
         )
     })?;
     render(&svg, |p| {
@@ -102,6 +104,7 @@ pub fn write_score_plots(
             &data,
             eval,
             spans,
+            incidents,
         )
     })?;
     Ok([png, svg])
@@ -329,8 +332,9 @@ fn draw_score<DB: DrawingBackend>(
     data: &ScoreData,
     eval: &Evaluation,
     spans: &[AttackSpan],
+    incidents: &[(f64, f64)],
 ) -> Result<(), String> {
-    draw_score_inner(&root, data, eval, spans).map_err(|e| e.to_string())?;
+    draw_score_inner(&root, data, eval, spans, incidents).map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -339,6 +343,7 @@ fn draw_score_inner<DB: DrawingBackend>(
     data: &ScoreData,
     eval: &Evaluation,
     spans: &[AttackSpan],
+    incidents: &[(f64, f64)],
 ) -> DrawResult<DB> {
     root.fill(&WHITE)?;
     let title = if data.scored == 0 {
@@ -422,6 +427,27 @@ fn draw_score_inner<DB: DrawingBackend>(
             .legend(move |(x, y)| {
                 Rectangle::new([(x, y - 6), (x + 24, y + 6)], colour.mix(0.3).filled())
             });
+    }
+
+    // Incidents: a bar along the top of the plot from each one's start to its end.
+    if !incidents.is_empty() {
+        let band_lo = (ylo.ln() + 0.94 * (yhi.ln() - ylo.ln())).exp();
+        let purple = RGBColor(110, 40, 160);
+        let bars: Vec<_> = incidents
+            .iter()
+            .filter_map(|&(a, b)| {
+                let (a, b) = (to_x(a).max(x0), to_x(b).min(x1));
+                if a > b {
+                    return None;
+                }
+                let b = b.max(a + min_w);
+                Some(Rectangle::new([(a, band_lo), (b, yhi)], purple.filled()))
+            })
+            .collect();
+        chart
+            .draw_series(bars)?
+            .label(format!("incident ({})", incidents.len()))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 24, y + 6)], purple.filled()));
     }
 
     let line = SCORE_COLOUR.stroke_width(1);
@@ -592,7 +618,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let e = evaluate(&[], &[], &EvalConfig::new(0.5)).unwrap();
         write_roc_plots(dir.path(), &e).unwrap();
-        write_score_plots(dir.path(), &[], &e, &[]).unwrap();
+        write_score_plots(dir.path(), &[], &e, &[], &[]).unwrap();
         let one = [WindowEval {
             start_ns: 5,
             end_ns: 5,
@@ -611,7 +637,7 @@ mod tests {
             line: 2,
         };
         write_roc_plots(dir.path(), &e).unwrap();
-        write_score_plots(dir.path(), &one, &e, &[span]).unwrap();
+        write_score_plots(dir.path(), &one, &e, &[span], &[(0.0, 1.0)]).unwrap();
         for f in ["roc.png", "roc.svg", "score.png", "score.svg"] {
             assert!(
                 std::fs::metadata(dir.path().join(f)).unwrap().len() > 500,

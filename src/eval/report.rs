@@ -135,19 +135,78 @@ fn num(x: Option<f64>) -> Value {
 }
 
 /// Writes `dir/metrics.json` (pretty-printed) and returns its path.
-pub fn write_metrics_json(dir: &Path, e: &Evaluation) -> Result<PathBuf, EvalError> {
+pub fn write_metrics_json(
+    dir: &Path,
+    e: &Evaluation,
+    extras: &super::Extras,
+) -> Result<PathBuf, EvalError> {
     let path = dir.join("metrics.json");
-    let mut text =
-        serde_json::to_string_pretty(&metrics_json(e)).map_err(|source| EvalError::Json {
-            path: path.clone(),
-            source,
-        })?;
+    let mut value = metrics_json(e);
+    if let Value::Object(map) = &mut value {
+        if let Some(i) = &extras.incidents {
+            map.insert(
+                "incidents".into(),
+                serde_json::to_value(i).unwrap_or(Value::Null),
+            );
+        }
+        if !extras.scales.is_empty() {
+            let scales: Map<String, Value> = extras
+                .scales
+                .iter()
+                .map(|(omega, ev)| {
+                    let m = metrics_json(ev);
+                    (
+                        omega.to_string(),
+                        json!({"auc_by_p": m["auc_by_p"], "at_threshold": m["at_threshold"], "threshold": m["threshold"], "windows": m["windows"]}),
+                    )
+                })
+                .collect();
+            map.insert("scales".into(), Value::Object(scales));
+        }
+    }
+    let mut text = serde_json::to_string_pretty(&value).map_err(|source| EvalError::Json {
+        path: path.clone(),
+        source,
+    })?;
     text.push('\n');
     std::fs::write(&path, text).map_err(|source| EvalError::Io {
         path: path.clone(),
         source,
     })?;
     Ok(path)
+}
+
+/// The incident metrics as lines under the window table.
+pub fn incident_table(i: &super::IncidentEvaluation) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "\nincidents: {} ({} overlap a labelled attack, {} false alarms); attacks detected: {} of {}; incidents per detected attack: {}; mean time to first alert: {}",
+        i.incidents,
+        i.true_incidents,
+        i.false_alarms,
+        i.attacks_detected,
+        i.attacks,
+        i.incidents_per_attack.map_or("-".into(), |v| format!("{v:.2}")),
+        i.mean_time_to_first_alert_s.map_or("-".into(), |v| format!("{v:.1} s")),
+    );
+    let _ = writeln!(
+        t,
+        "{:<24} {:>9} {:>16} {:>9}",
+        "attack", "incidents", "first alert (s)", "flagged"
+    );
+    for a in &i.per_attack {
+        let _ = writeln!(
+            t,
+            "{:<24} {:>9} {:>16} {:>8.0}%",
+            a.name,
+            a.incidents,
+            a.time_to_first_alert_s
+                .map_or("-".into(), |v| format!("{v:.1}")),
+            a.flagged_fraction * 100.0
+        );
+    }
+    t
 }
 
 /// Writes `dir/roc.csv`: `p,min_alerted_score,fpr,tpr,tp,fp`, one row per ROC point (the
@@ -379,7 +438,7 @@ mod tests {
     fn files_and_summary() {
         let e = small();
         let dir = tempfile::tempdir().unwrap();
-        let p = write_metrics_json(dir.path(), &e).unwrap();
+        let p = write_metrics_json(dir.path(), &e, &crate::eval::Extras::default()).unwrap();
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert_eq!(v, metrics_json(&e));
         let p = write_roc_csv(dir.path(), &e).unwrap();

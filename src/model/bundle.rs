@@ -449,6 +449,14 @@ impl Bundle {
     }
 }
 
+/// The model id recorded in `dir/model.json` (after a save, the hash of the weights written).
+pub fn read_model_id(dir: &Path) -> Result<String, BundleError> {
+    let meta_path = dir.join(META_FILE);
+    let json = read_file(&meta_path, "model description (JSON metadata)")?;
+    let (meta, _, _) = parse_meta(&json, &meta_path, None)?;
+    Ok(meta.model_id)
+}
+
 /// Reads a bundle file; a missing one is [`BundleError::MissingFile`] naming `what` it holds.
 fn read_file(path: &Path, what: &'static str) -> Result<Vec<u8>, BundleError> {
     fs::read(path).map_err(|source| {

@@ -13,6 +13,8 @@
 pub mod bundle;
 pub mod lstm;
 pub mod normalize;
+pub mod set;
+pub mod store;
 pub mod train;
 
 use std::sync::Once;
@@ -20,6 +22,8 @@ use std::sync::Once;
 pub use bundle::{Bundle, BundleError, ModelMeta};
 pub use lstm::{Architecture, LstmAutoencoder};
 pub use normalize::{MinMax, NormalizeError};
+pub use set::ModelSet;
+pub use store::ModelStore;
 pub use train::{train, train_segments, EpochStats, ThresholdRule, TrainOptions, TrainedModel};
 
 use crate::window::features::{FeatureVector, NUM_FEATURES};

@@ -31,7 +31,8 @@ use crate::window::features::{FeatureVector, FEATURE_NAMES, NUM_FEATURES};
 use crate::window::{Omega, Talkers, Window};
 
 /// Version of the event schema; bumped on an incompatible change.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2: `model.scales`, `incident.scales` (several window lengths, one incident across them).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `event_type` of an alert event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -211,8 +212,15 @@ pub struct AlertContext {
     pub host: String,
     /// The model bundle's id.
     pub model_id: String,
-    /// The model's ω.
-    pub omega: Omega,
+    /// The model set's window lengths, shortest first (one for the paper's method).
+    pub omegas: Vec<Omega>,
+}
+
+impl AlertContext {
+    /// ω of scale `scale` (the shortest if out of range).
+    fn omega(&self, scale: usize) -> Option<Omega> {
+        self.omegas.get(scale).or(self.omegas.first()).copied()
+    }
 }
 
 /// A window's span.
@@ -240,8 +248,20 @@ impl WindowSpan {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ModelRef {
     pub id: String,
-    /// ω in seconds.
+    /// ω in seconds of the scale that scored `window`.
     pub omega_s: f64,
+    /// Every window length the model runs, seconds, shortest first.
+    pub scales: Vec<f64>,
+}
+
+/// One entry of `incident.scales`: a window length that alerted in the incident.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScaleRef {
+    pub omega_s: f64,
+    /// Its alerting windows.
+    pub windows: u64,
+    pub peak_score: f64,
+    pub threshold: f64,
 }
 
 /// `incident` object.
@@ -265,8 +285,10 @@ pub struct IncidentRef {
     pub peak_window: WindowSpan,
     /// Alerting windows so far.
     pub windows: u64,
-    /// Windows from the first to the last alerting one (short dips included).
+    /// Windows of the shortest ω from the first to the last alerting one (short dips included).
     pub span_windows: u64,
+    /// The window lengths that saw it, shortest first.
+    pub scales: Vec<ScaleRef>,
 }
 
 /// One line of the alert log.
@@ -309,7 +331,8 @@ impl AlertEvent {
             threshold: w.threshold,
             model: ModelRef {
                 id: ctx.model_id.clone(),
-                omega_s: ctx.omega.secs_f64(),
+                omega_s: ctx.omega(w.scale).map_or(f64::NAN, Omega::secs_f64),
+                scales: ctx.omegas.iter().map(|o| o.secs_f64()).collect(),
             },
             incident: inc,
             top_features: ex.top_features.clone(),
@@ -330,6 +353,15 @@ impl AlertEvent {
             peak_window: WindowSpan::new(inc.peak.start_ns, inc.peak.end_ns),
             windows: inc.alerting_windows,
             span_windows: inc.span_windows,
+            scales: inc
+                .alerting_scales()
+                .map(|s| ScaleRef {
+                    omega_s: s.omega.secs_f64(),
+                    windows: s.alerting_windows,
+                    peak_score: s.peak_score,
+                    threshold: s.threshold,
+                })
+                .collect(),
         }
     }
 
@@ -770,7 +802,7 @@ mod tests {
         AlertContext {
             host: "tap-01".into(),
             model_id: "m-2026-11".into(),
-            omega: Omega::from_micros(30_000_000).unwrap(),
+            omegas: vec![Omega::from_micros(30_000_000).unwrap()],
         }
     }
 
@@ -778,7 +810,7 @@ mod tests {
     fn events() -> (AlertEvent, AlertEvent) {
         let (min, max) = ranges();
         let mut tr: IncidentTracker<Explanation> =
-            IncidentTracker::new(IncidentConfig::default(), "abc");
+            IncidentTracker::new(IncidentConfig::default(), &ctx().omegas, "abc");
         let mut out = Vec::new();
         for (k, (score, syn)) in [
             (0.1, 1.0),
@@ -793,6 +825,7 @@ mod tests {
         {
             let w = window(k as i64, syn);
             let sw = ScoredWindow {
+                scale: 0,
                 start_ns: w.start_ns,
                 end_ns: w.end_ns,
                 score,
@@ -878,7 +911,7 @@ mod tests {
         let s: serde_json::Value =
             serde_json::from_str(&serde_json::to_string(&start).unwrap()).unwrap();
         assert_eq!(s["event_type"], "incident_start");
-        assert_eq!(s["schema_version"], 1);
+        assert_eq!(s["schema_version"], 2);
         assert_eq!(s["host"], "tap-01");
         assert!(
             ts_ok(s["timestamp"].as_str().unwrap()),
@@ -897,7 +930,12 @@ mod tests {
         assert_eq!(s["threshold"].as_f64(), Some(2.0));
         assert_eq!(s["model"]["id"], "m-2026-11");
         assert_eq!(s["model"]["omega_s"].as_f64(), Some(30.0));
+        assert_eq!(s["model"]["scales"], serde_json::json!([30.0]));
         let inc = &s["incident"];
+        assert_eq!(
+            inc["scales"],
+            serde_json::json!([{"omega_s": 30.0, "windows": 1, "peak_score": 7.5, "threshold": 2.0}])
+        );
         assert_eq!(inc["id"], "abc-1");
         assert_eq!(inc["start"], "2026-11-29T01:02:30.000000+00:00");
         assert_eq!(inc["windows"], 1);
@@ -942,6 +980,8 @@ mod tests {
         );
         assert_eq!(inc["windows"], 2);
         assert_eq!(inc["span_windows"], 2);
+        assert_eq!(inc["scales"][0]["windows"], 2);
+        assert_eq!(inc["scales"][0]["peak_score"].as_f64(), Some(9.0));
         assert!(inc["end_epoch"].is_f64());
         assert_eq!(
             e["top_features"][0]["value"].as_f64(),

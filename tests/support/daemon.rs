@@ -1093,7 +1093,7 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
         event_type == "incident_start" || event_type == "incident_end",
         "event_type {event_type:?}"
     );
-    assert_eq!(uint(v, "schema_version"), 1, "schema_version in {v}");
+    assert_eq!(uint(v, "schema_version"), 2, "schema_version in {v}");
     assert!(!string(v, "host").is_empty(), "empty host in {v}");
     check_span(v, "window", omega_s);
     assert_eq!(
@@ -1131,19 +1131,71 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
         close(inc_start_epoch, timestamp_epoch(inc_start)),
         "incident.start_epoch"
     );
+    // Spans of an incident are counted in windows of the model's shortest ω.
+    let shortest = v["model"]["scales"]
+        .as_array()
+        .and_then(|a| a.iter().filter_map(Value::as_f64).reduce(f64::min))
+        .unwrap_or(omega_s);
     let duration = num(v, "incident.duration_s");
     assert!(
-        duration >= omega_s - 1e-9,
+        duration >= shortest - 1e-9,
         "incident.duration_s {duration} < ω"
     );
     let peak = num(v, "incident.peak_score");
+    // The peak is the window furthest over its own scale's threshold.
+    let peak_threshold = v["incident"]["scales"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|s| s["peak_score"].as_f64().is_some_and(|p| close(p, peak)))
+        })
+        .and_then(|s| s["threshold"].as_f64())
+        .unwrap_or(threshold);
     assert!(
-        peak > threshold,
-        "peak_score {peak} not above the threshold {threshold}"
+        peak > peak_threshold,
+        "peak_score {peak} not above its threshold {peak_threshold}"
     );
-    check_span(v, "incident.peak_window", omega_s);
+    // The peak window is of whichever scale went furthest over its threshold.
+    let peak_len =
+        num(v, "incident.peak_window.end_epoch") - num(v, "incident.peak_window.start_epoch");
+    let peak_omega = v["model"]["scales"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .filter_map(Value::as_f64)
+                .find(|o| close(*o, peak_len))
+        })
+        .unwrap_or(omega_s);
+    check_span(v, "incident.peak_window", peak_omega);
     let windows = uint(v, "incident.windows");
     let span = uint(v, "incident.span_windows");
+    // Every scale that alerted, with its share of the alerting windows.
+    let scales = v["incident"]["scales"]
+        .as_array()
+        .unwrap_or_else(|| panic!("incident.scales in {v}"));
+    assert!(!scales.is_empty(), "incident.scales is empty in {v}");
+    let by_scale: u64 = scales
+        .iter()
+        .map(|s| s["windows"].as_u64().expect("incident.scales[].windows"))
+        .sum();
+    assert_eq!(
+        by_scale, windows,
+        "incident.scales[].windows add up to incident.windows"
+    );
+    let model_scales = v["model"]["scales"]
+        .as_array()
+        .unwrap_or_else(|| panic!("model.scales in {v}"));
+    for s in scales {
+        let o = s["omega_s"].as_f64().expect("incident.scales[].omega_s");
+        assert!(
+            model_scales.iter().any(|m| m.as_f64() == Some(o)),
+            "incident.scales omega_s {o} is not one of model.scales in {v}"
+        );
+        assert!(
+            s["peak_score"].as_f64().expect("peak_score")
+                > s["threshold"].as_f64().expect("threshold")
+        );
+    }
     assert!(
         windows >= 1 && span >= windows,
         "windows {windows} span {span}"
@@ -1173,7 +1225,7 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
             "start: incident.windows is min_windows"
         );
         assert!(
-            close(duration, span as f64 * omega_s),
+            close(duration, span as f64 * shortest),
             "start: duration_s {duration} vs span_windows {span} × ω"
         );
         assert!(
@@ -1203,7 +1255,7 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
             "duration_s {duration} is not incident.end − incident.start"
         );
         assert!(
-            close(duration, span as f64 * omega_s),
+            close(duration, span as f64 * shortest),
             "duration_s {duration} vs span_windows {span} × ω"
         );
         let reason = string(v, "incident.end_reason");

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use netanom_core::window::{Omega, WindowConfig};
+use netanom_core::window::{Omega, Scales, WindowConfig};
 
 /// Network anomaly detection by LSTM over windowed header features.
 #[derive(Debug, Parser)]
@@ -132,10 +132,11 @@ pub struct TrainArgs {
     /// Validation runs scored (a fixed random sample); 0 scores every run.
     #[arg(long, value_name = "RUNS", default_value_t = 50_000)]
     pub max_validation_runs: usize,
-    /// Window length ω in seconds (required with --pcap; checked against feature CSVs;
-    /// chooses the stream of a history that holds several).
-    #[arg(long, value_name = "SECONDS")]
-    pub window: Option<Omega>,
+    /// Window length ω in seconds (required with --pcap; checked against feature CSVs), or
+    /// several, comma-separated (`0.5,5`): one model per ω from the same data, in one bundle. With --history: the
+    /// window lengths to train (required when the history holds several).
+    #[arg(long, value_name = "SECONDS[,SECONDS...]")]
+    pub window: Option<Scales>,
     /// Output model bundle directory (created; files in it are replaced).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

@@ -5,8 +5,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus::{
-    exponential_buckets, Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    exponential_buckets, Encoder, Gauge, GaugeVec, Histogram, HistogramOpts, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::window::Omega;
@@ -108,6 +108,10 @@ pub struct Metrics {
     /// Failed history writes: journal, Parquet, retention (`netanom_history_write_errors_total`).
     pub history_write_errors_total: IntCounter,
     model_info: IntGaugeVec,
+    /// Last score per window length (`netanom_scale_anomaly_score{omega_seconds}`).
+    scale_score: GaugeVec,
+    /// Threshold per window length (`netanom_scale_threshold{omega_seconds}`).
+    scale_threshold: GaugeVec,
     pcap_drops: Mutex<(WrappingCounter, WrappingCounter)>,
 }
 
@@ -172,6 +176,22 @@ impl Metrics {
         registry
             .register(Box::new(model_info.clone()))
             .expect("unique metric");
+        let scale_vec = |name: &str, help: &str| {
+            let v =
+                GaugeVec::new(Opts::new(name, help), &["omega_seconds"]).expect("valid gauge vec");
+            registry
+                .register(Box::new(v.clone()))
+                .expect("unique metric");
+            v
+        };
+        let scale_score = scale_vec(
+            "scale_anomaly_score",
+            "Last anomaly score of each window length the model runs (one series per omega_seconds; with one window length it equals netanom_anomaly_score).",
+        );
+        let scale_threshold = scale_vec(
+            "scale_threshold",
+            "Alert threshold of each window length the model runs.",
+        );
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "netanom build (value 1)."),
             &["version"],
@@ -237,6 +257,8 @@ impl Metrics {
             history_rows_dropped_total: counter(r, "history_rows_dropped_total", "Windows not written to the feature history because the recorder's queue was full (the disk is slow or stuck); capture and scoring never wait for it."),
             history_write_errors_total: counter(r, "history_write_errors_total", "Failed writes of the feature history (journal, Parquet conversion, retention); the rows of a failed journal write are lost."),
             model_info,
+            scale_score,
+            scale_threshold,
             pcap_drops: Mutex::new((WrappingCounter::new(), WrappingCounter::new())),
             registry,
         }
@@ -252,15 +274,24 @@ impl Metrics {
         &self.registry
     }
 
-    /// Sets `netanom_model_info{model_id, omega_seconds} 1` (replacing a previous model) and
-    /// the threshold.
-    pub fn set_model(&self, model_id: &str, omega: Omega, threshold: f64) {
+    /// Sets `netanom_model_info{model_id, omega_seconds} 1` (replacing a previous model);
+    /// `omegas` is the window length, or the lengths joined by commas (`"0.5,5"`).
+    pub fn set_model(&self, model_id: &str, omegas: &str) {
         self.model_info.reset();
+        self.scale_score.reset();
+        self.scale_threshold.reset();
         self.model_info
-            .with_label_values(&[model_id, &omega.to_string()])
+            .with_label_values(&[model_id, omegas])
             .set(1);
-        self.threshold.set(threshold);
         self.model_loaded.set(1);
+    }
+
+    /// Sets the threshold of the scale `omega` (the shortest one's is also
+    /// `netanom_threshold`, set by [`Self::record_score`]).
+    pub fn set_scale_threshold(&self, omega: Omega, threshold: f64) {
+        self.scale_threshold
+            .with_label_values(&[&omega.to_string()])
+            .set(threshold);
     }
 
     /// Sets how many features of the last scored window lie outside the training range.
@@ -306,10 +337,23 @@ impl Metrics {
     }
 
     /// Records a window's score.
-    pub fn record_score(&self, score: f64, threshold: f64, scoring: Duration) {
+    /// `primary`: the shortest scale, whose score is also `netanom_anomaly_score`.
+    pub fn record_score(
+        &self,
+        omega: Omega,
+        primary: bool,
+        score: f64,
+        threshold: f64,
+        scoring: Duration,
+    ) {
         self.windows_scored_total.inc();
-        self.anomaly_score.set(score);
-        self.threshold.set(threshold);
+        if primary {
+            self.anomaly_score.set(score);
+            self.threshold.set(threshold);
+        }
+        self.scale_score
+            .with_label_values(&[&omega.to_string()])
+            .set(score);
         if score.is_finite() {
             self.window_score.observe(score);
         }
@@ -431,11 +475,12 @@ mod tests {
     #[test]
     fn exposition_names_and_format() {
         let m = Metrics::new();
-        m.set_model("m-1", Omega::from_micros(30_000_000).unwrap(), 2.5);
-        m.set_model("m-2", Omega::from_micros(500_000).unwrap(), 3.5); // replaces m-1
+        m.set_model("m-1", "30");
+        m.set_model("m-2", "0.5"); // replaces m-1
+        let half = Omega::from_micros(500_000).unwrap();
         m.record_window(&sample_window());
-        m.record_score(7.0, 3.5, Duration::from_micros(250));
-        m.record_score(0.01, 3.5, Duration::from_micros(300));
+        m.record_score(half, true, 7.0, 3.5, Duration::from_micros(250));
+        m.record_score(half, true, 0.01, 3.5, Duration::from_micros(300));
         m.record_incident(true, true);
         m.add_packets(10, 1500);
         m.add_decode_errors(2, 1);
@@ -454,6 +499,10 @@ mod tests {
             ("netanom_window_score_bucket{le=\"0.001\"} 0", ""),
             ("netanom_window_score_bucket{le=\"+Inf\"} 2", ""),
             ("netanom_threshold 3.5", ""),
+            (
+                "netanom_scale_anomaly_score{omega_seconds=\"0.5\"} 0.01",
+                "",
+            ),
             ("# TYPE netanom_windows_total counter", ""),
             ("netanom_windows_total 1", ""),
             ("netanom_windows_scored_total 2", ""),

@@ -15,7 +15,7 @@ mod sink;
 mod source;
 
 pub use pump::{pump, Observer, PumpError, PumpReport, ReadCounts, PROGRESS_EVERY};
-pub use sink::{PacketSink, SinkError, WindowSink, Windower};
+pub use sink::{MultiWindower, PacketSink, ScaleSink, SinkError, WindowSink, Windower};
 pub use source::{Backpressure, Files, Pace, PacketSource};
 
 use crate::window::AggregatorStats;

@@ -116,17 +116,7 @@ impl<S: WindowSink> PacketSink for Windower<S> {
         } = self;
         aggregator.push(packet, &mut |w| Self::deliver(sink, error, w));
         sink.packet(packet);
-        if let Some(jump) = aggregator.take_time_jump() {
-            // The pump's span names the file or interface; `packet` is the position in the stream.
-            tracing::warn!(
-                packet = aggregator.stats().packets,
-                omega_s = %aggregator.config().omega,
-                from = %format_ts(jump.from_window_start_ns),
-                to = %format_ts(jump.to_window_start_ns),
-                "packet time jumped by more than {} windows (max_gap_windows): collapsed, no empty windows emitted for it",
-                aggregator.config().max_gap_windows
-            );
-        }
+        warn_time_jump(aggregator);
         self.take_error()
     }
 
@@ -159,6 +149,132 @@ impl<S: WindowSink> PacketSink for Windower<S> {
         } = self;
         aggregator.clock_step(now_ns, &mut |w| Self::deliver(sink, error, w));
         self.take_error()
+    }
+}
+
+/// Logs a time jump the aggregator just collapsed, if any.
+#[inline(always)]
+fn warn_time_jump(aggregator: &mut WindowAggregator) {
+    if let Some(jump) = aggregator.take_time_jump() {
+        // The pump's span names the file or interface; `packet` is the position in the stream.
+        tracing::warn!(
+            packet = aggregator.stats().packets,
+            omega_s = %aggregator.config().omega,
+            from = %format_ts(jump.from_window_start_ns),
+            to = %format_ts(jump.to_window_start_ns),
+            "packet time jumped by more than {} windows (max_gap_windows): collapsed, no empty windows emitted for it",
+            aggregator.config().max_gap_windows
+        );
+    }
+}
+
+/// Sees the finished windows of several aggregators (one per window length), tagged with the
+/// index of their scale.
+pub trait ScaleSink {
+    /// One finished window of scale `scale` (the index in [`MultiWindower`]'s configs); in time
+    /// order within a scale.
+    fn window(&mut self, scale: usize, window: Window) -> Result<(), SinkError>;
+
+    /// Called for each packet after the windows of every scale that its timestamp closed.
+    #[inline]
+    fn packet(&mut self, _packet: &PacketSummary) {}
+
+    /// The stream ended and the last window of every scale was delivered.
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// One aggregator per window length in front of one scale sink: several ω from one decode.
+pub struct MultiWindower<S> {
+    aggregators: Vec<WindowAggregator>,
+    sink: S,
+    /// The first error of the sink, reported by the call that delivered the window.
+    error: Option<SinkError>,
+}
+
+impl<S: ScaleSink> MultiWindower<S> {
+    /// One aggregator per config (scale `i` is `configs[i]`) feeding `sink`.
+    pub fn new(configs: &[WindowConfig], sink: S) -> Self {
+        Self {
+            aggregators: configs.iter().map(|c| WindowAggregator::new(*c)).collect(),
+            sink,
+            error: None,
+        }
+    }
+
+    /// What each aggregator has seen so far, by scale.
+    pub fn stats(&self) -> Vec<AggregatorStats> {
+        self.aggregators.iter().map(|a| a.stats()).collect()
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &S {
+        &self.sink
+    }
+
+    /// The sink, taken back.
+    pub fn into_sink(self) -> S {
+        self.sink
+    }
+
+    /// Runs `step` on each aggregator, delivering its windows tagged with its scale.
+    #[inline(always)]
+    fn each(
+        &mut self,
+        mut step: impl FnMut(&mut WindowAggregator, &mut dyn FnMut(Window)),
+    ) -> Result<(), SinkError> {
+        let Self {
+            aggregators,
+            sink,
+            error,
+        } = self;
+        for (scale, aggregator) in aggregators.iter_mut().enumerate() {
+            step(aggregator, &mut |w| {
+                if error.is_none() {
+                    if let Err(e) = sink.window(scale, w) {
+                        *error = Some(e);
+                    }
+                }
+            });
+        }
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<S: ScaleSink> PacketSink for MultiWindower<S> {
+    #[inline]
+    fn packet(&mut self, packet: &PacketSummary) -> Result<(), SinkError> {
+        self.each(|a, emit| {
+            a.push(packet, &mut |w| emit(w));
+            warn_time_jump(a);
+        })?;
+        self.sink.packet(packet);
+        Ok(())
+    }
+
+    fn advance_to(&mut self, now_ns: i64) -> Result<(), SinkError> {
+        self.each(|a, emit| a.advance_to(now_ns, &mut |w| emit(w)))
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.each(|a, emit| a.finish(&mut |w| emit(w)))?;
+        self.sink.finish()
+    }
+
+    fn clock_step(&mut self, now_ns: i64) -> Result<(), SinkError> {
+        self.each(|a, emit| a.clock_step(now_ns, &mut |w| emit(w)))
+    }
+}
+
+/// A scale sink that keeps every window with its scale (tests, small tools).
+impl ScaleSink for Vec<(usize, Window)> {
+    fn window(&mut self, scale: usize, window: Window) -> Result<(), SinkError> {
+        self.push((scale, window));
+        Ok(())
     }
 }
 

@@ -270,3 +270,29 @@ fn paced_replay_takes_the_recorded_time_and_closes_quiet_windows() {
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
     assert_eq!(counts(w.sink()), [1.0, 1.0, 0.0, 1.0]);
 }
+
+#[test]
+fn a_multi_windower_gives_each_scale_the_windows_a_windower_of_that_length_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let times: Vec<i64> = (0..40).map(|k| k * 130_000 + 7).collect();
+    let paths = files(dir.path(), &[("a.pcap", &times)]);
+    let configs = [omega("0.5"), omega("2")];
+    let source = PacketSource::open_files(&paths, Pace::Unpaced).unwrap();
+    let mut multi = MultiWindower::new(&configs, Vec::<(usize, Window)>::new());
+    pump(source, &mut multi, &mut ()).unwrap();
+    let tagged = multi.into_sink();
+    for (scale, config) in configs.iter().enumerate() {
+        let source = PacketSource::open_files(&paths, Pace::Unpaced).unwrap();
+        let mut single = Windower::new(*config, Vec::<Window>::new());
+        pump(source, &mut single, &mut ()).unwrap();
+        let mine: Vec<Window> = tagged
+            .iter()
+            .filter(|(s, _)| *s == scale)
+            .map(|(_, w)| w.clone())
+            .collect();
+        assert_eq!(&mine, single.sink(), "scale {scale}");
+    }
+    let n = |s| tagged.iter().filter(|(k, _)| *k == s).count();
+    // 40 packets 0.13 s apart span 5.07 s: 11 windows of 0.5 s, 3 of 2 s.
+    assert_eq!((n(0), n(1)), (11, 3));
+}

@@ -12,7 +12,7 @@ pub mod talkers;
 use crate::decode::{key_to_addr, tcp_flags, PacketSummary, Transport};
 use distinct::{AddrTally, PortTally};
 use features::{Feature, FeatureVector, NUM_FEATURES, WELL_KNOWN_PORTS};
-pub use omega::{Omega, OmegaError};
+pub use omega::{Omega, OmegaError, Scales, ScalesError};
 pub use talkers::Talkers;
 
 /// Settings of the aggregator.

@@ -130,6 +130,118 @@ impl fmt::Display for Omega {
     }
 }
 
+/// Several window lengths run at once (`--window 0.5,5`): distinct, ascending, each a whole
+/// multiple of the shortest so that their windows share boundaries.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Scales(Vec<Omega>);
+
+/// Why a list of window lengths is refused; each names the value at fault.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScalesError {
+    #[error("window list {list:?}: {source}")]
+    Omega {
+        list: String,
+        #[source]
+        source: OmegaError,
+    },
+    #[error("window list is empty: expected window lengths in seconds, e.g. 0.5 or 0.5,5")]
+    Empty,
+    #[error("window list names {0} s twice: each window length once")]
+    Duplicate(Omega),
+    #[error("window length {long} s is not a whole multiple of the shortest, {short} s: windows of several lengths must share boundaries (e.g. 0.5,5,30)")]
+    NotMultiple { long: Omega, short: Omega },
+    #[error("window list has {0} lengths: at most {max}", max = Scales::MAX)]
+    TooMany(usize),
+}
+
+impl Scales {
+    /// Most window lengths one bundle runs at once.
+    pub const MAX: usize = 8;
+
+    /// Checks and sorts `omegas` (shortest first).
+    pub fn new(omegas: Vec<Omega>) -> Result<Scales, ScalesError> {
+        let mut v = omegas;
+        if v.is_empty() {
+            return Err(ScalesError::Empty);
+        }
+        if v.len() > Self::MAX {
+            return Err(ScalesError::TooMany(v.len()));
+        }
+        v.sort();
+        if let Some(w) = v.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ScalesError::Duplicate(w[0]));
+        }
+        let short = v[0];
+        if let Some(&long) = v.iter().find(|o| o.micros() % short.micros() != 0) {
+            return Err(ScalesError::NotMultiple { long, short });
+        }
+        Ok(Scales(v))
+    }
+
+    /// One window length.
+    pub fn one(omega: Omega) -> Scales {
+        Scales(vec![omega])
+    }
+
+    /// The lengths, shortest first.
+    pub fn omegas(&self) -> &[Omega] {
+        &self.0
+    }
+
+    /// The shortest length (the paper's scale when there is one).
+    pub fn shortest(&self) -> Omega {
+        self.0[0]
+    }
+
+    /// The longest length.
+    pub fn longest(&self) -> Omega {
+        self.0[self.0.len() - 1]
+    }
+
+    /// Number of lengths.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Never true (a list holds at least one length); for clippy's `len` convention.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl FromStr for Scales {
+    type Err = ScalesError;
+
+    /// Parses `"0.5"` or `"0.5,5,30"` (seconds, comma-separated).
+    fn from_str(text: &str) -> Result<Scales, ScalesError> {
+        let omegas = text
+            .split(',')
+            .map(|t| {
+                t.trim()
+                    .parse::<Omega>()
+                    .map_err(|source| ScalesError::Omega {
+                        list: text.to_string(),
+                        source,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Scales::new(omegas)
+    }
+}
+
+impl fmt::Display for Scales {
+    /// `"0.5,5"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, o) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{o}")?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +290,31 @@ mod tests {
         assert_eq!(serde_json::from_str::<Omega>("500000").unwrap(), o);
         let e = serde_json::from_str::<Omega>("0").unwrap_err().to_string();
         assert!(e.contains("0 µs"), "{e}");
+    }
+
+    #[test]
+    fn scale_lists_are_checked_and_sorted() {
+        let s: Scales = "5, 0.5,30".parse().unwrap();
+        assert_eq!(s.to_string(), "0.5,5,30");
+        assert_eq!(s.shortest().micros(), 500_000);
+        assert_eq!(s.longest().micros(), 30_000_000);
+        assert_eq!(
+            "0.5,5,0.5".parse::<Scales>(),
+            Err(ScalesError::Duplicate("0.5".parse().unwrap()))
+        );
+        let e = "0.5,0".parse::<Scales>().unwrap_err();
+        assert!(matches!(e, ScalesError::Omega { .. }), "{e}");
+        assert!(e.to_string().contains("\"0\""), "{e}");
+        assert_eq!(
+            "0.5,1.2".parse::<Scales>(),
+            Err(ScalesError::NotMultiple {
+                long: "1.2".parse().unwrap(),
+                short: "0.5".parse().unwrap()
+            })
+        );
+        assert_eq!(
+            "2".parse::<Scales>().unwrap(),
+            Scales::one("2".parse().unwrap())
+        );
     }
 }
