@@ -53,9 +53,15 @@ impl HistoryConfig {
     pub const DEFAULT_QUEUE: usize = 8192;
 }
 
+/// How long a stop waits for the recorder to close its segments (a stuck disk must not keep
+/// the daemon from exiting; the journals are then recovered at the next start).
+const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The recorder thread; [`HistoryWriter::finish`] waits for it to close its segments.
 pub struct HistoryWriter {
     thread: JoinHandle<()>,
+    /// Disconnected when the thread ends.
+    done: Receiver<()>,
 }
 
 /// Hands rows to the recorder without ever waiting; cheap to clone.
@@ -79,9 +85,13 @@ impl HistoryWriter {
         check_writable(&config.dir)?;
         let (tx, rx) = crossbeam_channel::bounded(config.queue.max(1));
         let recorder = Recorder::new(config, metrics.clone());
+        let (done_tx, done) = crossbeam_channel::bounded::<()>(0);
         let thread = std::thread::Builder::new()
             .name("netanom-history".into())
-            .spawn(move || recorder.run(rx))
+            .spawn(move || {
+                let _done = done_tx;
+                recorder.run(rx)
+            })
             .map_err(HistoryError::Thread)?;
         let handle = HistoryHandle {
             tx,
@@ -89,11 +99,16 @@ impl HistoryWriter {
             last_drops: Vec::new(),
             last_warned: None,
         };
-        Ok((HistoryWriter { thread }, handle))
+        Ok((HistoryWriter { thread, done }, handle))
     }
 
-    /// Waits until every handle is dropped and the recorder has closed its segments.
+    /// Waits until every handle is dropped and the recorder has closed its segments (at most
+    /// 30 s: a recorder stuck on its disk is left behind, its journals recovered next start).
     pub fn finish(self) {
+        if let Err(RecvTimeoutError::Timeout) = self.done.recv_timeout(FINISH_TIMEOUT) {
+            tracing::error!("the history recorder did not finish within 30 s (stuck disk?); its open journals are recovered at the next start");
+            return;
+        }
         if self.thread.join().is_err() {
             tracing::error!("the history recorder thread panicked; its journals are recovered at the next start");
         }
