@@ -111,7 +111,7 @@ fn decode(b: &[u8], omega: Omega) -> Option<HistoryRow> {
 pub fn read(path: &Path) -> Result<JournalRead, HistoryError> {
     let bytes = std::fs::read(path).map_err(|source| HistoryError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })?;
     parse(path, &bytes)
 }

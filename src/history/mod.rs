@@ -82,22 +82,22 @@ impl HistoryRow {
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     /// `history.dir` (or a directory below it) could not be created.
-    #[error("history.dir {}: cannot create the directory: {source}", path.display())]
+    #[error("history.dir {}: cannot create the directory: {error}", path.display())]
     CreateDir {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// `history.dir` exists but files cannot be written in it.
-    #[error("history.dir {}: cannot write in the directory: {source}", path.display())]
+    #[error("history.dir {}: cannot write in the directory: {error}", path.display())]
     NotWritable {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Reading, writing or renaming a file failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A journal's header is not netanom's (not a journal, or the wrong version).
     #[error("{}: not a netanom history journal (bad header)", path.display())]

@@ -117,7 +117,10 @@ pub fn write_segment(path: &Path, omega: Omega, rows: &[HistoryRow]) -> Result<(
     let tmp = tmp_path(path);
     let io = |p: &Path| {
         let p = p.to_path_buf();
-        move |source| HistoryError::Io { path: p, source }
+        move |source| HistoryError::Io {
+            path: p,
+            error: source,
+        }
     };
     let bad = |what: String| HistoryError::WriteSegment {
         path: path.to_path_buf(),
@@ -161,7 +164,7 @@ pub fn read_segment(path: &Path, omega: Omega) -> Result<Vec<HistoryRow>, Histor
     };
     let file = File::open(path).map_err(|source| HistoryError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| bad(e.to_string()))?;
     let names: Vec<String> = builder

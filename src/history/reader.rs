@@ -77,7 +77,7 @@ pub fn scan(dir: &Path) -> Result<HistoryScan, HistoryError> {
         };
         let entries = std::fs::read_dir(&sub).map_err(|source| HistoryError::Io {
             path: sub.clone(),
-            source,
+            error: source,
         })?;
         let mut segments: Vec<SegmentFile> = entries
             .flatten()
@@ -119,7 +119,7 @@ impl SegmentFile {
                     }
                     Ok(read.rows)
                 }
-                Err(HistoryError::Io { source, .. })
+                Err(HistoryError::Io { error: source, .. })
                     if source.kind() == std::io::ErrorKind::NotFound =>
                 {
                     parquet::read_segment(&parquet_path_of(&self.path), self.omega)

@@ -186,14 +186,14 @@ impl HistoryHandle {
 fn check_writable(dir: &Path) -> Result<(), HistoryError> {
     std::fs::create_dir_all(dir).map_err(|source| HistoryError::CreateDir {
         path: dir.to_path_buf(),
-        source,
+        error: source,
     })?;
     let probe = dir.join(".netanom-write-test");
     File::create(&probe)
         .and_then(|_| std::fs::remove_file(&probe))
         .map_err(|source| HistoryError::NotWritable {
             path: dir.to_path_buf(),
-            source,
+            error: source,
         })
 }
 
@@ -317,7 +317,10 @@ impl Recorder {
                 // row opens a new one.
                 let path = seg.journal.clone();
                 self.open.remove(&row.omega);
-                self.error(&HistoryError::Io { path, source });
+                self.error(&HistoryError::Io {
+                    path,
+                    error: source,
+                });
             }
         }
     }
@@ -327,14 +330,14 @@ impl Recorder {
         let dir = self.config.dir.join(omega_dir_name(omega));
         std::fs::create_dir_all(&dir).map_err(|source| HistoryError::CreateDir {
             path: dir.clone(),
-            source,
+            error: source,
         })?;
         let seg_ns = i64::try_from(self.config.segment.as_nanos()).unwrap_or(i64::MAX);
         let stem = segment_stem(period.saturating_mul(seg_ns));
         let journal = free_name(&dir, &stem);
         let io = |source| HistoryError::Io {
             path: journal.clone(),
-            source,
+            error: source,
         };
         let file = OpenOptions::new()
             .write(true)
@@ -378,7 +381,10 @@ impl Recorder {
             }
             for (omega, path, source) in failed {
                 self.open.remove(&omega);
-                self.error(&HistoryError::Io { path, source });
+                self.error(&HistoryError::Io {
+                    path,
+                    error: source,
+                });
             }
         }
         if sync {
@@ -402,7 +408,7 @@ impl Recorder {
         if let Err(source) = flushed {
             return self.error(&HistoryError::Io {
                 path: seg.journal,
-                source,
+                error: source,
             });
         }
         drop(seg.file);
@@ -435,7 +441,10 @@ impl Recorder {
                         Ok(()) => {
                             tracing::info!(segment = %path.display(), "feature history: segment past history.retention_days deleted")
                         }
-                        Err(source) => errors.push(HistoryError::Io { path, source }),
+                        Err(source) => errors.push(HistoryError::Io {
+                            path,
+                            error: source,
+                        }),
                     }
                 }
             }
@@ -528,7 +537,7 @@ pub fn convert_journal(path: &Path) -> Result<(), HistoryError> {
     }
     std::fs::remove_file(path).map_err(|source| HistoryError::Io {
         path: path.to_path_buf(),
-        source,
+        error: source,
     })
 }
 
@@ -551,13 +560,19 @@ pub fn recover_dir(dir: &Path) -> Vec<HistoryError> {
             if name.ends_with(".parquet.tmp") {
                 tracing::warn!(file = %path.display(), "feature history: deleting a segment left half-written by a crash (its journal is kept)");
                 if let Err(source) = std::fs::remove_file(&path) {
-                    errors.push(HistoryError::Io { path, source });
+                    errors.push(HistoryError::Io {
+                        path,
+                        error: source,
+                    });
                 }
             } else if name.ends_with(".journal") {
                 if parquet_path_of(&path).exists() {
                     // Converted, but the crash came before the journal was deleted.
                     if let Err(source) = std::fs::remove_file(&path) {
-                        errors.push(HistoryError::Io { path, source });
+                        errors.push(HistoryError::Io {
+                            path,
+                            error: source,
+                        });
                     }
                     continue;
                 }
