@@ -719,6 +719,46 @@ mod tests {
         assert_eq!(metrics.history_rows_dropped_total.get(), 2);
     }
 
+    /// libpcap drops reported between two windows of a stream go to the later one; each ω
+    /// keeps its own tally; the drops before a stream's first window go to none.
+    #[test]
+    fn drops_are_attributed_per_stream() {
+        let metrics = Arc::new(Metrics::new());
+        let (tx, _rx) = crossbeam_channel::bounded(10);
+        let mut handle = HistoryHandle {
+            tx,
+            metrics: metrics.clone(),
+            last_drops: Vec::new(),
+            last_warned: None,
+        };
+        let w = Window {
+            start_ns: 0,
+            end_ns: 500_000_000,
+            features: [1.0; crate::window::features::NUM_FEATURES],
+            talkers: Default::default(),
+            distinct_estimated: true,
+            late_packets: 0,
+            after_time_jump: false,
+        };
+        let (half, five) = (
+            Omega::from_micros(500_000).unwrap(),
+            Omega::from_micros(5_000_000).unwrap(),
+        );
+        metrics.record_pcap_stats(7, 0);
+        assert_eq!(handle.row(&w, half).capture_drops, 0);
+        metrics.record_pcap_stats(10, 2);
+        let r = handle.row(&w, half);
+        assert_eq!(
+            (r.capture_drops, r.packets, r.distinct_estimated),
+            (5, 1, true)
+        );
+        assert_eq!(handle.row(&w, five).capture_drops, 0);
+        metrics.record_pcap_stats(11, 2);
+        assert_eq!(handle.row(&w, half).capture_drops, 1);
+        assert_eq!(handle.row(&w, five).capture_drops, 1);
+        assert_eq!(handle.row(&w, half).capture_drops, 0);
+    }
+
     /// A journal left by a crash (cut off mid-record) is recovered into Parquet at start.
     #[test]
     fn crash_left_journal_is_recovered() {
