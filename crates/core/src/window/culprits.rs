@@ -135,3 +135,180 @@ impl Contributors {
         Contributors { entries, ends }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{ipv4_key, tcp_flags, IpSummary, PacketSummary, Transport};
+    use crate::window::{Omega, Window, WindowAggregator, WindowConfig};
+
+    /// A TCP packet at 0.1 s (all in the first 1 s window).
+    fn tcp(src: IpKey, dst: IpKey, sport: u16, dport: u16, flags: u8) -> PacketSummary {
+        PacketSummary {
+            ts_ns: 100_000_000,
+            wire_len: 60,
+            ip: Some(IpSummary { src, dst, ttl: 64 }),
+            transport: Transport::Tcp {
+                src_port: sport,
+                dst_port: dport,
+                flags,
+            },
+            ..PacketSummary::default()
+        }
+    }
+
+    /// Pushes the packets and closes their window.
+    fn window_of(packets: impl IntoIterator<Item = PacketSummary>) -> Window {
+        let mut agg =
+            WindowAggregator::new(WindowConfig::new(Omega::from_micros(1_000_000).unwrap()));
+        let mut out = Vec::new();
+        for p in packets {
+            agg.push(&p, &mut |w| out.push(w));
+        }
+        agg.finish(&mut |w| out.push(w));
+        assert_eq!(out.len(), 1);
+        out.pop().unwrap()
+    }
+
+    /// xorshift64: spoofed addresses.
+    fn rng(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    fn v4(a: [u8; 4]) -> IpKey {
+        ipv4_key(a)
+    }
+
+    #[test]
+    fn a_syn_flood_names_the_heavy_source_not_the_spoofed_ones_or_the_busiest() {
+        let heavy = v4([127, 0, 66, 3]);
+        let busy = v4([10, 0, 0, 2]);
+        let victim = v4([10, 0, 1, 1]);
+        let mut packets = Vec::new();
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let (spoofed, heavy_syns, busy_acks) = (20_000, 4_654, 10_000);
+        for i in 0..spoofed {
+            // One heavy SYN every 4 spoofed ones, from the very start; ACKs throughout.
+            if i % 4 == 0 && i / 4 < heavy_syns {
+                packets.push(tcp(heavy, victim, 4_000, 80, tcp_flags::SYN));
+            }
+            let src = v4((rng(&mut x) as u32).to_be_bytes());
+            packets.push(tcp(src, victim, 1_024, 80, tcp_flags::SYN));
+            if i % 2 == 0 {
+                packets.push(tcp(busy, victim, 50_000, 443, tcp_flags::ACK));
+            }
+        }
+        let sent_by_heavy = packets
+            .iter()
+            .filter(|p| p.ip.unwrap().src == heavy)
+            .count();
+        assert_eq!(sent_by_heavy, heavy_syns);
+        let n_syn = spoofed + heavy_syns;
+        let w = window_of(packets);
+        assert_eq!(w.features[Feature::SynCount.index()], n_syn as f64);
+        // The top talker is the busy host (every spoofed source sent one packet).
+        assert_eq!(w.talkers.src_addrs[0].0, key_to_addr(busy));
+
+        let syn = w.contributors.for_feature(Feature::SynCount);
+        assert_eq!(syn[0].addr, key_to_addr(heavy));
+        // Held from its first packet, never evicted: exact.
+        assert_eq!((syn[0].count, syn[0].max_error), (heavy_syns as u64, 0));
+        // The others are spoofed one-packet sources, counted at most N / SLOTS over.
+        for c in &syn[1..] {
+            assert!(c.count - c.max_error <= 1, "{c:?}");
+            assert!(c.max_error <= (n_syn / SLOTS) as u64, "{c:?}");
+        }
+        assert_eq!(w.contributors.for_feature(Feature::SynRatio), syn);
+        let ack = w.contributors.for_feature(Feature::AckCount);
+        assert_eq!(ack.len(), 1);
+        assert_eq!((ack[0].addr, ack[0].count), (key_to_addr(busy), busy_acks));
+        // 20,000 new sources, all to the victim.
+        let new_src = w.contributors.for_feature(Feature::SrcIpDistinct);
+        assert_eq!(new_src[0].addr, key_to_addr(victim));
+        assert_eq!(new_src[0].count, spoofed as u64 + 2);
+        assert!(w.contributors.for_feature(Feature::UdpCount).is_empty());
+    }
+
+    #[test]
+    fn a_port_scan_names_the_scanner() {
+        let scanner = v4([10, 9, 9, 9]);
+        let server = v4([10, 0, 1, 1]);
+        let mut packets = Vec::new();
+        // 50 clients talk to the server's port 443, which replies to their own ports.
+        for c in 0..50u16 {
+            let client = v4([10, 0, 0, c as u8 + 10]);
+            for _ in 0..20 {
+                packets.push(tcp(client, server, 40_000 + c, 443, tcp_flags::ACK));
+                packets.push(tcp(server, client, 443, 40_000 + c, tcp_flags::ACK));
+            }
+        }
+        // The scanner probes ports 1–1000 of the server (443 is not new by then).
+        for port in 1..=1000 {
+            packets.push(tcp(scanner, server, 55_555, port, tcp_flags::SYN));
+        }
+        let w = window_of(packets);
+        assert_eq!(w.features[Feature::DstPortDistinct.index()], 1_000.0 + 50.0);
+        let scan = w.contributors.for_feature(Feature::DstPortDistinct);
+        assert_eq!(scan[0].addr, key_to_addr(scanner));
+        assert_eq!((scan[0].count, scan[0].max_error), (999, 0));
+        // Next: the server, whose replies brought the 50 client ports.
+        assert_eq!((scan[1].addr, scan[1].count), (key_to_addr(server), 50));
+        // The busiest sender is the server, not the scanner.
+        assert_eq!(w.talkers.src_addrs[0].0, key_to_addr(server));
+        let syn = w.contributors.for_feature(Feature::SynCount);
+        assert_eq!((syn[0].addr, syn[0].count), (key_to_addr(scanner), 1_000));
+        // 50 clients with 20 packets each to port 443 in 8 counters: the counts are over, by
+        // at most their error, which is at most N / SLOTS.
+        let dst_443 = w.contributors.for_feature(Feature::DstPort443Count);
+        assert_eq!(dst_443.len(), 3);
+        for c in dst_443 {
+            assert!(c.count >= 20 && c.count - c.max_error <= 20, "{c:?}");
+            assert!(c.max_error <= 1_000 / SLOTS as u64, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn memory_stays_constant_with_a_million_spoofed_sources() {
+        let victim = v4([10, 0, 1, 1]);
+        let mut agg =
+            WindowAggregator::new(WindowConfig::new(Omega::from_micros(1_000_000).unwrap()));
+        let tally_bytes = std::mem::size_of_val(&*agg.culprits.families);
+        assert_eq!(
+            tally_bytes,
+            NUM_FAMILIES * std::mem::size_of::<SpaceSaving>()
+        );
+        assert!(tally_bytes < 16 * 1024, "{tally_bytes}");
+        let ptr = agg.culprits.families.as_ptr();
+        let mut x = 1u64;
+        let n = 1_000_000u64;
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let src = v4((rng(&mut x) as u32).to_be_bytes());
+            agg.push(&tcp(src, victim, 1_024, 80, tcp_flags::SYN), &mut |w| {
+                out.push(w)
+            });
+        }
+        // Same summaries, same place, no growth; each holds at most SLOTS keys whose counts
+        // add up to the packets (Space-Saving's invariant once full).
+        assert_eq!(agg.culprits.families.as_ptr(), ptr);
+        let syn = &agg.culprits.families[Family::Flag(0).index()];
+        let held = syn.top(usize::MAX);
+        assert_eq!(held.len(), SLOTS);
+        assert_eq!(held.iter().map(|h| h.1).sum::<u64>(), n);
+        assert!(held.iter().all(|h| h.2 <= n / SLOTS as u64));
+        agg.finish(&mut |w| out.push(w));
+        let w = out.pop().unwrap();
+        assert!(w.distinct_estimated);
+        // A window reports at most 3 contributors per family, whatever the flood.
+        for fam in Family::ALL {
+            assert!(
+                w.contributors.of(fam).len() <= CONTRIBUTORS_PER_FAMILY,
+                "{fam:?}"
+            );
+        }
+        assert!(w.contributors.entries.len() <= NUM_FAMILIES * CONTRIBUTORS_PER_FAMILY);
+    }
+}
