@@ -42,6 +42,8 @@ pub struct SpaceSaving {
     at_min: u32,
     /// The minimum count.
     min: u32,
+    /// `min + 1` (saturated), what a replacing key starts at.
+    next: u32,
 }
 
 impl Default for SpaceSaving {
@@ -60,17 +62,20 @@ impl SpaceSaving {
             keys: [0; SLOTS],
             at_min: ALL_SLOTS,
             min: 0,
+            next: 1,
         }
     }
 
     /// Counts one for `key`, whose [`fingerprint`] is `fp`.
     #[inline(always)]
     pub fn add(&mut self, key: IpKey, fp: u16) {
-        let hits = eq_mask_u16(&self.fps, fp);
+        // Two bits per slot: 2i and 2i + 1 for slot i.
+        let hits = eq_mask2_u16(&self.fps, fp);
         if hits == 0 {
             return self.replace_min(key, fp);
         }
-        let i = hits.trailing_zeros() as usize & (SLOTS - 1);
+        // The high bit tells the compiler the operand is not zero (one instruction).
+        let i = ((hits | 1 << (2 * SLOTS)).trailing_zeros() / 2) as usize & (SLOTS - 1);
         if self.keys[i] == key {
             return self.bump(i);
         }
@@ -93,11 +98,11 @@ impl SpaceSaving {
     /// at `m + 1`, `m` being how much it may be overcounted.
     #[inline(always)]
     fn replace_min(&mut self, key: IpKey, fp: u16) {
-        let i = self.at_min.trailing_zeros() as usize & (SLOTS - 1);
+        let i = (self.at_min | 1 << SLOTS).trailing_zeros() as usize & (SLOTS - 1);
         self.keys[i] = key;
         self.fps[i] = fp;
         self.errors[i] = self.min;
-        self.counts[i] = self.min.saturating_add(1);
+        self.counts[i] = self.next;
         // Clears bit i, the lowest set one.
         self.at_min &= self.at_min.wrapping_sub(1);
         if self.at_min == 0 {
@@ -121,10 +126,10 @@ impl SpaceSaving {
     #[inline(always)]
     fn find_min(&mut self) {
         // Every count is now above the old minimum: if one is just above, that is the new one.
-        let next = self.min.saturating_add(1);
-        let at = eq_mask_u32(&self.counts, next);
+        let at = eq_mask_u32(&self.counts, self.next);
         if at != 0 {
-            self.min = next;
+            self.min = self.next;
+            self.next = self.next.saturating_add(1);
             self.at_min = at;
             return;
         }
@@ -141,6 +146,7 @@ impl SpaceSaving {
             at |= u32::from(c == min) << i;
         }
         self.min = min;
+        self.next = min.saturating_add(1);
         self.at_min = at;
     }
 
@@ -151,6 +157,7 @@ impl SpaceSaving {
         self.counts = [0; SLOTS];
         self.at_min = ALL_SLOTS;
         self.min = 0;
+        self.next = 1;
     }
 
     /// The held keys, largest count first (ties by key): `(key, count, error)`, where the true
@@ -172,14 +179,14 @@ impl SpaceSaving {
     }
 }
 
-/// Bit i set when `v[i] == x`.
+/// Bits 2i and 2i + 1 set when `v[i] == x` (the byte mask of the lane compare, one
+/// instruction less than narrowing it to one bit per slot).
 #[inline(always)]
-fn eq_mask_u16(v: &[u16; SLOTS], x: u16) -> u32 {
+fn eq_mask2_u16(v: &[u16; SLOTS], x: u16) -> u32 {
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     {
         use std::arch::x86_64::{
-            __m128i, _mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16,
-            _mm_set1_epi16, _mm_setzero_si128,
+            __m128i, _mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi16,
         };
         // SAFETY: SSE2 is enabled (cfg above); `v` is 16 readable bytes.
         unsafe {
@@ -187,13 +194,17 @@ fn eq_mask_u16(v: &[u16; SLOTS], x: u16) -> u32 {
                 _mm_loadu_si128(v.as_ptr().cast::<__m128i>()),
                 _mm_set1_epi16(x as i16),
             );
-            // Lanes to bytes: bit i of the mask is slot i.
-            _mm_movemask_epi8(_mm_packs_epi16(eq, _mm_setzero_si128())) as u32
+            _mm_movemask_epi8(eq) as u32
         }
     }
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     {
-        eq_mask_scalar(v, x)
+        let one = eq_mask_scalar(v, x);
+        let mut two = 0;
+        for i in 0..SLOTS {
+            two |= ((one >> i) & 1) * (0b11 << (2 * i));
+        }
+        two
     }
 }
 
@@ -299,12 +310,16 @@ mod tests {
         let v16: [u16; SLOTS] = [3, 0, 3, 9, 0xffff, 3, 1, 0x8000];
         let v32: [u32; SLOTS] = [7, 0, u32::MAX, 7, 1 << 31, 5, 7, 0];
         for x in [0u16, 3, 9, 0xffff, 0x8000, 2] {
-            assert_eq!(eq_mask_u16(&v16, x), eq_mask_scalar(&v16, x), "{x}");
+            let one = eq_mask_scalar(&v16, x);
+            let two = eq_mask2_u16(&v16, x);
+            for i in 0..SLOTS {
+                assert_eq!((two >> (2 * i)) & 0b11, ((one >> i) & 1) * 0b11, "{x} {i}");
+            }
         }
         for x in [0u32, 7, u32::MAX, 1 << 31, 5, 6] {
             assert_eq!(eq_mask_u32(&v32, x), eq_mask_scalar(&v32, x), "{x}");
         }
-        assert_eq!(eq_mask_u16(&v16, 3), 0b0010_0101);
+        assert_eq!(eq_mask2_u16(&v16, 3), 0b1100_0011_0011);
     }
 
     #[test]
