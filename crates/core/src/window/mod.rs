@@ -334,7 +334,7 @@ impl WindowAggregator {
             } => {
                 s.tcp += 1;
                 // One table load gives the flag counts this packet is in; each is counted in
-                // the sums and its family together (a packet has one to three).
+                // the sums and its family together (usually one to three of them).
                 let mut mask = FLAG_COUNT_BITS[usize::from(flags & 0x3f)];
                 while mask != 0 {
                     let i = mask.trailing_zeros() as usize;
