@@ -49,24 +49,34 @@ impl CulpritTally {
     /// The top [`CONTRIBUTORS_PER_FAMILY`] of every family, then forgets the window. The
     /// packets family is not summarised here: `packets` is its top, from the exact source tally.
     pub fn take(&mut self, packets: Vec<Contributor>) -> Contributors {
-        let mut entries = packets;
+        // Gathered on the stack, then one allocation of the exact size.
+        let mut buf = [EMPTY; NUM_FAMILIES * CONTRIBUTORS_PER_FAMILY];
+        let mut n = 0;
         let mut ends = [0u16; NUM_FAMILIES];
         for (i, s) in self.families.iter_mut().enumerate() {
             if i == Family::Packets.index() {
-                ends[i] = u16::try_from(entries.len()).unwrap_or(u16::MAX);
-                continue;
+                for c in packets.iter().take(CONTRIBUTORS_PER_FAMILY) {
+                    buf[n] = *c;
+                    n += 1;
+                }
+            } else {
+                s.each_top(CONTRIBUTORS_PER_FAMILY, |key, count, max_error| {
+                    buf[n] = Contributor {
+                        addr: key_to_addr(key),
+                        count,
+                        max_error,
+                    };
+                    n += 1;
+                });
+                s.reset();
             }
-            entries.extend(s.top(CONTRIBUTORS_PER_FAMILY).into_iter().map(
-                |(key, count, max_error)| Contributor {
-                    addr: key_to_addr(key),
-                    count,
-                    max_error,
-                },
-            ));
-            ends[i] = u16::try_from(entries.len()).unwrap_or(u16::MAX);
-            s.reset();
+            // At most NUM_FAMILIES × 3 = 117 entries: fits.
+            ends[i] = n as u16;
         }
-        Contributors { entries, ends }
+        Contributors {
+            entries: buf[..n].to_vec(),
+            ends,
+        }
     }
 
     /// Forgets the window without reporting it.
@@ -76,6 +86,13 @@ impl CulpritTally {
         }
     }
 }
+
+/// A placeholder entry (never read: only the filled part of a buffer is kept).
+const EMPTY: Contributor = Contributor {
+    addr: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    count: 0,
+    max_error: 0,
+};
 
 /// A host that contributed to a family in a window.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -337,5 +354,9 @@ mod tests {
             );
         }
         assert!(w.contributors.entries.len() <= NUM_FAMILIES * CONTRIBUTORS_PER_FAMILY);
+        assert_eq!(
+            w.contributors.entries.capacity(),
+            w.contributors.entries.len()
+        );
     }
 }

@@ -163,19 +163,37 @@ impl SpaceSaving {
     /// The held keys, largest count first (ties by key): `(key, count, error)`, where the true
     /// count lies in `count − error ..= count`.
     pub fn top(&self, n: usize) -> Vec<(IpKey, u64, u64)> {
-        let mut held: Vec<(IpKey, u64, u64)> = (0..SLOTS)
-            .filter(|&i| self.fps[i] != 0)
-            .map(|i| {
-                (
-                    self.keys[i],
-                    u64::from(self.counts[i]),
-                    u64::from(self.errors[i]),
-                )
-            })
-            .collect();
-        held.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-        held.truncate(n);
-        held
+        let mut out = Vec::new();
+        self.each_top(n, |key, count, error| out.push((key, count, error)));
+        out
+    }
+
+    /// Calls `f(key, count, error)` for the `n` largest held keys, as [`Self::top`] lists them,
+    /// without allocating (once per family and window close).
+    pub fn each_top(&self, n: usize, mut f: impl FnMut(IpKey, u64, u64)) {
+        // Insertion sort of the held slots' indices: at most 8.
+        let mut order = [0usize; SLOTS];
+        let mut held = 0;
+        let before = |a: usize, b: usize| {
+            (self.counts[a], std::cmp::Reverse(self.keys[a]))
+                > (self.counts[b], std::cmp::Reverse(self.keys[b]))
+        };
+        for i in (0..SLOTS).filter(|&i| self.fps[i] != 0) {
+            let mut j = held;
+            while j > 0 && before(i, order[j - 1]) {
+                order[j] = order[j - 1];
+                j -= 1;
+            }
+            order[j] = i;
+            held += 1;
+        }
+        for &i in &order[..held.min(n)] {
+            f(
+                self.keys[i],
+                u64::from(self.counts[i]),
+                u64::from(self.errors[i]),
+            );
+        }
     }
 }
 
