@@ -197,6 +197,7 @@ mod tests {
         *state
     }
 
+    /// The key of an IPv4 address.
     fn v4(a: [u8; 4]) -> IpKey {
         ipv4_key(a)
     }
