@@ -15,6 +15,7 @@
 #   SOC_TRAIN_ARGS  extra `netanom train` options (e.g. "--threshold-factor 1.2"); the
 #                   default is scripts/experiments.sh's: seed 1, 100 epochs, hidden 64, 1 layer
 #   SOC_EPOCHS      training epochs (default 100)
+#   SOC_SEED        training seed (default 1)
 #   SOC_TAG         suffix of the model and report names (default none), to keep variants apart
 # Output: $SOC_DIR/models/<name>/ (bundle, train.log), $SOC_DIR/reports/<name>/ (evaluate
 # report, alerts.jsonl, run.log), $SOC_DIR/summary.md (the tables; appended per invocation
@@ -26,7 +27,7 @@ SOC=${SOC_DIR:-$root/target/soc}
 if [[ -z ${NETANOM:-} ]]; then
   NETANOM=${CARGO_TARGET_DIR:-$root/target}/release/netanom
 fi
-SEED=1
+SEED=${SOC_SEED:-1} # 1: as scripts/experiments.sh
 EPOCHS=${SOC_EPOCHS:-100} # 100: as scripts/experiments.sh for loopback
 read -r -a extra <<<"${SOC_TRAIN_ARGS:-}"
 tag=${SOC_TAG:-}
