@@ -49,7 +49,7 @@ while (($#)); do
     --seconds) total=${2:?--seconds needs a value}; shift 2 ;;
     --flood-count) flood=${2:?--flood-count needs a value}; shift 2 ;;
     --out-dir) outdir=${2:?--out-dir needs a value}; shift 2 ;;
-    -h | --help) sed -n '2,35p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,33p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) nt_die "unknown argument: $1 (see --help)" ;;
   esac
 done

@@ -31,6 +31,7 @@ SEED=${SOC_SEED:-1} # 1: as scripts/experiments.sh
 EPOCHS=${SOC_EPOCHS:-100} # 100: as scripts/experiments.sh for loopback
 read -r -a extra <<<"${SOC_TRAIN_ARGS:-}"
 tag=${SOC_TAG:-}
+case ${1:-} in -h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}"; exit 0 ;; esac
 windows=("$@")
 ((${#windows[@]})) || windows=(0.5 0.5,5 0.5,5,30)
 log() { echo "soc-bench: $*" >&2; }
