@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# Record the DEMO ATTACK capture on loopback: the same normal background mix as
+# Record an ATTACK capture on loopback: the same normal background mix as
 # scripts/record-normal.sh for the whole time, plus attacks from 127.0.0.66 at known
 # times, and write the labels (start/end epoch of each attack) next to it.
 #
-# Usage: scripts/record-attack.sh [--seconds S] [--flood-count N] [--out-dir DIR]
-#   --seconds S       total length (default 180, at least 150)
+# Usage: scripts/record-attack.sh [--scenario demo|soc] [--seconds S] [--flood-count N] [--out-dir DIR]
+#   --scenario X      demo (default): data/demo-attack.pcap + data/demo-attack-labels.csv;
+#                     soc: the SOC benchmark of issue 8, attack.pcap + attack-labels.csv in
+#                     target/soc/ (scripts/record-soc.sh records it with its normal.pcap)
+#   --seconds S       total length (default demo 180, at least 150; soc 600, at least 560)
 #   --flood-count N   SYN packets of the hping3 flood (default 20000, at most 100000)
-#   --out-dir DIR     where demo-attack.pcap and demo-attack-labels.csv go (default data/)
+#   --out-dir DIR     where the capture and its labels go (default data/, soc: target/soc/)
 #
-# Timeline (seconds after the capture starts; each attack also waits for a quiet gap
+# demo timeline (seconds after the capture starts; each attack also waits for a quiet gap
 # of at least 25 s after the previous one ends):
 #   ~30   nmap_syn_scan    nmap -sS -p 1-2000 127.0.0.1 (-T4, --max-rate 500)
 #   ~70   hping3_syn_flood hping3 -S -p 80 -i u100 -c N 127.0.0.1
 #   ~110  nmap_udp_scan    nmap -sU -p 1-1000 127.0.0.1 (-T4, --max-rate 250, --max-retries 1)
 #   ~145  icmp_sweep       hping3 -1 (echo request) x3 to each of 127.0.0.0/28
+# soc timeline (same rule):
+#   ~30   nmap_fast_scan   nmap -sS -T4 --max-rate 500 -p 1-1000 127.0.0.1
+#   ~70   nmap_slow_scan   nmap -sS -T2 -p 1-150 127.0.0.1 (~60 s; timeout 90)
+#   ~170  hping3_syn_flood hping3 -S -p 80 -i u100 -c N 127.0.0.1
+#   ~210  syn_flood_dips   three hping3 -S -p 80 -i u100 bursts of 2 s, 2 s apart
+#   ~250  udp_flood        hping3 -2 -p 9999 -i u100 -c N 127.0.0.1
+#   ~290  icmp_flood       hping3 -1 -i u100 -c N/2 127.0.0.1 (echo request flood)
+#   ~330  c2_beacon        a TCP connection 127.0.0.66 -> 127.0.0.1:4444 (a listener started
+#                          with the servers) every 5 s for 120 s, ~25 bytes each way
 # all spoofing the source 127.0.0.66 (nmap -S 127.0.0.66 -e lo -Pn -n, hping3 -a
 # 127.0.0.66); 127.0.0.66 is used by nothing else. Labels, one row per direction:
 #   name,src_cidr,dst_cidr,start_epoch,end_epoch
@@ -26,20 +38,27 @@ root=$(cd "$here/.." && pwd)
 source "$here/lib-traffic.sh"
 NT_LOG_PREFIX=record-attack
 
-total=180
+scenario=demo
+total=
 flood=20000
-outdir=$root/data
+outdir=
 args=("$@")
 while (($#)); do
   case $1 in
+    --scenario) scenario=${2:?--scenario needs a value}; shift 2 ;;
     --seconds) total=${2:?--seconds needs a value}; shift 2 ;;
     --flood-count) flood=${2:?--flood-count needs a value}; shift 2 ;;
     --out-dir) outdir=${2:?--out-dir needs a value}; shift 2 ;;
-    -h | --help) sed -n '2,23p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,33p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) nt_die "unknown argument: $1 (see --help)" ;;
   esac
 done
-[[ $total =~ ^[0-9]+$ ]] && ((total >= 150 && total <= 1800)) || nt_die "--seconds must be 150..1800"
+case $scenario in
+  demo) min_total=150 total=${total:-180} outdir=${outdir:-$root/data} base=demo-attack ;;
+  soc) min_total=560 total=${total:-600} outdir=${outdir:-$root/target/soc} base=attack ;;
+  *) nt_die "--scenario must be demo or soc" ;;
+esac
+[[ $total =~ ^[0-9]+$ ]] && ((total >= min_total && total <= 1800)) || nt_die "--seconds must be $min_total..1800"
 [[ $flood =~ ^[0-9]+$ ]] && ((flood >= 1 && flood <= 100000)) || nt_die "--flood-count must be 1..100000"
 [[ $outdir = /* ]] || outdir=$PWD/$outdir
 
@@ -59,8 +78,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 mkdir -p "$outdir"
-pcap=$outdir/demo-attack.pcap
-labels=$outdir/demo-attack-labels.csv
+pcap=$outdir/$base.pcap
+labels=$outdir/$base-labels.csv
 tmp=$pcap.tmp
 labels_tmp=$NT_WORKDIR/labels.csv
 echo 'name,src_cidr,dst_cidr,start_epoch,end_epoch' >"$labels_tmp"
@@ -68,10 +87,44 @@ echo 'name,src_cidr,dst_cidr,start_epoch,end_epoch' >"$labels_tmp"
 nt_log "tools: $(nmap --version | head -1); $(hping3 --version 2>&1 | head -1 | cut -c1-40); $(tcpdump --version 2>&1 | head -1)"
 nt_prepare_workdir "$NT_WORKDIR"
 nt_start_servers
+if [[ $scenario == soc ]]; then
+  # The C2 server of the beacon: answers each check-in with a few bytes.
+  cat >"$NT_WORKDIR/c2_server.py" <<'EOF'
+import socketserver, sys
+class H(socketserver.StreamRequestHandler):
+    timeout = 10
+    def handle(self):
+        self.rfile.readline(256)
+        self.wfile.write(b"TASK none sleep=5\n")
+class S(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True; daemon_threads = True
+S((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+EOF
+  cat >"$NT_WORKDIR/c2_beacon.py" <<'EOF'
+import socket, sys, time
+src, n, period = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+t0 = time.time()
+for i in range(n):
+    try:
+        c = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        c.settimeout(3)
+        c.bind((src, 0))
+        c.connect(("127.0.0.1", 4444))
+        with c:
+            c.sendall(f"BEACON id=ws17 seq={i}\n".encode())
+            c.recv(256)
+    except OSError as e:
+        print("beacon", i, e, file=sys.stderr)
+    if i + 1 < n:
+        time.sleep(max(0.0, t0 + (i + 1) * period - time.time()))
+EOF
+  nt_spawn_server c2 "$NT_PY" "$NT_WORKDIR/c2_server.py" 127.0.0.1 4444
+  nt_wait_port tcp 127.0.0.1 4444 || nt_die "the C2 listener did not come up"
+fi
 sleep 1
 
-# Capture bounds: the flood plus 400 packets/s of the rest; the duration plus a margin.
-nt_capture_start "$tmp" $((flood * 4 + total * 400)) $((total + 120))
+# Capture bounds: the floods plus 400 packets/s of the rest; the duration plus a margin.
+nt_capture_start "$tmp" $((flood * 12 + total * 400)) $((total + 120))
 t0=$EPOCHSECONDS
 nt_start_background $((t0 + total))
 
@@ -105,15 +158,43 @@ icmp_sweep() { # three echo requests to each of 127.0.0.0/28, staggered by 0.1 s
   for x in "${pids[@]}"; do wait "$x" || true; done
 }
 
+# The soc scenario's flood with dips: three SYN bursts of 2 s, 2 s apart (one attack).
+syn_flood_dips() {
+  local k
+  for k in 1 2 3; do
+    timeout --signal=INT 2 hping3 -n -q -I lo -a "$ATTACKER" -S -p 80 -i u100 -c "$flood" 127.0.0.1 || true
+    ((k < 3)) && sleep 2
+  done
+  return 0
+}
+
 NMAP=(nmap -n -Pn -e lo -S "$ATTACKER" --max-retries 1)
-at 30
-attack nmap_syn_scan 127.0.0.1/32 timeout 60 "${NMAP[@]}" -sS -T4 --max-rate 500 -p 1-2000 127.0.0.1
-at 70
-attack hping3_syn_flood 127.0.0.1/32 timeout 60 hping3 -n -q -I lo -a "$ATTACKER" -S -p 80 -i u100 -c "$flood" 127.0.0.1
-at 110
-attack nmap_udp_scan 127.0.0.1/32 timeout 60 "${NMAP[@]}" -sU -T4 --max-rate 250 --host-timeout 45s -p 1-1000 127.0.0.1
-at 145
-attack icmp_sweep 127.0.0.0/28 icmp_sweep
+HPING=(hping3 -n -q -I lo -a "$ATTACKER")
+if [[ $scenario == demo ]]; then
+  at 30
+  attack nmap_syn_scan 127.0.0.1/32 timeout 60 "${NMAP[@]}" -sS -T4 --max-rate 500 -p 1-2000 127.0.0.1
+  at 70
+  attack hping3_syn_flood 127.0.0.1/32 timeout 60 "${HPING[@]}" -S -p 80 -i u100 -c "$flood" 127.0.0.1
+  at 110
+  attack nmap_udp_scan 127.0.0.1/32 timeout 60 "${NMAP[@]}" -sU -T4 --max-rate 250 --host-timeout 45s -p 1-1000 127.0.0.1
+  at 145
+  attack icmp_sweep 127.0.0.0/28 icmp_sweep
+else
+  at 30
+  attack nmap_fast_scan 127.0.0.1/32 timeout 60 "${NMAP[@]}" -sS -T4 --max-rate 500 -p 1-1000 127.0.0.1
+  at 70
+  attack nmap_slow_scan 127.0.0.1/32 timeout 90 "${NMAP[@]}" -sS -T2 -p 1-150 127.0.0.1
+  at 170
+  attack hping3_syn_flood 127.0.0.1/32 timeout 60 "${HPING[@]}" -S -p 80 -i u100 -c "$flood" 127.0.0.1
+  at 210
+  attack syn_flood_dips 127.0.0.1/32 syn_flood_dips
+  at 250
+  attack udp_flood 127.0.0.1/32 timeout 60 "${HPING[@]}" -2 -p 9999 -i u100 -c "$flood" 127.0.0.1
+  at 290
+  attack icmp_flood 127.0.0.1/32 timeout 60 "${HPING[@]}" -1 -i u100 -c $((flood / 2)) 127.0.0.1
+  at 330
+  attack c2_beacon 127.0.0.1/32 timeout 140 "$NT_PY" "$NT_WORKDIR/c2_beacon.py" "$ATTACKER" 24 5
+fi
 ((EPOCHSECONDS < t0 + total - 10)) || nt_log "warning: attacks ran late, less than 10 s of background after the last one"
 
 nt_wait_workers

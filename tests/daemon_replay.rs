@@ -343,6 +343,76 @@ fn syn_flood_replay_writes_one_documented_incident() {
     assert_eq!(stopping["fields"]["reason"], "end of input");
 }
 
+/// The flooder in [`a_flood_names_its_source_not_the_busiest_host`].
+const CULPRIT: [u8; 4] = [127, 0, 66, 3];
+
+#[test]
+fn a_flood_names_its_source_not_the_busiest_host() {
+    // During windows 100–102 the web server also sends a bulk download (PSH/ACK, 1,600
+    // segments a window to one client): the busiest source. The SYNs (1,000 a window) come
+    // from another host; the explanation must name that one for the SYN features.
+    let tmp = tempfile::tempdir().unwrap();
+    let pcap = tmp.path().join("flood-and-bulk.pcap");
+    let mut t = Traffic::new();
+    t.lan(&mut Rng::new(5), T1, 200);
+    let (server, client) = (([10, 0, 1, 1], 443), ([10, 0, 0, 7], 51_000));
+    for k in 100..103 {
+        for i in 0..1_600 {
+            let at = win(k) + i * OMEGA_NS / 1_600;
+            t.push(at, tcp_frame(server, client, 63, 0x18, 1_200));
+        }
+    }
+    t.syn_flood(win(100), 3 * OMEGA_NS, 3_000, CULPRIT, VICTIM, &[80]);
+    t.write(&pcap);
+    let log = tmp.path().join("alerts.jsonl");
+    let run = replay(&[&pcap], &log, &[], &[]);
+    run.assert_ok("netanom run --pcap");
+    let events = read_alerts(&log);
+    assert_eq!(events.len(), 2, "one incident:\n{events:#?}");
+    let start = &events[0];
+    assert_eq!(
+        start["top_talkers"]["source"][0]["ip"], "10.0.1.1",
+        "{start}"
+    );
+    let tf = start["top_features"].as_array().unwrap();
+    let top = &tf[0];
+    assert!(
+        top["name"].as_str().unwrap().starts_with("syn_"),
+        "top feature: {tf:?}"
+    );
+    let named = &top["contributors"][0];
+    assert_eq!(named["ip"], "127.0.66.3", "{top}");
+    let syn = tf
+        .iter()
+        .find(|f| f["name"] == "syn_count")
+        .expect("syn_count among the top features");
+    // Exact: the flooder sent 1,000 SYNs in the window, held from its first.
+    assert_eq!(
+        syn["contributors"][0],
+        serde_json::json!({"ip": "127.0.66.3", "packets": 1000}),
+        "{syn}"
+    );
+    assert!(syn["contributors"].as_array().unwrap().len() <= 3);
+    // Every top feature names at most three contributors, with an address and a count.
+    for f in tf {
+        for c in f["contributors"].as_array().unwrap() {
+            assert!(c["ip"].is_string(), "{f}");
+            assert!(c["packets"].is_u64() || c["new_values"].is_u64(), "{f}");
+        }
+    }
+    // The journal line says it in words.
+    let recs = records(&run);
+    let started = recs
+        .iter()
+        .find(|r| log_message(r) == "anomaly incident started")
+        .expect("an 'anomaly incident started' log line");
+    let explained = started["fields"]["explained"].as_str().unwrap();
+    assert!(
+        explained.contains("syn_count 10") && explained.contains(": 127.0.66.3 sent 1000"),
+        "{explained}"
+    );
+}
+
 #[test]
 fn normal_replay_writes_no_incident() {
     let fx = fixture();

@@ -13,7 +13,7 @@ use crate::detect::score::{Scale, ThresholdForScales};
 use crate::history::HistoryHandle;
 use crate::model::ModelSet;
 use crate::output::alerts::{
-    top_deviations, AlertContext, AlertEvent, AlertFile, AlertLog, Explanation, Flush,
+    describe, top_deviations, AlertContext, AlertEvent, AlertFile, AlertLog, Explanation, Flush,
 };
 use crate::output::metrics::{Health, Metrics};
 use crate::timestamp::format_ts;
@@ -516,11 +516,14 @@ impl Scorer {
         let report = self.log.write(alert);
         self.after_log(report);
         let json = serde_json::to_string(alert).unwrap_or_default();
+        // The top features and who caused them, for a reader of the journal.
+        let explained = describe(&alert.top_features);
         if started {
             tracing::warn!(
                 incident = %alert.incident.id,
                 score = alert.score,
                 threshold = alert.threshold,
+                %explained,
                 event = %json,
                 "anomaly incident started"
             );
@@ -529,6 +532,7 @@ impl Scorer {
                 incident = %alert.incident.id,
                 peak_score = alert.incident.peak_score,
                 duration_s = alert.incident.duration_s,
+                %explained,
                 event = %json,
                 "anomaly incident ended"
             );

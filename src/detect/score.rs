@@ -309,6 +309,7 @@ mod tests {
             end_ns: (k + 1) * 1000,
             features: w(v),
             talkers: Default::default(),
+            contributors: Default::default(),
             distinct_estimated: false,
             late_packets: 0,
             after_time_jump: false,

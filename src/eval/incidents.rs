@@ -10,8 +10,12 @@
 //!   covers three windows and belongs to the last, so the two windows after an attack still
 //!   see it.
 //! - A *false alarm* is an incident that overlaps no attack.
-//! - *Time to first alert*: from the attack's start to the end of the window that reported the
-//!   first overlapping incident (an alert is raised when that window closes).
+//! - *Time to first alert*: from the attack's start to the end of the first alerting window (of
+//!   any scale) that overlaps the attack (with the tolerance): an alert is raised when that
+//!   window closes. Never negative; an incident that began before the attack (a false alarm
+//!   merged with it) does not make detection look early.
+//! - *Merged*: a true incident that overlaps more than one attack; `attacks_per_incident` says
+//!   how much `incidents_per_attack` = 1 owes to merging.
 //! - *Flagged fraction*: the share of the attack's duration covered by alerting windows of any
 //!   scale.
 
@@ -69,6 +73,10 @@ pub struct IncidentEvaluation {
     pub attacks_detected: u64,
     /// Mean incidents per detected attack (1 is best; `None` with no detected attack).
     pub incidents_per_attack: Option<f64>,
+    /// Mean attacks per true incident (1 is best: above 1, attacks were merged).
+    pub attacks_per_incident: Option<f64>,
+    /// True incidents that overlap more than one attack.
+    pub merged_incidents: u64,
     /// Mean time to first alert over detected attacks, seconds.
     pub mean_time_to_first_alert_s: Option<f64>,
     /// The tolerance after an attack's end, seconds.
@@ -130,15 +138,23 @@ pub fn evaluate_incidents(
     let mut per_attack = Vec::with_capacity(attacks.len());
     for (name, a, b) in &attacks {
         let mut count = 0;
-        let mut first: Option<f64> = None;
         for inc in incidents.iter_mut() {
             if ns(inc.start) <= b + tolerance_ns && ns(inc.end) >= *a {
                 count += 1;
                 inc.attacks.push(name.clone());
-                let t = inc.reported - *a as f64 / 1e9;
-                first = Some(first.map_or(t, |f: f64| f.min(t)));
             }
         }
+        // The first alerting window that sees the attack; only with an incident (min_windows
+        // may have suppressed a lone alert).
+        let first = (count > 0)
+            .then(|| {
+                alerting
+                    .iter()
+                    .filter(|(s, e)| *e > *a && *s <= b + tolerance_ns)
+                    .map(|(_, e)| (e - a) as f64 / 1e9)
+                    .reduce(f64::min)
+            })
+            .flatten();
         let duration = (b - a).max(1);
         per_attack.push(AttackIncidents {
             name: name.clone(),
@@ -150,6 +166,7 @@ pub fn evaluate_incidents(
         });
     }
     let true_incidents = incidents.iter().filter(|i| !i.attacks.is_empty()).count() as u64;
+    let merged_incidents = incidents.iter().filter(|i| i.attacks.len() > 1).count() as u64;
     let detected: Vec<&AttackIncidents> = per_attack.iter().filter(|a| a.incidents > 0).collect();
     let mean = |v: Vec<f64>| (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
     IncidentEvaluation {
@@ -159,6 +176,14 @@ pub fn evaluate_incidents(
         attacks: attacks.len() as u64,
         attacks_detected: detected.len() as u64,
         incidents_per_attack: mean(detected.iter().map(|a| a.incidents as f64).collect()),
+        attacks_per_incident: mean(
+            incidents
+                .iter()
+                .filter(|i| !i.attacks.is_empty())
+                .map(|i| i.attacks.len() as f64)
+                .collect(),
+        ),
+        merged_incidents,
         mean_time_to_first_alert_s: mean(
             detected
                 .iter()
@@ -244,16 +269,32 @@ mod tests {
         assert_eq!(e.incidents_per_attack, Some(1.5));
         let scan = &e.per_attack[0];
         assert_eq!(scan.incidents, 2);
-        assert_eq!(scan.time_to_first_alert_s, Some(3.0));
+        assert_eq!(scan.time_to_first_alert_s, Some(20.0), "end of the first alerting window");
         assert!((scan.flagged_fraction - 46.0 / 61.0).abs() < 1e-9);
         let flood = &e.per_attack[1];
         assert_eq!(flood.incidents, 1);
-        assert_eq!(flood.time_to_first_alert_s, Some(32.0));
+        assert_eq!(flood.time_to_first_alert_s, None, "no alerting window given for it");
         assert_eq!(e.per_attack[2].incidents, 0);
         assert_eq!(e.per_attack[2].time_to_first_alert_s, None);
-        assert_eq!(e.mean_time_to_first_alert_s, Some(17.5));
+        assert_eq!(e.mean_time_to_first_alert_s, Some(20.0));
+        assert_eq!((e.merged_incidents, e.attacks_per_incident), (0, Some(1.0)));
         assert_eq!(e.list[2].attacks, Vec::<String>::new());
         assert_eq!(e.list[3].attacks, ["flood"]);
+        // An incident that began before the attack and runs into it: the attack's first alert
+        // is the first alerting window that sees it, never before its start; one incident
+        // over two attacks is merged.
+        let early = vec![inc("i-9", 90, 335, 91)];
+        let alerting = [
+            (t0 + 90 * S, t0 + 91 * S),
+            (t0 + 104 * S, t0 + 105 * S),
+            (t0 + 300 * S, t0 + 301 * S),
+        ];
+        let e = evaluate_incidents(early, &alerting, &labels(), 2 * S);
+        assert_eq!(e.per_attack[0].time_to_first_alert_s, Some(5.0));
+        assert_eq!(e.per_attack[1].time_to_first_alert_s, Some(1.0));
+        assert_eq!(e.merged_incidents, 1);
+        assert_eq!(e.attacks_per_incident, Some(2.0));
+        assert_eq!(e.incidents_per_attack, Some(1.0));
         // Without the tolerance the late incident is a false alarm.
         let e = evaluate_incidents(vec![inc("i-4", 331, 335, 332)], &[], &labels(), 0);
         assert_eq!(e.false_alarms, 1);

@@ -181,13 +181,14 @@ pub fn incident_table(i: &super::IncidentEvaluation) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "\nincidents: {} ({} overlap a labelled attack, {} false alarms); attacks detected: {} of {}; incidents per detected attack: {}; mean time to first alert: {}",
+        "\nincidents: {} ({} overlap a labelled attack, {} false alarms); attacks detected: {} of {}; incidents per detected attack: {}; attacks per true incident: {}; mean time to first alert: {}",
         i.incidents,
         i.true_incidents,
         i.false_alarms,
         i.attacks_detected,
         i.attacks,
         i.incidents_per_attack.map_or("-".into(), |v| format!("{v:.2}")),
+        i.attacks_per_incident.map_or("-".into(), |v| format!("{v:.2}")),
         i.mean_time_to_first_alert_s.map_or("-".into(), |v| format!("{v:.1} s")),
     );
     let _ = writeln!(

@@ -736,6 +736,7 @@ mod tests {
             end_ns: 500_000_000,
             features: [1.0; crate::window::features::NUM_FEATURES],
             talkers: Default::default(),
+            contributors: Default::default(),
             distinct_estimated: true,
             late_packets: 0,
             after_time_jump: false,

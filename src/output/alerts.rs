@@ -27,8 +27,10 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 use crate::detect::incident::{EndReason, IncidentEvent, IncidentSummary, ScoredWindow};
-use crate::window::features::{FeatureVector, FEATURE_NAMES, NUM_FEATURES};
-use crate::window::{Omega, Talkers, Window};
+use crate::window::features::{
+    CountUnit, Family, Feature, FeatureVector, KeyKind, FEATURE_NAMES, NUM_FEATURES,
+};
+use crate::window::{Contributor, Contributors, Omega, Talkers, Window};
 
 /// Version of the event schema; bumped on an incompatible change.
 /// 2: `model.scales`, `incident.scales` (several window lengths, one incident across them).
@@ -89,9 +91,94 @@ pub struct FeatureDeviation {
     /// `(value − min) / (max − min)` as the model saw it: 0–1 inside the training range,
     /// beyond it outside; 0 for a feature that was constant in training.
     pub normalized: f64,
+    /// The hosts that contributed most to this feature in the window, largest first (at most
+    /// three; empty until [`FeatureDeviation::with_contributors`] fills it).
+    pub contributors: Vec<FeatureContributor>,
+}
+
+/// A host's share of one feature: its count in the feature's family (`docs/alerts.md`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FeatureContributor {
+    /// The host.
+    pub ip: IpAddr,
+    /// Its count, at least the true one.
+    pub count: u64,
+    /// What it counts: packets, or values new in the window.
+    pub unit: CountUnit,
+    /// Whether the host is the packets' source or their destination.
+    pub role: KeyKind,
+    /// How much `count` may exceed the true count (0: exact).
+    pub max_error: u64,
+}
+
+impl FeatureContributor {
+    /// A window contributor of `family`.
+    pub fn new(family: Family, c: &Contributor) -> Self {
+        FeatureContributor {
+            ip: c.addr,
+            count: c.count,
+            unit: family.unit(),
+            role: family.key_kind(),
+            max_error: c.max_error,
+        }
+    }
+}
+
+impl Serialize for FeatureContributor {
+    /// `{"ip": …, "packets" | "new_values": n}`, plus `"max_error"` when the count is not exact.
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = ser.serialize_map(None)?;
+        m.serialize_entry("ip", &self.ip)?;
+        let unit = match self.unit {
+            CountUnit::Packets => "packets",
+            CountUnit::NewValues => "new_values",
+        };
+        m.serialize_entry(unit, &self.count)?;
+        if self.max_error > 0 {
+            m.serialize_entry("max_error", &self.max_error)?;
+        }
+        m.end()
+    }
+}
+
+impl std::fmt::Display for FeatureContributor {
+    /// `127.0.66.3 sent 4654`, `10.0.0.9 brought 1000 new`, `198.51.100.1 received 4000 new`;
+    /// ` (at least N)` when the count may be over.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (ip, n) = (self.ip, self.count);
+        match (self.unit, self.role) {
+            (CountUnit::Packets, KeyKind::SrcAddr) => write!(f, "{ip} sent {n}")?,
+            (CountUnit::Packets, KeyKind::DstAddr) => write!(f, "{ip} received {n}")?,
+            (CountUnit::NewValues, KeyKind::SrcAddr) => write!(f, "{ip} brought {n} new")?,
+            (CountUnit::NewValues, KeyKind::DstAddr) => write!(f, "{ip} received {n} new")?,
+        }
+        if self.max_error > 0 {
+            write!(
+                f,
+                " (at least {})",
+                self.count.saturating_sub(self.max_error)
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl FeatureDeviation {
+    /// Fills [`Self::contributors`] from a window's contributors (those of the feature's family).
+    pub fn with_contributors(mut self, contributors: &Contributors) -> Self {
+        if let Some(feature) = Feature::from_name(self.name) {
+            let family = feature.family();
+            self.contributors = contributors
+                .of(family)
+                .iter()
+                .take(MAX_CONTRIBUTORS)
+                .map(|c| FeatureContributor::new(family, c))
+                .collect();
+        }
+        self
+    }
+
     /// Distance outside [0, 1] in normalised units (0 inside the range).
     pub fn outside(&self) -> f64 {
         if self.normalized > 1.0 {
@@ -102,6 +189,49 @@ impl FeatureDeviation {
             0.0
         }
     }
+}
+
+/// Contributors listed per feature.
+pub const MAX_CONTRIBUTORS: usize = 3;
+
+impl std::fmt::Display for FeatureDeviation {
+    /// The log line of a feature: `syn_count 4662 (training max 28): 127.0.66.3 sent 4654`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (bound, limit) = if self.normalized < 0.0 {
+            ("min", self.training_min)
+        } else {
+            ("max", self.training_max)
+        };
+        write!(
+            f,
+            "{} {} (training {bound} {})",
+            self.name,
+            number(self.value),
+            number(limit)
+        )?;
+        for (i, c) in self.contributors.iter().enumerate() {
+            f.write_str(if i == 0 { ": " } else { ", " })?;
+            write!(f, "{c}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A feature value for a log line: whole numbers without decimals, others to 4 places.
+fn number(x: f64) -> String {
+    if x.fract() == 0.0 && x.abs() < 1e15 {
+        format!("{x:.0}")
+    } else {
+        let s = format!("{x:.4}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    }
+}
+
+/// The log line of an explanation's features: each as its [`Display`](FeatureDeviation) form,
+/// joined by `; `.
+pub fn describe(features: &[FeatureDeviation]) -> String {
+    let parts: Vec<String> = features.iter().map(ToString::to_string).collect();
+    parts.join("; ")
 }
 
 /// The `n` features that deviate most from the training range: ranked by distance outside
@@ -127,6 +257,7 @@ pub fn top_deviations(
                 training_min: lo,
                 training_max: hi,
                 normalized,
+                contributors: Vec::new(),
             }
         })
         .collect();
@@ -193,10 +324,14 @@ pub struct Explanation {
 }
 
 impl Explanation {
-    /// Explains `window` against the model's training range, listing `n_features` features.
+    /// Explains `window` against the model's training range, listing `n_features` features,
+    /// each with the hosts that contributed most to it.
     pub fn of(window: &Window, min: &[f64], max: &[f64], n_features: usize) -> Explanation {
         Explanation {
-            top_features: top_deviations(&window.features, min, max, n_features),
+            top_features: top_deviations(&window.features, min, max, n_features)
+                .into_iter()
+                .map(|d| d.with_contributors(&window.contributors))
+                .collect(),
             top_talkers: TopTalkers::from(&window.talkers),
         }
     }
@@ -785,6 +920,22 @@ mod tests {
                 dst_ports: vec![(80, 905), (443, 7)],
                 approximate: false,
             },
+            // The SYNs came from a host that is not the busiest source.
+            contributors: Contributors::from_lists(&[(
+                Family::Flag(0),
+                vec![
+                    Contributor {
+                        addr: "203.0.113.9".parse().unwrap(),
+                        count: (syn as u64).saturating_sub(20),
+                        max_error: 0,
+                    },
+                    Contributor {
+                        addr: "192.0.2.7".parse().unwrap(),
+                        count: 20,
+                        max_error: 3,
+                    },
+                ],
+            )]),
             distinct_estimated: false,
             late_packets: 0,
             after_time_jump: false,
@@ -906,6 +1057,39 @@ mod tests {
     }
 
     #[test]
+    fn the_log_line_names_the_contributors() {
+        let (min, max) = ranges();
+        let ex = Explanation::of(&window(1, 4662.0), &min, &max, 2);
+        assert_eq!(
+            ex.top_features[0].to_string(),
+            "syn_count 4662 (training max 10): 203.0.113.9 sent 4642, 192.0.2.7 sent 20 (at least 17)"
+        );
+        assert_eq!(
+            describe(&ex.top_features),
+            format!("{}; pkt_size_mean 1 (training max 2)", ex.top_features[0])
+        );
+        let mut d = ex.top_features[1].clone();
+        d.value = -0.25;
+        d.normalized = -0.0025;
+        d.contributors = vec![FeatureContributor {
+            ip: "198.51.100.1".parse().unwrap(),
+            count: 4000,
+            unit: CountUnit::NewValues,
+            role: KeyKind::DstAddr,
+            max_error: 0,
+        }];
+        assert_eq!(
+            d.to_string(),
+            "pkt_size_mean -0.25 (training min 0): 198.51.100.1 received 4000 new"
+        );
+        let v = serde_json::to_value(&d.contributors).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!([{"ip": "198.51.100.1", "new_values": 4000}])
+        );
+    }
+
+    #[test]
     fn start_and_end_schema() {
         let (start, end) = events();
         let s: serde_json::Value =
@@ -949,6 +1133,14 @@ mod tests {
         assert_eq!(tf[0]["training_min"].as_f64(), Some(0.0));
         assert_eq!(tf[0]["training_max"].as_f64(), Some(10.0));
         assert_eq!(tf[0]["normalized"].as_f64(), Some(50.0));
+        assert_eq!(
+            tf[0]["contributors"],
+            serde_json::json!([
+                {"ip": "203.0.113.9", "packets": 480},
+                {"ip": "192.0.2.7", "packets": 20, "max_error": 3},
+            ])
+        );
+        assert_eq!(tf[1]["contributors"], serde_json::json!([]));
         let tt = &s["top_talkers"];
         assert_eq!(tt["source"][0]["ip"], "192.0.2.7");
         assert_eq!(tt["source"][0]["packets"], 900);

@@ -148,7 +148,22 @@ const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 // here (with the summary returned through memory) costs about 8 % of extraction.
 #[inline(always)]
 pub fn decode(link: LinkType, data: &[u8], ts_ns: i64, wire_len: u32) -> PacketSummary {
-    let mut summary = PacketSummary {
+    let mut summary = PacketSummary::default();
+    decode_into(link, data, ts_ns, wire_len, &mut summary);
+    summary
+}
+
+/// [`decode`] into a summary the caller holds (the pump's, reused for every packet, so that
+/// the summary is not copied from decode's frame to the caller's).
+#[inline(always)]
+pub fn decode_into(
+    link: LinkType,
+    data: &[u8],
+    ts_ns: i64,
+    wire_len: u32,
+    summary: &mut PacketSummary,
+) {
+    *summary = PacketSummary {
         ts_ns,
         wire_len,
         ..PacketSummary::default()
@@ -162,11 +177,10 @@ pub fn decode(link: LinkType, data: &[u8], ts_ns: i64, wire_len: u32) -> PacketS
         LinkType::Loop => null_payload(data, true),
     };
     match network {
-        Ok(Some(ip)) => decode_ip(ip, &mut summary),
+        Ok(Some(ip)) => decode_ip(ip, summary),
         Ok(None) => {}
         Err(issue) => summary.issue = issue,
     }
-    summary
 }
 
 /// Ethernet II: skip any stack of VLAN tags; `Ok(None)` for a non-IP ethertype.

@@ -466,6 +466,7 @@ mod tests {
             end_ns: 1_795_914_150_000_000_000,
             features: [0.0; 53],
             talkers: Default::default(),
+            contributors: Default::default(),
             distinct_estimated: false,
             late_packets: 3,
             after_time_jump: true,

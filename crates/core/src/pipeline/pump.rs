@@ -8,7 +8,7 @@ use crate::capture::live::interface_is_up;
 use crate::capture::{
     CaptureError, DropCounters, LiveCapture, LiveError, LiveOptions, OfflineCapture, RawPacket,
 };
-use crate::decode::{decode, DecodeIssue, LinkType};
+use crate::decode::{decode_into, DecodeIssue, LinkType, PacketSummary};
 
 /// How often the observer hears of progress and the live clock closes windows.
 pub const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -166,7 +166,8 @@ impl Pump {
         raw: &RawPacket<'_>,
         sink: &mut impl PacketSink,
     ) -> Result<(), PumpError> {
-        let summary = decode(link, raw.data, raw.ts_ns, raw.wire_len);
+        let mut summary = PacketSummary::default();
+        decode_into(link, raw.data, raw.ts_ns, raw.wire_len, &mut summary);
         let c = &mut self.counts;
         c.packets += 1;
         c.bytes += u64::from(raw.wire_len);

@@ -69,32 +69,33 @@ impl AddrTally {
         }
     }
 
-    /// Counts one packet for `key`.
+    /// Counts one packet for `key`; true when `key` is new in the window (past the exact
+    /// limit: when the sketch has certainly not seen it, so a few new keys read as seen).
     #[inline(always)]
-    pub fn add(&mut self, key: IpKey) {
+    pub fn add(&mut self, key: IpKey) -> bool {
         if let Some(count) = self.front.get_mut(&key) {
             *count = count.saturating_add(1);
-            return;
+            return false;
         }
         if self.front.len() < FRONT_CAPACITY {
             // The large map is empty until the small one is full: `key` is new.
             self.front.insert(key, 1);
-            return;
+            return true;
         }
-        self.add_back(key);
+        self.add_back(key)
     }
 
     /// A window with more than [`FRONT_CAPACITY`] addresses: the large map, then the sketch.
-    fn add_back(&mut self, key: IpKey) {
+    fn add_back(&mut self, key: IpKey) -> bool {
         if let Some(count) = self.back.get_mut(&key) {
             *count = count.saturating_add(1);
-            return;
+            return false;
         }
         if self.front.len() + self.back.len() < EXACT_LIMIT {
             self.back.insert(key, 1);
-            return;
+            return true;
         }
-        self.add_overflow(key);
+        self.add_overflow(key)
     }
 
     /// The exact counts of both maps.
@@ -104,7 +105,7 @@ impl AddrTally {
 
     /// The slow path of a flood: sketch the key. Allocates once per window, not per packet.
     #[cold]
-    fn add_overflow(&mut self, key: IpKey) {
+    fn add_overflow(&mut self, key: IpKey) -> bool {
         let (front, back) = (&self.front, &self.back);
         let overflow = self.overflow.get_or_insert_with(|| {
             let mut hll = HyperLogLogPF::new(HLL_PRECISION, QualityState::with_seed(HLL_SEED))
@@ -118,7 +119,8 @@ impl AddrTally {
             })
         });
         overflow.hll.insert(&key);
-        overflow.heavy.add(key);
+        // Count-min never undercounts: an estimate of 1 means the first packet of `key`.
+        overflow.heavy.add(key) == 1
     }
 
     /// Distinct addresses seen: exact, or the HyperLogLog estimate after overflow.
@@ -179,14 +181,16 @@ impl PortTally {
         }
     }
 
-    /// Counts one packet for `port`.
+    /// Counts one packet for `port`; true when `port` is new in the window.
     #[inline(always)]
-    pub fn add(&mut self, port: u16) {
+    pub fn add(&mut self, port: u16) -> bool {
         let count = &mut self.counts[usize::from(port)];
-        if *count == 0 {
+        let new = *count == 0;
+        if new {
             self.touched.push(port);
         }
         *count = count.saturating_add(1);
+        new
     }
 
     /// Distinct ports seen (exact).

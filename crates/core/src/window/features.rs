@@ -150,6 +150,175 @@ impl Feature {
     }
 }
 
+/// Which host or port a contributor count is keyed by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// The packet's source address.
+    SrcAddr,
+    /// The packet's destination address.
+    DstAddr,
+}
+
+/// What a family's counts count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CountUnit {
+    /// Packets of the family sent by (or to) the key.
+    Packets,
+    /// Values first seen in the window that the key's packets brought (distinct counts).
+    NewValues,
+}
+
+/// A feature family: the packets that make a group of features, and the key by which the
+/// window's heavy hitters of those packets are kept (see `culprits`). [`Feature::family`]
+/// maps every feature to the one family that explains it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// Every IP packet, by source (counts, sizes, TTL).
+    Packets,
+    /// TCP packets with one of the flag combinations of [`Feature::FLAG_COUNTS`], by source:
+    /// the index into that list.
+    Flag(u8),
+    /// ICMPv4 and ICMPv6 packets, by source.
+    Icmp,
+    /// UDP packets, by source.
+    Udp,
+    /// TCP/UDP packets from the `i`-th port of [`WELL_KNOWN_PORTS`], by source.
+    SrcPort(u8),
+    /// TCP/UDP packets to the `i`-th port of [`WELL_KNOWN_PORTS`], by source.
+    DstPort(u8),
+    /// Destination addresses first seen in the window, by the source that sent to them.
+    NewDstAddrs,
+    /// Source addresses first seen in the window, by the destination they sent to.
+    NewSrcAddrs,
+    /// TCP/UDP source ports first seen in the window, by source address.
+    NewSrcPorts,
+    /// TCP/UDP destination ports first seen in the window, by source address.
+    NewDstPorts,
+}
+
+/// Number of families (the length of [`Family::ALL`]).
+pub const NUM_FAMILIES: usize = 1 + 10 + 2 + 2 * WELL_KNOWN_PORTS.len() + 4;
+
+impl Family {
+    /// Every family, in [`Family::index`] order.
+    pub const ALL: [Family; NUM_FAMILIES] = {
+        let mut all = [Family::Packets; NUM_FAMILIES];
+        let mut i = 0;
+        while i < NUM_FAMILIES {
+            all[i] = Family::from_index(i);
+            i += 1;
+        }
+        all
+    };
+
+    /// First index of the flag families.
+    const FLAG_BASE: usize = 1;
+    /// First index of the source-port families.
+    const SRC_PORT_BASE: usize = Self::FLAG_BASE + 10 + 2;
+    /// First index of the destination-port families.
+    const DST_PORT_BASE: usize = Self::SRC_PORT_BASE + WELL_KNOWN_PORTS.len();
+    /// First index of the distinct-count families.
+    const NEW_BASE: usize = Self::DST_PORT_BASE + WELL_KNOWN_PORTS.len();
+
+    /// Dense index, `0..NUM_FAMILIES` (the aggregator's array slot).
+    #[inline]
+    pub const fn index(self) -> usize {
+        match self {
+            Family::Packets => 0,
+            Family::Flag(i) => Self::FLAG_BASE + i as usize,
+            Family::Icmp => Self::FLAG_BASE + 10,
+            Family::Udp => Self::FLAG_BASE + 11,
+            Family::SrcPort(i) => Self::SRC_PORT_BASE + i as usize,
+            Family::DstPort(i) => Self::DST_PORT_BASE + i as usize,
+            Family::NewDstAddrs => Self::NEW_BASE,
+            Family::NewSrcAddrs => Self::NEW_BASE + 1,
+            Family::NewSrcPorts => Self::NEW_BASE + 2,
+            Family::NewDstPorts => Self::NEW_BASE + 3,
+        }
+    }
+
+    /// The family at a dense index (the inverse of [`Family::index`]); out of range: packets.
+    const fn from_index(i: usize) -> Family {
+        match i {
+            0 => Family::Packets,
+            i if i < Self::FLAG_BASE + 10 => Family::Flag((i - Self::FLAG_BASE) as u8),
+            i if i == Self::FLAG_BASE + 10 => Family::Icmp,
+            i if i == Self::FLAG_BASE + 11 => Family::Udp,
+            i if i < Self::DST_PORT_BASE => Family::SrcPort((i - Self::SRC_PORT_BASE) as u8),
+            i if i < Self::NEW_BASE => Family::DstPort((i - Self::DST_PORT_BASE) as u8),
+            i if i == Self::NEW_BASE => Family::NewDstAddrs,
+            i if i == Self::NEW_BASE + 1 => Family::NewSrcAddrs,
+            i if i == Self::NEW_BASE + 2 => Family::NewSrcPorts,
+            i if i == Self::NEW_BASE + 3 => Family::NewDstPorts,
+            _ => Family::Packets,
+        }
+    }
+
+    /// The key its heavy hitters are kept by.
+    pub const fn key_kind(self) -> KeyKind {
+        match self {
+            Family::NewSrcAddrs => KeyKind::DstAddr,
+            _ => KeyKind::SrcAddr,
+        }
+    }
+
+    /// What its counts count.
+    pub const fn unit(self) -> CountUnit {
+        match self {
+            Family::NewDstAddrs
+            | Family::NewSrcAddrs
+            | Family::NewSrcPorts
+            | Family::NewDstPorts => CountUnit::NewValues,
+            _ => CountUnit::Packets,
+        }
+    }
+}
+
+impl Feature {
+    /// The family whose heavy hitters explain this feature: the packets it counts (a ratio:
+    /// its numerator's), or for a distinct count the first sightings of new values.
+    pub const fn family(self) -> Family {
+        use Feature as F;
+        let i = self as usize;
+        match self {
+            F::PktSizeMean | F::PktCount | F::PktSizeVar | F::TtlMean | F::TtlVar => {
+                Family::Packets
+            }
+            F::DstIpDistinct => Family::NewDstAddrs,
+            F::SrcIpDistinct => Family::NewSrcAddrs,
+            F::SrcPortDistinct => Family::NewSrcPorts,
+            F::DstPortDistinct => Family::NewDstPorts,
+            F::SynCount
+            | F::FinCount
+            | F::PshCount
+            | F::RstCount
+            | F::UrgCount
+            | F::AckCount
+            | F::FinAckCount
+            | F::RstAckCount
+            | F::SynAckCount
+            | F::PshAckCount => Family::Flag((i - F::SynCount as usize) as u8),
+            // Ratios list the flags in another order: their numerator's count.
+            F::RstRatio => Family::Flag(3),
+            F::SynRatio => Family::Flag(0),
+            F::PshRatio => Family::Flag(2),
+            F::UrgRatio => Family::Flag(4),
+            F::FinRatio => Family::Flag(1),
+            F::AckRatio => Family::Flag(5),
+            F::RstAckRatio => Family::Flag(7),
+            F::PshAckRatio => Family::Flag(9),
+            F::SynAckRatio => Family::Flag(8),
+            F::FinAckRatio => Family::Flag(6),
+            F::IcmpCount => Family::Icmp,
+            F::UdpCount => Family::Udp,
+            _ if i < F::DstPort110Count as usize => {
+                Family::SrcPort((i - F::SrcPort110Count as usize) as u8)
+            }
+            _ => Family::DstPort((i - F::DstPort110Count as usize) as u8),
+        }
+    }
+}
+
 impl std::fmt::Display for Feature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
@@ -189,5 +358,45 @@ mod tests {
         }
         assert_eq!(Feature::FLAG_COUNTS[0].index(), 9);
         assert_eq!(Feature::FLAG_RATIOS[0].index(), 19);
+    }
+    #[test]
+    fn every_feature_has_the_family_of_what_it_counts() {
+        // Every family index is dense and round-trips.
+        for (i, fam) in Family::ALL.iter().enumerate() {
+            assert_eq!(fam.index(), i, "{fam:?}");
+        }
+        // Flag counts: their own family; ratios: the family of their numerator (same name).
+        for (i, f) in Feature::FLAG_COUNTS.iter().enumerate() {
+            assert_eq!(f.family(), Family::Flag(i as u8), "{f}");
+        }
+        for r in Feature::FLAG_RATIOS {
+            let count = Feature::from_name(&r.name().replace("_ratio", "_count")).unwrap();
+            assert_eq!(r.family(), count.family(), "{r}");
+        }
+        for i in 0..WELL_KNOWN_PORTS.len() {
+            assert_eq!(Feature::src_port(i).family(), Family::SrcPort(i as u8));
+            assert_eq!(Feature::dst_port(i).family(), Family::DstPort(i as u8));
+        }
+        let expect = [
+            (Feature::PktCount, Family::Packets),
+            (Feature::PktSizeVar, Family::Packets),
+            (Feature::TtlMean, Family::Packets),
+            (Feature::DstIpDistinct, Family::NewDstAddrs),
+            (Feature::SrcIpDistinct, Family::NewSrcAddrs),
+            (Feature::SrcPortDistinct, Family::NewSrcPorts),
+            (Feature::DstPortDistinct, Family::NewDstPorts),
+            (Feature::IcmpCount, Family::Icmp),
+            (Feature::UdpCount, Family::Udp),
+        ];
+        for (f, fam) in expect {
+            assert_eq!(f.family(), fam, "{f}");
+        }
+        // Every feature maps to a family, and every family explains some feature.
+        let used: std::collections::HashSet<Family> =
+            Feature::ALL.iter().map(|f| f.family()).collect();
+        assert_eq!(used.len(), NUM_FAMILIES);
+        assert_eq!(Family::NewSrcAddrs.key_kind(), KeyKind::DstAddr);
+        assert_eq!(Family::NewDstPorts.unit(), CountUnit::NewValues);
+        assert_eq!(Family::Flag(0).unit(), CountUnit::Packets);
     }
 }

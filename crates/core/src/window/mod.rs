@@ -4,14 +4,18 @@
 //! (the capture thread live, the reader offline), so the hot path takes no lock and,
 //! once constructed, allocates nothing per packet.
 
+pub mod culprits;
 pub mod distinct;
 pub mod features;
 pub mod omega;
+pub mod spacesaving;
 pub mod talkers;
 
-use crate::decode::{key_to_addr, tcp_flags, PacketSummary, Transport};
+use crate::decode::{key_to_addr, tcp_flags, IpKey, IpSummary, PacketSummary, Transport};
+use culprits::{fingerprint, CulpritTally, CONTRIBUTORS_PER_FAMILY};
+pub use culprits::{Contributor, Contributors};
 use distinct::{AddrTally, PortTally};
-use features::{Feature, FeatureVector, NUM_FEATURES, WELL_KNOWN_PORTS};
+use features::{Family, Feature, FeatureVector, NUM_FEATURES, WELL_KNOWN_PORTS};
 pub use omega::{Omega, OmegaError, Scales, ScalesError};
 pub use talkers::Talkers;
 
@@ -51,6 +55,8 @@ pub struct Window {
     pub features: FeatureVector,
     /// Top sources, destinations and destination ports.
     pub talkers: Talkers,
+    /// Per feature family, the hosts that contributed most (see [`Feature::family`]).
+    pub contributors: Contributors,
     /// True when a distinct count is a sketch estimate (more than 65,536 values).
     pub distinct_estimated: bool,
     /// Packets stamped earlier than this window that were counted in it.
@@ -89,16 +95,8 @@ struct Sums {
     ttl_sum: u64,
     ttl_sq: u64,
     tcp: u64,
-    syn: u64,
-    fin: u64,
-    psh: u64,
-    rst: u64,
-    urg: u64,
-    ack: u64,
-    fin_ack: u64,
-    rst_ack: u64,
-    syn_ack: u64,
-    psh_ack: u64,
+    /// TCP flag counts in [`Feature::FLAG_COUNTS`] order.
+    flags: [u64; 10],
     icmp: u64,
     udp: u64,
     src_well_known: [u64; 11],
@@ -122,6 +120,7 @@ pub struct WindowAggregator {
     dst_addrs: AddrTally,
     src_ports: PortTally,
     dst_ports: PortTally,
+    culprits: CulpritTally,
     stats: AggregatorStats,
     last_jump: Option<TimeJump>,
 }
@@ -140,6 +139,7 @@ impl WindowAggregator {
             dst_addrs: AddrTally::new(),
             src_ports: PortTally::new(),
             dst_ports: PortTally::new(),
+            culprits: CulpritTally::new(),
             stats: AggregatorStats::default(),
             last_jump: None,
         }
@@ -290,6 +290,7 @@ impl WindowAggregator {
             end_ns,
             features: [0.0; NUM_FEATURES],
             talkers: Talkers::default(),
+            contributors: Contributors::default(),
             distinct_estimated: false,
             late_packets: 0,
             after_time_jump: std::mem::take(&mut self.jumped),
@@ -304,14 +305,27 @@ impl WindowAggregator {
         s.frames += 1;
         s.size_sum += size;
         s.size_sq += u128::from(size * size);
-        if let Some(ip) = p.ip {
-            let ttl = u64::from(ip.ttl);
-            s.ip += 1;
-            s.ttl_sum += ttl;
-            s.ttl_sq += ttl * ttl;
-            self.src_addrs.add(ip.src);
-            self.dst_addrs.add(ip.dst);
+        let Some(IpSummary { src, dst, ttl }) = p.ip else {
+            // No IP header, no transport header: a frame counts in the sizes only.
+            return;
+        };
+        let ttl = u64::from(ttl);
+        s.ip += 1;
+        s.ttl_sum += ttl;
+        s.ttl_sq += ttl * ttl;
+        // The source's fingerprint, shared by every family keyed by source. The packets family
+        // needs no summary: the exact source tally below is its count.
+        let src_fp = fingerprint(src);
+        if self.src_addrs.add(src) {
+            // A new source: credited to the destination it came to (a spoofed flood's victim).
+            self.culprits
+                .add(Family::NewSrcAddrs, dst, fingerprint(dst));
         }
+        if self.dst_addrs.add(dst) {
+            self.culprits.add(Family::NewDstAddrs, src, src_fp);
+        }
+        let src = (src, src_fp);
+        let s = &mut self.sums;
         match p.transport {
             Transport::Tcp {
                 src_port,
@@ -319,39 +333,47 @@ impl WindowAggregator {
                 flags,
             } => {
                 s.tcp += 1;
-                let has = |f: u8| u64::from(flags & f == f);
-                let ack = flags & tcp_flags::ACK != 0;
-                s.syn += has(tcp_flags::SYN);
-                s.fin += has(tcp_flags::FIN);
-                s.psh += has(tcp_flags::PSH);
-                s.rst += has(tcp_flags::RST);
-                s.urg += has(tcp_flags::URG);
-                s.ack += u64::from(ack);
-                s.fin_ack += has(tcp_flags::FIN | tcp_flags::ACK);
-                s.rst_ack += has(tcp_flags::RST | tcp_flags::ACK);
-                s.syn_ack += has(tcp_flags::SYN | tcp_flags::ACK);
-                s.psh_ack += has(tcp_flags::PSH | tcp_flags::ACK);
-                self.count_ports(src_port, dst_port);
+                // One table load gives the flag counts this packet is in; each is counted in
+                // the sums and its family together (usually one to three of them).
+                let mut mask = FLAG_COUNT_BITS[usize::from(flags & 0x3f)];
+                while mask != 0 {
+                    let i = mask.trailing_zeros() as usize;
+                    s.flags[i] += 1;
+                    self.culprits.add(Family::Flag(i as u8), src.0, src.1);
+                    mask &= mask - 1;
+                }
+                self.count_ports(src_port, dst_port, src);
             }
             Transport::Udp { src_port, dst_port } => {
-                self.sums.udp += 1;
-                self.count_ports(src_port, dst_port);
+                s.udp += 1;
+                self.culprits.add(Family::Udp, src.0, src.1);
+                self.count_ports(src_port, dst_port, src);
             }
-            Transport::Icmp => s.icmp += 1,
+            Transport::Icmp => {
+                s.icmp += 1;
+                self.culprits.add(Family::Icmp, src.0, src.1);
+            }
             Transport::None => {}
         }
     }
 
+    /// The port features of a TCP/UDP packet from `src` (address, fingerprint).
     #[inline(always)]
-    fn count_ports(&mut self, src: u16, dst: u16) {
-        if let Some(i) = well_known_index(src) {
+    fn count_ports(&mut self, src_port: u16, dst_port: u16, src: (IpKey, u16)) {
+        if let Some(i) = well_known_index(src_port) {
             self.sums.src_well_known[i] += 1;
+            self.culprits.add(Family::SrcPort(i as u8), src.0, src.1);
         }
-        if let Some(i) = well_known_index(dst) {
+        if let Some(i) = well_known_index(dst_port) {
             self.sums.dst_well_known[i] += 1;
+            self.culprits.add(Family::DstPort(i as u8), src.0, src.1);
         }
-        self.src_ports.add(src);
-        self.dst_ports.add(dst);
+        if self.src_ports.add(src_port) {
+            self.culprits.add(Family::NewSrcPorts, src.0, src.1);
+        }
+        if self.dst_ports.add(dst_port) {
+            self.culprits.add(Family::NewDstPorts, src.0, src.1);
+        }
     }
 
     /// Computes window `k`'s features from the sums, emits it, and resets the state.
@@ -379,18 +401,14 @@ impl WindowAggregator {
         set(Feature::SrcIpDistinct, self.src_addrs.distinct());
         set(Feature::SrcPortDistinct, self.src_ports.distinct() as f64);
         set(Feature::DstPortDistinct, self.dst_ports.distinct() as f64);
-        // Same order as Feature::FLAG_COUNTS and Feature::FLAG_RATIOS.
-        let counts = [
-            s.syn, s.fin, s.psh, s.rst, s.urg, s.ack, s.fin_ack, s.rst_ack, s.syn_ack, s.psh_ack,
-        ];
-        for (feature, c) in Feature::FLAG_COUNTS.into_iter().zip(counts) {
+        for (feature, c) in Feature::FLAG_COUNTS.into_iter().zip(s.flags) {
             set(feature, c as f64);
         }
-        let ratios = [
-            s.rst, s.syn, s.psh, s.urg, s.fin, s.ack, s.rst_ack, s.psh_ack, s.syn_ack, s.fin_ack,
-        ];
-        for (feature, c) in Feature::FLAG_RATIOS.into_iter().zip(ratios) {
-            set(feature, ratio(c));
+        // A ratio's family is its numerator's flag count.
+        for feature in Feature::FLAG_RATIOS {
+            if let Family::Flag(i) = feature.family() {
+                set(feature, ratio(s.flags[usize::from(i)]));
+            }
         }
         set(Feature::IcmpCount, s.icmp as f64);
         set(Feature::UdpCount, s.udp as f64);
@@ -399,26 +417,45 @@ impl WindowAggregator {
             set(Feature::dst_port(i), s.dst_well_known[i] as f64);
         }
         let k_top = self.config.top_k;
-        let talkers = if s.frames == 0 {
-            Talkers::default()
+        let (talkers, contributors) = if s.frames == 0 {
+            (Talkers::default(), Contributors::default())
         } else {
             let addrs = |v: Vec<(u128, u64)>| {
                 v.into_iter()
                     .map(|(a, c)| (key_to_addr(a), c))
                     .collect::<Vec<_>>()
             };
-            Talkers {
-                src_addrs: addrs(self.src_addrs.top(k_top)),
+            let mut src_top = self.src_addrs.top(k_top.max(CONTRIBUTORS_PER_FAMILY));
+            // Past the exact limit, count-min overestimates by at most e·N / width (p ≥ 98 %).
+            let max_error = if self.src_addrs.is_estimated() {
+                (s.ip as f64 * std::f64::consts::E / talkers::CMS_WIDTH as f64).ceil() as u64
+            } else {
+                0
+            };
+            let packets = src_top
+                .iter()
+                .take(CONTRIBUTORS_PER_FAMILY)
+                .map(|&(key, count)| Contributor {
+                    addr: key_to_addr(key),
+                    count,
+                    max_error,
+                })
+                .collect();
+            src_top.truncate(k_top);
+            let talkers = Talkers {
+                src_addrs: addrs(src_top),
                 dst_addrs: addrs(self.dst_addrs.top(k_top)),
                 dst_ports: self.dst_ports.top(k_top),
                 approximate: estimated,
-            }
+            };
+            (talkers, self.culprits.take(packets))
         };
         let window = Window {
             start_ns,
             end_ns,
             features: f,
             talkers,
+            contributors,
             distinct_estimated: estimated,
             late_packets: s.late,
             after_time_jump: std::mem::take(&mut self.jumped),
@@ -428,15 +465,75 @@ impl WindowAggregator {
         self.dst_addrs.reset();
         self.src_ports.reset();
         self.dst_ports.reset();
+        self.culprits.reset();
         self.stats.windows += 1;
         emit(window);
     }
 }
 
-/// Index of a well-known port in the contract's port list.
-#[inline]
+/// The flag combinations of [`Feature::FLAG_COUNTS`], in that order.
+const FLAG_COMBOS: [u8; 10] = [
+    tcp_flags::SYN,
+    tcp_flags::FIN,
+    tcp_flags::PSH,
+    tcp_flags::RST,
+    tcp_flags::URG,
+    tcp_flags::ACK,
+    tcp_flags::FIN | tcp_flags::ACK,
+    tcp_flags::RST | tcp_flags::ACK,
+    tcp_flags::SYN | tcp_flags::ACK,
+    tcp_flags::PSH | tcp_flags::ACK,
+];
+
+/// For each value of the six classic flag bits, bit i set when the packet counts in the i-th
+/// of [`Feature::FLAG_COUNTS`] (all flags of the combination set, others may be too).
+const FLAG_COUNT_BITS: [u16; 64] = {
+    let mut t = [0u16; 64];
+    let mut f = 0;
+    while f < 64 {
+        let mut i = 0;
+        while i < FLAG_COMBOS.len() {
+            if f as u8 & FLAG_COMBOS[i] == FLAG_COMBOS[i] {
+                t[f] |= 1 << i;
+            }
+            i += 1;
+        }
+        f += 1;
+    }
+    t
+};
+
+/// Multiplier of the perfect hash of [`WELL_KNOWN_PORTS`]: `(port × M mod 2^16) >> 12` is a
+/// different slot of 16 for each (checked when the table is built).
+const PORT_HASH_MUL: u16 = 705;
+
+/// Slot of a port in [`PORT_SLOTS`].
+#[inline(always)]
+const fn port_slot(port: u16) -> usize {
+    (port.wrapping_mul(PORT_HASH_MUL) >> 12) as usize
+}
+
+/// Per slot: the well-known port there (`u32::MAX`: none) and its index in the list.
+const PORT_SLOTS: [(u32, u8); 16] = {
+    let mut t = [(u32::MAX, 0u8); 16];
+    let mut i = 0;
+    while i < WELL_KNOWN_PORTS.len() {
+        let slot = port_slot(WELL_KNOWN_PORTS[i]);
+        assert!(
+            t[slot].0 == u32::MAX,
+            "PORT_HASH_MUL must separate the ports"
+        );
+        t[slot] = (WELL_KNOWN_PORTS[i] as u32, i as u8);
+        i += 1;
+    }
+    t
+};
+
+/// Index of a well-known port in the contract's port list: one table probe, no search.
+#[inline(always)]
 fn well_known_index(port: u16) -> Option<usize> {
-    WELL_KNOWN_PORTS.iter().position(|&p| p == port)
+    let (p, i) = PORT_SLOTS[port_slot(port)];
+    (p == u32::from(port)).then_some(usize::from(i))
 }
 
 /// Mean and population variance from n, Σx and Σx², exact in integers until the division.
@@ -565,6 +662,20 @@ mod tests {
         a.clock_step((1001 + 5) * 1_000_000_000, &mut |w| out.push(w.start_ns));
         assert_eq!(out.len(), 1);
         assert_eq!(a.stats().time_jumps, 2);
+    }
+
+    #[test]
+    fn lookup_tables_agree_with_their_definitions() {
+        for port in 0..=u16::MAX {
+            let expected = WELL_KNOWN_PORTS.iter().position(|&p| p == port);
+            assert_eq!(well_known_index(port), expected, "{port}");
+        }
+        for f in 0..=u8::MAX {
+            let bits = FLAG_COUNT_BITS[usize::from(f & 0x3f)];
+            for (i, combo) in FLAG_COMBOS.iter().enumerate() {
+                assert_eq!(bits & (1 << i) != 0, f & combo == *combo, "{f:#x} {i}");
+            }
+        }
     }
 
     #[test]

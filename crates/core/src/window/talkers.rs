@@ -20,7 +20,8 @@ pub struct Talkers {
 }
 
 const CMS_DEPTH: usize = 4;
-const CMS_WIDTH: usize = 16_384;
+/// Counters per count-min row.
+pub(crate) const CMS_WIDTH: usize = 16_384;
 const CANDIDATES: usize = 16;
 const CMS_SEED: u64 = 0x6e65_7461_6e6f_6d33;
 
@@ -41,9 +42,10 @@ impl HeavyHitters {
         }
     }
 
-    /// Counts one packet for `key` and keeps it if it is among the largest seen.
+    /// Counts one packet for `key` and keeps it if it is among the largest seen; returns its
+    /// estimated count.
     #[inline]
-    pub(crate) fn add(&mut self, key: IpKey) {
+    pub(crate) fn add(&mut self, key: IpKey) -> u32 {
         // Kirsch–Mitzenmacher: two halves of one hash give all row indices.
         let h = hash_key(CMS_SEED, key);
         let (h1, h2) = (h as u32 as usize, (h >> 32) as usize | 1);
@@ -54,18 +56,19 @@ impl HeavyHitters {
             *c = c.saturating_add(1);
             estimate = estimate.min(*c);
         }
+        let est = estimate;
         let estimate = u64::from(estimate);
         if let Some(slot) = self.candidates[..self.used]
             .iter_mut()
             .find(|(k, _)| *k == key)
         {
             slot.1 = estimate;
-            return;
+            return est;
         }
         if self.used < CANDIDATES {
             self.candidates[self.used] = (key, estimate);
             self.used += 1;
-            return;
+            return est;
         }
         let (min_idx, min) = self
             .candidates
@@ -77,6 +80,7 @@ impl HeavyHitters {
         if estimate > min {
             self.candidates[min_idx] = (key, estimate);
         }
+        est
     }
 
     /// The candidate addresses with their estimated counts.
