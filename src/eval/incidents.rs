@@ -269,11 +269,18 @@ mod tests {
         assert_eq!(e.incidents_per_attack, Some(1.5));
         let scan = &e.per_attack[0];
         assert_eq!(scan.incidents, 2);
-        assert_eq!(scan.time_to_first_alert_s, Some(20.0), "end of the first alerting window");
+        assert_eq!(
+            scan.time_to_first_alert_s,
+            Some(20.0),
+            "end of the first alerting window"
+        );
         assert!((scan.flagged_fraction - 46.0 / 61.0).abs() < 1e-9);
         let flood = &e.per_attack[1];
         assert_eq!(flood.incidents, 1);
-        assert_eq!(flood.time_to_first_alert_s, None, "no alerting window given for it");
+        assert_eq!(
+            flood.time_to_first_alert_s, None,
+            "no alerting window given for it"
+        );
         assert_eq!(e.per_attack[2].incidents, 0);
         assert_eq!(e.per_attack[2].time_to_first_alert_s, None);
         assert_eq!(e.mean_time_to_first_alert_s, Some(20.0));
