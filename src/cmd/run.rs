@@ -18,6 +18,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             metrics_listen: args.metrics_listen,
             alert_log: args.alert_log,
             history_dir: args.history_dir,
+            omega: args.window,
+            learn_for: args.learn_for,
         },
     };
     // Logging follows the settings' [log] section, so read them first.

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::window::WindowSettings;
 use super::{quoted, Checker};
+use crate::model::SEQ_LEN;
 
 /// `[learning]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,7 +78,11 @@ fn duration(ck: &mut Checker, key: &str, text: &str) -> Option<Duration> {
     match humantime::parse_duration(text.trim()) {
         Ok(d) if d >= Duration::from_secs(1) => Some(d),
         Ok(_) => {
-            ck.fail(key, quoted(text), "shorter than a second (expected e.g. 90s, 30m, 12h, 7d)");
+            ck.fail(
+                key,
+                quoted(text),
+                "shorter than a second (expected e.g. 90s, 30m, 12h, 7d)",
+            );
             None
         }
         Err(e) => {
@@ -123,7 +129,8 @@ pub(super) fn validate(
             );
         }
     }
-    let keep_models = ck.int_range("learning.keep_models", raw.keep_models, 1, 100, "bundles") as usize;
+    let keep_models =
+        ck.int_range("learning.keep_models", raw.keep_models, 1, 100, "bundles") as usize;
     let epochs = ck.int_range("learning.epochs", raw.epochs, 1, 10_000, "epochs") as usize;
     let hidden = ck.int_range("learning.hidden", raw.hidden, 1, 4096, "units") as usize;
     let seed = ck.int_range("learning.seed", raw.seed, 0, i64::MAX, "") as u64;
@@ -142,6 +149,24 @@ pub(super) fn validate(
     })
 }
 
+/// `learning.learn_for` must cover one run of three windows of the longest `window.omega`.
+pub(super) fn check_against_window(l: &LearningSettings, w: &WindowSettings, ck: &mut Checker) {
+    let (Some(learn_for), Some(scales)) = (l.learn_for, &w.omega) else {
+        return;
+    };
+    let longest = scales.longest();
+    if learn_for < longest.duration() * SEQ_LEN as u32 {
+        ck.fail(
+            "learning.learn_for",
+            quoted(&humantime::format_duration(learn_for).to_string()),
+            format!(
+                "shorter than three windows of {longest} s: a model learns from runs of three windows (expected at least {} s, in practice hours)",
+                longest.secs_f64() * SEQ_LEN as f64
+            ),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::testing::assert_each_named;
@@ -150,12 +175,31 @@ mod tests {
     #[test]
     fn each_invalid_value_is_named() {
         assert_each_named(&[
-            ("[learning]\nlearn_for = \"soon\"", "learning.learn_for = \"soon\": not a duration"),
-            ("[learning]\nretrain_every = \"0s\"", "learning.retrain_every = \"0s\": shorter than a second"),
-            ("[learning]\nwindow = \"1h\"\nholdout = \"2h\"", "learning.holdout = \"2h\": not shorter than learning.window (1h)"),
-            ("[learning]\nkeep_models = 0", "learning.keep_models = 0: out of range (expected 1 to 100 bundles)"),
-            ("[learning]\nepochs = 0", "learning.epochs = 0: out of range"),
-            ("[learning]\nlearn = \"1h\"", "unknown field `learn`"),
+            (
+                "[learning]\nlearn_for = \"soon\"",
+                "learning.learn_for = \"soon\": not a duration",
+            ),
+            (
+                "[learning]\nretrain_every = \"0s\"",
+                "learning.retrain_every = \"0s\": shorter than a second",
+            ),
+            (
+                "[learning]\nwindow = \"1h\"\nholdout = \"2h\"",
+                "learning.holdout = \"2h\": not shorter than learning.window (1h)",
+            ),
+            (
+                "[learning]\nkeep_models = 0",
+                "learning.keep_models = 0: out of range (expected 1 to 100 bundles)",
+            ),
+            (
+                "[learning]\nepochs = 0",
+                "learning.epochs = 0: out of range",
+            ),
+            ("[learning]\nlearn = \"1h\"", "unknown setting `learning.learn`"),
+            (
+                "[window]\nomega = 5\n[learning]\nlearn_for = \"12s\"",
+                "learning.learn_for = \"12s\": shorter than three windows of 5 s",
+            ),
         ]);
     }
 }

@@ -32,6 +32,7 @@ use crate::window::{Omega, Scales, WindowConfig};
 mod alerts;
 mod capture;
 mod history;
+mod learning;
 mod log;
 mod metrics;
 mod model;
@@ -40,6 +41,7 @@ mod window;
 pub use alerts::{AlertSettings, DEFAULT_ALERT_LOG};
 pub use capture::{CaptureSettings, CaptureSource, DEFAULT_SNAPLEN};
 pub use history::HistorySettings;
+pub use learning::LearningSettings;
 pub use log::{LogFormat, LogLevel, LogSettings};
 pub use metrics::{MetricsSettings, DEFAULT_METRICS_LISTEN};
 pub use model::{ModelSettings, DEFAULT_MODEL_DIR};
@@ -69,6 +71,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// `[history]`: the feature history recorded for training.
     pub history: HistorySettings,
+    /// `[learning]`: training from the history (learning mode, scheduled retraining).
+    pub learning: LearningSettings,
 }
 
 /// What the command line can override; `None`/empty leaves the file and environment value.
@@ -91,6 +95,10 @@ pub struct CliOverrides {
     pub alert_log: Option<PathBuf>,
     /// `--history-dir` (also turns recording on)
     pub history_dir: Option<PathBuf>,
+    /// `--window` (`window.omega`: the window lengths of learning mode)
+    pub omega: Option<Scales>,
+    /// `--learn-for` (`learning.learn_for`), as written
+    pub learn_for: Option<String>,
 }
 
 /// One invalid value.
@@ -178,11 +186,13 @@ struct RawSettings {
     log: log::RawLog,
     /// `[history]` as written.
     history: history::RawHistory,
+    /// `[learning]` as written.
+    learning: learning::RawLearning,
 }
 
 /// The section names, for recognising misspelt environment variables.
-const SECTIONS: [&str; 7] = [
-    "capture", "window", "model", "alerts", "metrics", "log", "history",
+const SECTIONS: [&str; 8] = [
+    "capture", "window", "model", "alerts", "metrics", "log", "history", "learning",
 ];
 
 /// How a value was written, for messages: strings quoted, numbers as they are.
@@ -455,14 +465,23 @@ impl Checker {
 fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsError> {
     let mut ck = Checker::default();
     let capture = capture::validate(raw.capture, &mut ck, cli);
-    let window = window::validate(raw.window, &mut ck);
+    let mut window = window::validate(raw.window, &mut ck);
+    if let (Some(w), Some(scales)) = (window.as_mut(), cli.omega.clone()) {
+        w.omega = Some(scales);
+    }
     let model = model::validate(raw.model, &mut ck, cli.model_dir.clone());
     let alerts = alerts::validate(raw.alerts, &mut ck, cli.alert_log.clone());
     let metrics = metrics::validate(raw.metrics, &mut ck, cli.metrics_listen.clone());
     let log = log::validate(raw.log, &mut ck);
     let history = history::validate(raw.history, &mut ck, cli.history_dir.clone());
+    let learning = learning::validate(raw.learning, &mut ck, cli.learn_for.clone());
+    if let (Some(l), Some(w)) = (&learning, &window) {
+        learning::check_against_window(l, w, &mut ck);
+    }
     let problems = ck.into_problems();
-    match (capture, window, model, alerts, metrics, log, history) {
+    match (
+        capture, window, model, alerts, metrics, log, history, learning,
+    ) {
         (
             Some(capture),
             Some(window),
@@ -471,6 +490,7 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
             Some(metrics),
             Some(log),
             Some(history),
+            Some(learning),
         ) if problems.is_empty() => Ok(Settings {
             capture,
             window,
@@ -479,6 +499,7 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
             metrics,
             log,
             history,
+            learning,
         }),
         _ => Err(SettingsError::Invalid(problems)),
     }

@@ -67,6 +67,13 @@ macro_rules! shown_by_display {
 }
 shown_by_display!(u32, u64, usize, bool, f64, SocketAddr, Omega, Scales);
 
+impl Shown for std::time::Duration {
+    /// `1h`, `7days`: humantime's form.
+    fn shown(&self) -> String {
+        humantime::format_duration(*self).to_string()
+    }
+}
+
 impl Shown for String {
     /// Quoted.
     fn shown(&self) -> String {
@@ -239,6 +246,24 @@ pub static KEYS: &[Key] = &[
         "using",
         history.segment_minutes
     ),
+    key!("learning.learn_for", Restart, "using", learning.learn_for),
+    key!(
+        "learning.retrain_every",
+        Restart,
+        "retraining every",
+        learning.retrain_every
+    ),
+    key!("learning.window", Restart, "training on", learning.window),
+    key!("learning.holdout", Restart, "holding out", learning.holdout),
+    key!(
+        "learning.keep_models",
+        Restart,
+        "keeping",
+        learning.keep_models
+    ),
+    key!("learning.epochs", Restart, "using", learning.epochs),
+    key!("learning.hidden", Restart, "using", learning.hidden),
+    key!("learning.seed", Restart, "using", learning.seed),
 ];
 
 /// One key whose value differs.
@@ -373,8 +398,8 @@ pub(super) fn reload(
 mod tests {
     use super::*;
     use crate::config::{
-        AlertSettings, CaptureSettings, CliOverrides, HistorySettings, LogSettings,
-        MetricsSettings, ModelSettings, WindowSettings,
+        AlertSettings, CaptureSettings, CliOverrides, HistorySettings, LearningSettings,
+        LogSettings, MetricsSettings, ModelSettings, WindowSettings,
     };
 
     /// Settings from a TOML text, no environment, no flags.
@@ -418,6 +443,15 @@ mod tests {
         dir = "/h/a"
         retention_days = 30
         segment_minutes = 60
+        [learning]
+        learn_for = "1h"
+        retrain_every = "24h"
+        window = "7d"
+        holdout = "1h"
+        keep_models = 3
+        epochs = 30
+        hidden = 64
+        seed = 1
     "#;
 
     /// `A` with every value changed, and a replay instead of an interface.
@@ -456,6 +490,15 @@ mod tests {
         dir = "/h/b"
         retention_days = 7
         segment_minutes = 15
+        [learning]
+        learn_for = "2h"
+        retrain_every = "12h"
+        window = "3d"
+        holdout = "2h"
+        keep_models = 4
+        epochs = 20
+        hidden = 32
+        seed = 2
     "#;
 
     #[test]
@@ -508,6 +551,17 @@ mod tests {
                     dir: _,
                     retention_days: _,
                     segment_minutes: _,
+                },
+            learning:
+                LearningSettings {
+                    learn_for: _,
+                    retrain_every: _,
+                    window: _,
+                    holdout: _,
+                    keep_models: _,
+                    epochs: _,
+                    hidden: _,
+                    seed: _,
                 },
         } = &a;
         let changed: Vec<&str> = diff(&a, &b).iter().map(|c| c.key.name).collect();

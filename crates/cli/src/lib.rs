@@ -77,6 +77,14 @@ pub struct RunArgs {
     /// Record the feature history in this directory (turns `[history]` on).
     #[arg(long, value_name = "DIR")]
     pub history_dir: Option<PathBuf>,
+    /// Window length(s) in seconds (`window.omega`): what learning mode cuts traffic into;
+    /// with a model, it must match the model's.
+    #[arg(long, value_name = "SECONDS[,SECONDS...]")]
+    pub window: Option<Scales>,
+    /// Learning mode, when the model directory holds no model yet: record this much history
+    /// (90s, 30m, 12h, 7d), then train the first model in the background and start detecting.
+    #[arg(long, value_name = "DURATION")]
+    pub learn_for: Option<String>,
 }
 
 /// Options of `netanom extract`.
