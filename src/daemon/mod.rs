@@ -9,6 +9,7 @@
 //! ```
 
 pub mod capture;
+pub mod learner;
 pub mod reload;
 pub mod scorer;
 
@@ -24,11 +25,13 @@ use crate::capture::{LiveCapture, LiveOptions};
 use crate::config::{CaptureSource, CliOverrides, Settings};
 use crate::detect::incident::{EndReason, IncidentConfig};
 use crate::history::HistoryWriter;
-use crate::model::ModelSet;
+use crate::model::{ModelSet, ModelStore};
 use crate::output::alerts::{system_hostname, AlertLog};
 use crate::output::metrics::{Health, Metrics, MetricsServer};
 use crate::pipeline::{Pace, PacketSource};
-use scorer::{Control, Detector, Scorer};
+use crate::window::Scales;
+use learner::Learner;
+use scorer::{Control, Detector, LearnPlan, Scorer};
 
 /// Windows the capture thread may queue ahead of the scorer (minutes of windows at ω = 0.5 s).
 /// Live, a full queue drops windows (counted); replaying files, the reader waits for room.
@@ -52,7 +55,7 @@ impl SettingsSource {
 fn load_models(settings: &Settings) -> anyhow::Result<ModelSet> {
     ModelSet::load(&settings.model.dir).with_context(|| {
         format!(
-            "loading the model (model.dir = {}); train one with `netanom train --pcap NORMAL.pcap --window 0.5 --out DIR` or point model.dir / --model at a bundle",
+            "loading the model (model.dir = {}); train one with `netanom train --pcap NORMAL.pcap --window 0.5 --out DIR` (or `--history DIR`), point model.dir / --model at a bundle, or let the daemon learn this network first: `--window 0.5,5 --learn-for 24h`",
             settings.model.dir.display()
         )
     })
@@ -96,15 +99,109 @@ fn open_source(settings: &Settings) -> anyhow::Result<PacketSource> {
     })
 }
 
+/// The window lengths of learning mode (`window.omega`), checked against what it needs.
+fn learning_scales(settings: &Settings) -> anyhow::Result<Scales> {
+    let Some(scales) = settings.window.omega.clone() else {
+        anyhow::bail!(
+            "learning.learn_for: model.dir {} holds no model yet and learning mode needs the window lengths to learn: set window.omega (--window), e.g. 0.5 or 0.5,5",
+            settings.model.dir.display()
+        );
+    };
+    if !settings.history.enabled {
+        anyhow::bail!(
+            "learning.learn_for: learning mode trains from the feature history, but history.enabled = false; turn it on (or --history-dir DIR)"
+        );
+    }
+    tracing::info!(
+        model_dir = %settings.model.dir.display(),
+        window_s = %scales,
+        learn_for = %settings.learning.learn_for.map(|d| humantime::format_duration(d).to_string()).unwrap_or_default(),
+        "no model yet: learning mode; recording the history, alerting nothing until a model is trained"
+    );
+    Ok(scales)
+}
+
+/// The oldest recorded window start of `omega` under `dir` (a restart during learning keeps
+/// what was already recorded).
+fn oldest_recorded(dir: &std::path::Path, omega: crate::window::Omega) -> Option<i64> {
+    let scan = crate::history::scan(dir).ok()?;
+    let first = scan.get(omega)?.segments.first()?.read().ok()?;
+    first.iter().map(|r| r.start_ns).min()
+}
+
+/// The learner and when to ask it, if `[learning]` asks for training at all.
+fn learn_plan(
+    settings: &Settings,
+    scales: &Scales,
+    learning_mode: bool,
+    packets: &PacketSource,
+    metrics: &Arc<Metrics>,
+    control: &crossbeam_channel::Sender<Control>,
+) -> anyhow::Result<Option<LearnPlan>> {
+    let l = &settings.learning;
+    if !learning_mode && l.retrain_every.is_none() {
+        return Ok(None);
+    }
+    let builder = settings.clone();
+    let learner = Learner {
+        history_dir: settings.history.dir.clone(),
+        model_dir: settings.model.dir.clone(),
+        scales: scales.clone(),
+        learning: l.clone(),
+        threshold: settings.model.threshold,
+        detector: Box::new(move |set| detector(&builder, set)),
+        metrics: metrics.clone(),
+    };
+    // Not joined at exit: a training in progress is abandoned (its bundle is a .tmp).
+    let (jobs, _thread) = learner.spawn(control.clone())?;
+    let ns = |d: Duration| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+    Ok(Some(LearnPlan {
+        jobs,
+        learn_for_ns: l.learn_for.filter(|_| learning_mode).map(ns),
+        retrain_every_ns: l.retrain_every.map(ns),
+        since_ns: if learning_mode {
+            oldest_recorded(&settings.history.dir, scales.shortest())
+        } else {
+            None
+        },
+        in_flight: false,
+        wait: matches!(packets, PacketSource::Files(_)),
+    }))
+}
+
 /// Runs the daemon until SIGTERM/SIGINT (or, replaying, the end of the files).
 pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     // Kept up to date by SIGHUP: the settings in force.
     let mut settings = source.load()?;
-    let set = load_models(&settings)?;
-    let scales = set.scales();
+    let learning_mode =
+        settings.learning.learn_for.is_some() && !ModelStore::has_model(&settings.model.dir);
+    let (scales, detector) = if learning_mode {
+        let scales = learning_scales(&settings)?;
+        let waiting = Detector::waiting(
+            scales.omegas(),
+            settings.alerts.host.clone().unwrap_or_else(system_hostname),
+            IncidentConfig {
+                cooldown_windows: settings.alerts.cooldown_windows,
+                min_windows: settings.alerts.min_windows,
+            },
+            settings.alerts.top_features,
+        );
+        (scales, waiting)
+    } else {
+        let set = load_models(&settings)?;
+        (set.scales(), detector(&settings, set)?)
+    };
+    if settings.learning.retrain_every.is_some() && !settings.history.enabled {
+        anyhow::bail!(
+            "learning.retrain_every: retraining learns from the feature history, but history.enabled = false; turn it on (or --history-dir DIR)"
+        );
+    }
     let window_configs = settings.window_configs(&scales)?;
-    let model_id = set.id().to_string();
-    let detector = detector(&settings, set)?;
+    let model_id = if learning_mode {
+        "(learning)".to_string()
+    } else {
+        detector.context.model_id.clone()
+    };
     let metrics = Arc::new(Metrics::new());
     // Windows of the shortest ω come most often: they tell whether the pipeline is alive.
     let health = Health::new(settings.health_stale_after(scales.shortest()));
@@ -137,7 +234,10 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
-    let scorer = Scorer::new(detector, log, metrics.clone(), health.clone()).with_history(history);
+    let plan = learn_plan(&settings, &scales, learning_mode, &packets, &metrics, &control_tx)?;
+    let scorer = Scorer::new(detector, log, metrics.clone(), health.clone())
+        .with_history(history)
+        .with_learning(plan);
     let scorer_thread = std::thread::Builder::new()
         .name("netanom-scorer".into())
         .spawn(move || scorer.run(window_rx, control_rx))

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{select, Receiver};
+use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::detect::incident::{
     EndReason, IncidentConfig, IncidentEvent, IncidentTracker, ScoredWindow,
@@ -17,18 +17,23 @@ use crate::output::alerts::{
 };
 use crate::output::metrics::{Health, Metrics};
 use crate::timestamp::format_ts;
-use crate::window::Window;
+use crate::window::{Omega, Window};
+
+use super::learner::{Job, Learned};
 
 /// A finished window and the index of its scale (0: the shortest ω).
 pub type ScaledWindow = (usize, Window);
 
 /// What the scorer needs from a model set and the settings; swapped whole on reload.
 pub struct Detector {
-    /// One per window length, shortest first (one for the paper's method).
+    /// One per window length, shortest first (one for the paper's method); none while
+    /// learning (no model yet).
     pub scales: Vec<Scale>,
     pub context: AlertContext,
     pub incident: IncidentConfig,
     pub top_features: usize,
+    /// When the model was trained (the oldest of its bundles), Unix seconds.
+    pub created_unix: Option<u64>,
 }
 
 impl Detector {
@@ -45,12 +50,39 @@ impl Detector {
             model_id: set.id().to_string(),
             omegas: set.scales().omegas().to_vec(),
         };
+        let created_unix = set.bundles().iter().map(|b| b.meta.created_unix).min();
         Ok(Self {
             scales: Scale::from_set(set, threshold)?,
             context,
             incident,
             top_features,
+            created_unix,
         })
+    }
+
+    /// No model yet (learning mode): windows of `omegas` are recorded, not scored.
+    pub fn waiting(
+        omegas: &[Omega],
+        host: String,
+        incident: IncidentConfig,
+        top_features: usize,
+    ) -> Self {
+        Self {
+            scales: Vec::new(),
+            context: AlertContext {
+                host,
+                model_id: String::new(),
+                omegas: omegas.to_vec(),
+            },
+            incident,
+            top_features,
+            created_unix: None,
+        }
+    }
+
+    /// True when a model is loaded.
+    pub fn has_model(&self) -> bool {
+        !self.scales.is_empty()
     }
 
     /// The thresholds of the scales, shortest ω first.
@@ -60,6 +92,10 @@ impl Detector {
 
     /// Publishes the model in force to the metrics.
     fn publish(&self, metrics: &Metrics) {
+        if !self.has_model() {
+            metrics.model_loaded.set(0);
+            return;
+        }
         let omegas: Vec<String> = self.scales.iter().map(|s| s.omega.to_string()).collect();
         metrics.set_model(&self.context.model_id, &omegas.join(","));
         for s in &self.scales {
@@ -117,6 +153,8 @@ pub enum Control {
     Reload(Box<Reload>),
     /// Reopen the alert log only (the model could not be reloaded).
     ReopenLog,
+    /// The learner finished a job (a new model to run, or why not).
+    Learned(Box<Learned>),
 }
 
 /// What a successful reload hands the scorer.
@@ -149,6 +187,25 @@ pub struct Scorer {
     panic_at_window: Option<u64>,
     /// The feature history recorder, when `[history]` is on.
     history: Option<HistoryHandle>,
+    /// When to ask the learner for a model, when `[learning]` is on.
+    learning: Option<LearnPlan>,
+}
+
+/// When the scorer asks the learner to train (capture time, ns).
+pub struct LearnPlan {
+    /// The learner's job queue.
+    pub jobs: Sender<Job>,
+    /// Learning mode: history to record before the first model.
+    pub learn_for_ns: Option<i64>,
+    /// Retrain this often.
+    pub retrain_every_ns: Option<i64>,
+    /// Start of the history learning mode counts from (the oldest recorded window, or the
+    /// first window of this run); after a training, the end of its history.
+    pub since_ns: Option<i64>,
+    /// A job was sent and not answered yet.
+    pub in_flight: bool,
+    /// Replaying files: wait for each answer, so a replay gives the same result every time.
+    pub wait: bool,
 }
 
 /// The scorer stopped on an internal error (a panic); the open incident was ended first.
@@ -201,7 +258,14 @@ impl Scorer {
             end_reason: EndReason::Shutdown,
             panic_at_window: injected_fault("scorer-panic-at-window"),
             history: None,
+            learning: None,
         }
+    }
+
+    /// Asks `plan`'s learner for models (learning mode, retraining).
+    pub fn with_learning(mut self, plan: Option<LearnPlan>) -> Self {
+        self.learning = plan;
+        self
     }
 
     /// Records every window (with its score and whether it alerted) to the feature history.
@@ -254,7 +318,10 @@ impl Scorer {
         loop {
             select! {
                 recv(windows) -> w => match w {
-                    Ok(w) => self.guarded_window(w)?,
+                    Ok(w) => {
+                        self.guarded_window(w)?;
+                        self.wait_for_learner(control);
+                    }
                     Err(_) => break,
                 },
                 recv(control) -> c => match c {
@@ -276,11 +343,97 @@ impl Scorer {
         Ok(())
     }
 
+    /// Replaying with a job in flight: handles control messages until the learner answers.
+    fn wait_for_learner(&mut self, control: &Receiver<Control>) {
+        while self.learning.as_ref().is_some_and(|p| p.wait && p.in_flight) {
+            match control.recv() {
+                Ok(c) => self.control(c),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// After a window ending at `end_ns` of scale `scale`: sends the learner a job when one is
+    /// due (learning mode: enough history; retraining: `retrain_every` since the last one).
+    fn plan_learning(&mut self, scale: usize, start_ns: i64, end_ns: i64) {
+        let has_model = self.detector.has_model();
+        let Some(plan) = self.learning.as_mut() else {
+            return;
+        };
+        let since = *plan.since_ns.get_or_insert(start_ns);
+        // The shortest scale's windows set the pace (they close first).
+        if scale != 0 || plan.in_flight {
+            return;
+        }
+        let job = if has_model {
+            match plan.retrain_every_ns {
+                Some(every) if end_ns - since >= every => Job::Retrain { until_ns: end_ns },
+                _ => return,
+            }
+        } else {
+            let Some(learn_for) = plan.learn_for_ns else {
+                return;
+            };
+            let progress = ((end_ns - since) as f64 / learn_for as f64).clamp(0.0, 1.0);
+            self.metrics.learning_progress_ratio.set(progress);
+            if end_ns - since < learn_for {
+                return;
+            }
+            Job::First { until_ns: end_ns }
+        };
+        if plan.wait {
+            // Replaying faster than the recorder's flush period: let it catch up first.
+            if let Some(h) = self.history.as_ref() {
+                h.flush_wait(Duration::from_secs(30));
+            }
+        }
+        match plan.jobs.try_send(job) {
+            Ok(()) => {
+                plan.in_flight = true;
+                tracing::info!(
+                    job = ?job,
+                    history_s = (end_ns - since) as f64 / 1e9,
+                    "training a model from the feature history in the background"
+                );
+            }
+            Err(e) => tracing::error!("the learner is gone: {e}"),
+        }
+    }
+
+    /// Takes a learner's answer: runs the new model, or says why not.
+    fn learned(&mut self, learned: Learned) {
+        if let Some(plan) = self.learning.as_mut() {
+            plan.in_flight = false;
+            // The next retraining counts from this job's history, whatever its result.
+            plan.since_ns = Some(learned.job.until_ns());
+        }
+        let Some(new) = learned.detector else {
+            return;
+        };
+        // Scores of the old and new model are not comparable: end the incident.
+        self.end_incident(EndReason::SequenceBreak);
+        self.detector = new;
+        self.reloads += 1;
+        self.tracker = IncidentTracker::new(
+            self.detector.incident,
+            &self.detector.context.omegas,
+            incident_prefix(self.reloads),
+        );
+        self.detector.publish(&self.metrics);
+        self.metrics.learning_progress_ratio.set(1.0);
+        tracing::info!(
+            model_id = %self.detector.context.model_id,
+            thresholds = ?self.detector.thresholds(),
+            "new model loaded: detecting with it"
+        );
+    }
+
     /// [`Self::window`], with a panic turned into an error.
     fn guarded_window(&mut self, (scale, w): ScaledWindow) -> Result<(), ScorerFailed> {
         let start = w.start_ns;
-        let row = match (self.history.as_mut(), self.detector.scales.get(scale)) {
-            (Some(h), Some(sc)) => Some(h.row(&w, sc.omega)),
+        let end = w.end_ns;
+        let row = match (self.history.as_mut(), self.detector.context.omegas.get(scale)) {
+            (Some(h), Some(&omega)) => Some(h.row(&w, omega)),
             _ => None,
         };
         let score =
@@ -298,6 +451,7 @@ impl Scorer {
             row.alerted = score.zip(threshold).is_some_and(|(s, t)| s > t);
             h.record(row);
         }
+        self.plan_learning(scale, start, end);
         Ok(())
     }
 
@@ -359,6 +513,7 @@ impl Scorer {
             }
             Control::ReopenLog => self.reopen_log(),
             Control::Ending(reason) => self.end_reason = reason,
+            Control::Learned(learned) => self.learned(*learned),
         }
     }
 

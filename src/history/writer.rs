@@ -64,10 +64,18 @@ pub struct HistoryWriter {
     done: Receiver<()>,
 }
 
+/// What the recorder's queue carries.
+enum Record {
+    /// A window to record.
+    Row(HistoryRow),
+    /// Flush the open journals, then acknowledge (a reader is about to read them).
+    Flush(Sender<()>),
+}
+
 /// Hands rows to the recorder without ever waiting; cheap to clone.
 #[derive(Clone)]
 pub struct HistoryHandle {
-    tx: Sender<HistoryRow>,
+    tx: Sender<Record>,
     metrics: Arc<Metrics>,
     /// The libpcap drop total when the last window of each ω was recorded.
     last_drops: Vec<(Omega, u64)>,
@@ -119,9 +127,9 @@ impl HistoryHandle {
     /// Queues `row`; `false` (and counted in `netanom_history_rows_dropped_total`) when the
     /// queue is full or the recorder is gone.
     pub fn record(&mut self, row: HistoryRow) -> bool {
-        match self.tx.try_send(row) {
+        match self.tx.try_send(Record::Row(row)) {
             Ok(()) => true,
-            Err(TrySendError::Full(row) | TrySendError::Disconnected(row)) => {
+            Err(TrySendError::Full(Record::Row(row)) | TrySendError::Disconnected(Record::Row(row))) => {
                 self.metrics.history_rows_dropped_total.inc();
                 let now = Instant::now();
                 if self
@@ -137,13 +145,25 @@ impl HistoryHandle {
                 }
                 false
             }
+            Err(_) => false,
         }
+    }
+
+    /// Waits (at most `timeout`) until every row queued so far is in the journals' files, so
+    /// that a reader sees them: the learner reads the history right after a replay recorded
+    /// it. `false` on timeout or when the recorder is gone.
+    pub fn flush_wait(&self, timeout: Duration) -> bool {
+        let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
+        self.tx
+            .send_timeout(Record::Flush(ack_tx), timeout)
+            .is_ok()
+            && ack_rx.recv_timeout(timeout).is_ok()
     }
 
     /// Queues `row`, waiting for room: for tools that generate a history (the benchmark), never
     /// for the daemon. `false` when the recorder is gone.
     pub fn record_wait(&mut self, row: HistoryRow) -> bool {
-        self.tx.send(row).is_ok()
+        self.tx.send(Record::Row(row)).is_ok()
     }
 
     /// The row of window `w` of the stream of length `omega`, not yet scored; the libpcap
@@ -240,14 +260,18 @@ impl Recorder {
     }
 
     /// Recovers, then records rows until every sender is gone, then closes the segments.
-    fn run(mut self, rx: Receiver<HistoryRow>) {
+    fn run(mut self, rx: Receiver<Record>) {
         for e in recover_dir(&self.config.dir) {
             self.error(&e);
         }
         self.retention();
         loop {
             match rx.recv_timeout(FLUSH_EVERY) {
-                Ok(row) => self.append(row),
+                Ok(Record::Row(row)) => self.append(row),
+                Ok(Record::Flush(ack)) => {
+                    self.flush_all();
+                    let _ = ack.send(());
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
@@ -352,6 +376,23 @@ impl Recorder {
             file,
             unflushed: true,
         })
+    }
+
+    /// Flushes every open journal now (errors are counted and reported as in `periodic`).
+    fn flush_all(&mut self) {
+        let mut failed = Vec::new();
+        for seg in self.open.values_mut() {
+            if let Err(source) = seg.file.flush() {
+                failed.push(HistoryError::Io {
+                    path: seg.journal.clone(),
+                    error: source,
+                });
+            }
+            seg.unflushed = false;
+        }
+        for e in failed {
+            self.error(&e);
+        }
     }
 
     /// Flushes and syncs the open journals when due; runs retention when due.

@@ -32,6 +32,20 @@ pub const BUNDLES: &str = "bundles";
 /// Suffix of a bundle being written.
 const PARTIAL: &str = ".tmp";
 
+/// A bundle written under `bundles/<name>.tmp/` and not yet current.
+#[derive(Debug)]
+pub struct Staged {
+    name: String,
+    path: PathBuf,
+}
+
+impl Staged {
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// A model directory with kept bundles and a `current` link.
 #[derive(Clone, Debug)]
 pub struct ModelStore {
@@ -95,30 +109,46 @@ impl ModelStore {
     /// Writes `set` as a new bundle and makes it current; prunes old bundles. Returns the new
     /// bundle's directory.
     pub fn install(&self, set: &ModelSet, created_unix: u64) -> Result<PathBuf, BundleError> {
+        let staged = self.stage(set, created_unix)?;
+        self.commit(staged)
+    }
+
+    /// Writes `set` whole under `bundles/<name>.tmp/`, not yet current (a candidate to check).
+    pub fn stage(&self, set: &ModelSet, created_unix: u64) -> Result<Staged, BundleError> {
         let name = format!("{}-{}", utc_stamp(created_unix), set.id());
-        let bundles = self.dir.join(BUNDLES);
-        let partial = bundles.join(format!("{name}{PARTIAL}"));
-        let done = bundles.join(&name);
+        let partial = self.dir.join(BUNDLES).join(format!("{name}{PARTIAL}"));
         if partial.exists() {
             fs::remove_dir_all(&partial).map_err(io_err("remove", &partial))?;
         }
         set.save(&partial)?;
         sync_dir(&partial)?;
+        Ok(Staged { name, path: partial })
+    }
+
+    /// Makes a staged bundle the current one: renamed into place, then `current` switched by
+    /// renaming a new link over it; prunes old bundles. Returns the bundle's directory.
+    pub fn commit(&self, staged: Staged) -> Result<PathBuf, BundleError> {
+        let done = self.dir.join(BUNDLES).join(&staged.name);
         if done.exists() {
             // The same model retrained in the same second: the bundle is already there.
-            fs::remove_dir_all(&partial).map_err(io_err("remove", &partial))?;
+            fs::remove_dir_all(&staged.path).map_err(io_err("remove", &staged.path))?;
         } else {
-            fs::rename(&partial, &done).map_err(io_err("rename into", &done))?;
+            fs::rename(&staged.path, &done).map_err(io_err("rename into", &done))?;
         }
         let link = self.dir.join(format!("{CURRENT}{PARTIAL}"));
         let _ = fs::remove_file(&link);
-        std::os::unix::fs::symlink(Path::new(BUNDLES).join(&name), &link)
+        std::os::unix::fs::symlink(Path::new(BUNDLES).join(&staged.name), &link)
             .map_err(io_err("create", &link))?;
         let current = self.dir.join(CURRENT);
         fs::rename(&link, &current).map_err(io_err("rename into", &current))?;
         sync_dir(&self.dir)?;
         self.prune()?;
         Ok(done)
+    }
+
+    /// Drops a staged bundle (a rejected candidate).
+    pub fn discard(&self, staged: Staged) -> Result<(), BundleError> {
+        fs::remove_dir_all(&staged.path).map_err(io_err("remove", &staged.path))
     }
 
     /// The bundle `current` points at.

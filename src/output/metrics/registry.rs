@@ -101,6 +101,13 @@ pub struct Metrics {
     /// Features of the last scored window outside the model's training range
     /// (`netanom_features_outside_training_range`): drift in view.
     pub features_outside_training_range: IntGauge,
+    /// Learning mode: share of `learning.learn_for` recorded so far
+    /// (`netanom_learning_progress_ratio`; 1 once a model is loaded).
+    pub learning_progress_ratio: Gauge,
+    /// Age of the running model (`netanom_model_age_seconds`).
+    pub model_age_seconds: Gauge,
+    /// Trainings of the learner by result (`netanom_retrains_total{result}`).
+    retrains: IntCounterVec,
     /// Windows written to the feature history (`netanom_history_rows_total`).
     pub history_rows_total: IntCounter,
     /// History rows dropped because the recorder was behind (`netanom_history_rows_dropped_total`).
@@ -165,6 +172,17 @@ impl Metrics {
         registry
             .register(Box::new(decode_errors.clone()))
             .expect("unique metric");
+        let retrains = IntCounterVec::new(
+            Opts::new("retrains_total", "Trainings of the daemon's learner by result: learned (the first model of learning mode), promoted (a retrained model replaced the running one), rejected (it alerted more on the held-out history; the running model was kept), failed (the running model is untouched)."),
+            &["result"],
+        )
+        .expect("valid counter vec");
+        registry
+            .register(Box::new(retrains.clone()))
+            .expect("unique metric");
+        for result in ["learned", "promoted", "rejected", "failed"] {
+            retrains.with_label_values(&[result]);
+        }
         let model_info = IntGaugeVec::new(
             Opts::new(
                 "model_info",
@@ -253,6 +271,9 @@ impl Metrics {
             clock_steps_total: counter(r, "clock_steps_total", "Steps of the system clock (set back or forward by more than a second) seen by the live capture; each starts a new window timeline."),
             model_loaded: int_gauge(r, "model_loaded", "1 while a model is loaded and scoring windows, else 0."),
             features_outside_training_range: int_gauge(r, "features_outside_training_range", "Features (of 53) of the last scored window that lie outside the model's training range: sustained high values mean traffic has drifted from what the model learned."),
+            learning_progress_ratio: gauge(r, "learning_progress_ratio", "Learning mode (no model yet): share of learning.learn_for of history recorded so far; 1 once a model is loaded, 0 when the daemon started with a model."),
+            model_age_seconds: gauge(r, "model_age_seconds", "Seconds since the running model was trained (its bundle's created_unix)."),
+            retrains,
             history_rows_total: counter(r, "history_rows_total", "Windows written to the feature history ([history] dir), all window lengths together."),
             history_rows_dropped_total: counter(r, "history_rows_dropped_total", "Windows not written to the feature history because the recorder's queue was full (the disk is slow or stuck); capture and scoring never wait for it."),
             history_write_errors_total: counter(r, "history_write_errors_total", "Failed writes of the feature history (journal, Parquet conversion, retention); the rows of a failed journal write are lost."),
@@ -292,6 +313,11 @@ impl Metrics {
         self.scale_threshold
             .with_label_values(&[&omega.to_string()])
             .set(threshold);
+    }
+
+    /// Counts one training of the learner with its `result` label.
+    pub fn record_retrain(&self, result: &str) {
+        self.retrains.with_label_values(&[result]).inc();
     }
 
     /// Sets how many features of the last scored window lie outside the training range.
