@@ -230,9 +230,16 @@ fn check_loopback_flood_event(e: &Value) {
     );
 }
 
+/// The live tests of this binary both send traffic on `lo`: one at a time.
+fn lo_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LO.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn live_loopback_daemon() {
     require_root_and_hping3();
+    let _lo = lo_lock();
     let fx = fixture();
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("alerts.jsonl");
@@ -496,4 +503,130 @@ fn live_loopback_daemon() {
         read_alerts(&log2).is_empty(),
         "(f) incidents on an idle link"
     );
+}
+
+/// Learning mode, live: a fresh daemon with no model captures `lo`, records the history,
+/// serves metrics and alerts nothing while it learns from light real traffic; after 20 s it
+/// trains in the background, installs the model (temporary directory, then rename), loads it
+/// and reports an incident for a bounded SYN flood.
+#[test]
+fn a_fresh_daemon_learns_the_link_then_reports_a_flood() {
+    require_root_and_hping3();
+    let _lo = lo_lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    let history = tmp.path().join("history");
+    let log = tmp.path().join("alerts.jsonl");
+    let port = free_port();
+    let filter = format!("not tcp port {port}");
+    let listen = format!("127.0.0.1:{port}");
+    let args = os_args([
+        "--interface",
+        "lo",
+        "--window",
+        "0.5",
+        "--learn-for",
+        "20s",
+        "--model",
+        model.to_str().unwrap(),
+        "--history-dir",
+        history.to_str().unwrap(),
+        "--alert-log",
+        log.to_str().unwrap(),
+        "--metrics-listen",
+        &listen,
+    ]);
+    let mut d = Daemon::start(
+        &args,
+        &[
+            ("NETANOM_CAPTURE__BPF_FILTER", &filter),
+            ("NETANOM_LEARNING__EPOCHS", "20"),
+            ("NETANOM_LEARNING__HIDDEN", "16"),
+        ],
+    );
+    assert!(
+        d.wait_for_message("netanom running", 0, Duration::from_secs(30))
+            .is_some(),
+        "the daemon did not start:\n{}",
+        d.log_text()
+    );
+    let addr = d.metrics_addr(Duration::from_secs(5));
+    // Light real traffic while it learns.
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_traffic = stop.clone();
+    let traffic = std::thread::spawn(move || {
+        while !stop_traffic.load(Ordering::Relaxed) {
+            normal_loopback_traffic(40, 4);
+        }
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let learning = scrape(addr);
+    assert_eq!(learning.value("netanom_model_loaded"), 0.0, "no model yet");
+    let progress = learning.value("netanom_learning_progress_ratio");
+    assert!((0.0..1.0).contains(&progress), "progress {progress}");
+    assert_eq!(learning.value("netanom_windows_scored_total"), 0.0);
+    // The traffic goes on after learning: it is this link's normal.
+    let learned = d.wait_for_message("learning done", 0, Duration::from_secs(180));
+    assert!(
+        learned.is_some(),
+        "no model learned within 180 s:\n{}",
+        d.log_text()
+    );
+    assert!(
+        read_alerts(&log).is_empty(),
+        "alerts while learning: {:?}",
+        read_alerts(&log)
+    );
+    let quiet = read_alerts(&log).len();
+    let current = std::fs::read_link(model.join("current")).expect("model/current link");
+    assert!(current.starts_with("bundles"), "{current:?}");
+    assert!(model.join("current/model.json").is_file());
+    let meta: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("current/model.json")).unwrap())
+            .unwrap();
+    let model_id = meta["model_id"].as_str().unwrap().to_string();
+    let (ok, trained) = scrape_until(addr, Duration::from_secs(10), |e| {
+        e.get("netanom_model_loaded") == Some(1.0)
+            && e.get("netanom_windows_scored_total").unwrap_or(0.0) > 0.0
+    });
+    assert!(ok, "the learned model is not scoring:\n{}", d.log_text());
+    assert_eq!(
+        labelled(&trained, "netanom_retrains_total", "result", "learned"),
+        Some(1.0)
+    );
+    assert_eq!(trained.value("netanom_learning_progress_ratio"), 1.0);
+
+    // Now it detects: a bounded SYN flood is one incident of the learned model.
+    std::thread::sleep(Duration::from_secs(3));
+    let before_flood = read_alerts(&log);
+    assert!(
+        before_flood.is_empty(),
+        "the learned model alerts on the traffic it learned from: {before_flood:#?}"
+    );
+    let mut flood = start_syn_flood(20_000);
+    wait_flood(&mut flood, Duration::from_secs(30));
+    let events = wait_events(&log, quiet + 2, Duration::from_secs(30));
+    stop.store(true, Ordering::Relaxed);
+    traffic.join().unwrap();
+    assert!(
+        !events.is_empty(),
+        "the learned model reported no incident for the flood:\n{}",
+        d.log_text()
+    );
+    assert_eq!(events[0]["event_type"], "incident_start");
+    assert_eq!(events[0]["model"]["id"], model_id.as_str());
+    check_loopback_flood_event(&events[0]);
+    d.signal(libc::SIGTERM);
+    let status = d
+        .wait_exit(Duration::from_secs(20))
+        .expect("exit after SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", d.log_text());
+    // The history holds what it learned from.
+    let out = std::process::Command::new(netanom_bin())
+        .args(["history", "--json", "--dir"])
+        .arg(&history)
+        .output()
+        .unwrap();
+    let h: Value = serde_json::from_slice(&out.stdout).expect("history --json");
+    assert!(h["windows"].as_u64().unwrap() >= 40, "{h}");
 }

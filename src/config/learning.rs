@@ -195,7 +195,10 @@ mod tests {
                 "[learning]\nepochs = 0",
                 "learning.epochs = 0: out of range",
             ),
-            ("[learning]\nlearn = \"1h\"", "unknown setting `learning.learn`"),
+            (
+                "[learning]\nlearn = \"1h\"",
+                "unknown setting `learning.learn`",
+            ),
             (
                 "[window]\nomega = 5\n[learning]\nlearn_for = \"12s\"",
                 "learning.learn_for = \"12s\": shorter than three windows of 5 s",

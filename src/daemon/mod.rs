@@ -234,7 +234,14 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         }
         None => (None, None),
     };
-    let plan = learn_plan(&settings, &scales, learning_mode, &packets, &metrics, &control_tx)?;
+    let plan = learn_plan(
+        &settings,
+        &scales,
+        learning_mode,
+        &packets,
+        &metrics,
+        &control_tx,
+    )?;
     let scorer = Scorer::new(detector, log, metrics.clone(), health.clone())
         .with_history(history)
         .with_learning(plan);

@@ -345,7 +345,11 @@ impl Scorer {
 
     /// Replaying with a job in flight: handles control messages until the learner answers.
     fn wait_for_learner(&mut self, control: &Receiver<Control>) {
-        while self.learning.as_ref().is_some_and(|p| p.wait && p.in_flight) {
+        while self
+            .learning
+            .as_ref()
+            .is_some_and(|p| p.wait && p.in_flight)
+        {
             match control.recv() {
                 Ok(c) => self.control(c),
                 Err(_) => break,
@@ -432,7 +436,10 @@ impl Scorer {
     fn guarded_window(&mut self, (scale, w): ScaledWindow) -> Result<(), ScorerFailed> {
         let start = w.start_ns;
         let end = w.end_ns;
-        let row = match (self.history.as_mut(), self.detector.context.omegas.get(scale)) {
+        let row = match (
+            self.history.as_mut(),
+            self.detector.context.omegas.get(scale),
+        ) {
             (Some(h), Some(&omega)) => Some(h.row(&w, omega)),
             _ => None,
         };

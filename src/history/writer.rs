@@ -65,6 +65,8 @@ pub struct HistoryWriter {
 }
 
 /// What the recorder's queue carries.
+// Rows are the traffic and flushes rare: boxing rows to shrink the enum would allocate per window.
+#[allow(clippy::large_enum_variant)]
 enum Record {
     /// A window to record.
     Row(HistoryRow),
@@ -129,7 +131,9 @@ impl HistoryHandle {
     pub fn record(&mut self, row: HistoryRow) -> bool {
         match self.tx.try_send(Record::Row(row)) {
             Ok(()) => true,
-            Err(TrySendError::Full(Record::Row(row)) | TrySendError::Disconnected(Record::Row(row))) => {
+            Err(
+                TrySendError::Full(Record::Row(row)) | TrySendError::Disconnected(Record::Row(row)),
+            ) => {
                 self.metrics.history_rows_dropped_total.inc();
                 let now = Instant::now();
                 if self
@@ -154,9 +158,7 @@ impl HistoryHandle {
     /// it. `false` on timeout or when the recorder is gone.
     pub fn flush_wait(&self, timeout: Duration) -> bool {
         let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
-        self.tx
-            .send_timeout(Record::Flush(ack_tx), timeout)
-            .is_ok()
+        self.tx.send_timeout(Record::Flush(ack_tx), timeout).is_ok()
             && ack_rx.recv_timeout(timeout).is_ok()
     }
 

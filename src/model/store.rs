@@ -122,7 +122,10 @@ impl ModelStore {
         }
         set.save(&partial)?;
         sync_dir(&partial)?;
-        Ok(Staged { name, path: partial })
+        Ok(Staged {
+            name,
+            path: partial,
+        })
     }
 
     /// Makes a staged bundle the current one: renamed into place, then `current` switched by

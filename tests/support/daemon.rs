@@ -1116,8 +1116,12 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
     let (prefix, seq) = id
         .split_once('-')
         .unwrap_or_else(|| panic!("incident.id {id:?} is not <hex>-<n>"));
+    // `<start, hex>` or, after a model change, `<time of the change, hex>r<changes>`.
+    let (time, changes) = prefix.split_once('r').unwrap_or((prefix, "1"));
     assert!(
-        !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_hexdigit()),
+        !time.is_empty()
+            && time.bytes().all(|b| b.is_ascii_hexdigit())
+            && changes.parse::<u32>().is_ok_and(|n| n >= 1),
         "incident.id {id:?}: prefix"
     );
     assert!(
