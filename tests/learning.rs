@@ -61,7 +61,7 @@ fn run(dir: &Path, pcap: &Path, model: &Path, extra: &[&str], envs: &[(&str, &st
 }
 
 /// The JSON log records whose message contains `needle`.
-fn messages<'a>(f: &'a Finished, needle: &str) -> Vec<Value> {
+fn messages(f: &Finished, needle: &str) -> Vec<Value> {
     f.stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
