@@ -6,8 +6,12 @@
 #   1. netanom evaluate: score every window against the labels -> ROC/AUC, precision,
 #      recall, F1, plots (target/demo-report/);
 #   2. netanom run: replay the capture through the live daemon pipeline -> incidents in
-#      the alert log (target/demo-alerts.jsonl), printed one line per event;
-#   3. where to look next.
+#      the alert log (target/demo-alerts.jsonl), printed one line per event with the host
+#      named for the top feature; the feature history it recorded;
+#   3. several window lengths: train ω = 0.5 s and 5 s on the normal capture into one bundle
+#      and evaluate it: incident metrics side by side with the paper's single scale;
+#   4. learning from the history: train a model from what step 2 recorded;
+#   5. where to look next.
 # Usage: scripts/demo.sh   (needs root or sudo the first time, for scripts/setup.sh)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -51,17 +55,22 @@ def num(v):
     return f'{v:.0f}' if v == int(v) else f'{v:.2f}'
 def top3(e):
     return ', '.join(f"{f['name']} {num(f['value'])} ({num(f['training_max'])})" for f in e['top_features'][:3])
+def culprit(e):
+    # The host that contributed most to the top deviating feature (docs/alerts.md, "Culprits").
+    for f in e['top_features'][:1]:
+        for c in f.get('contributors', [])[:1]:
+            n = c.get('packets', c.get('new_values'))
+            return f"{c['ip']} ({f['name']}: {n})"
+    return '-'
 width = max([len(top3(e)) for e in events] + [36])
-print(f"   {'time (UTC)':<10}  {'event':<5} {'score':>9}  {'top 3 features: value (training max)':<{width}}  top source")
+print(f"   {'time (UTC)':<10}  {'event':<5} {'score':>9}  {'top 3 features: value (training max)':<{width}}  named for the top feature")
 for e in events:
     inc = e['incident']
     start = e['event_type'] == 'incident_start'
     t = inc['start_epoch'] if start else inc['end_epoch']
     score = e['score'] if start else inc['peak_score']
     feats = top3(e)
-    src = e['top_talkers']['source'][:1]
-    src = f"{src[0]['ip']} ({src[0]['packets']} pkts)" if src else '-'
-    print(f"   {hms(t):<10}  {'start' if start else 'end':<5} {score:>9.3g}  {feats:<{width}}  {src}")
+    print(f"   {hms(t):<10}  {'start' if start else 'end':<5} {score:>9.3g}  {feats:<{width}}  {culprit(e)}")
     if not start:
         lo, hi = inc['start_epoch'], inc['end_epoch']
         names = sorted({n for n, s, en in spans if s <= hi and en >= lo})
@@ -72,12 +81,46 @@ n = sum(e['event_type'] == 'incident_start' for e in events)
 print(f"   {n} incidents (end time = end of the last alerting window; score at the end = the peak)")
 EOF
 
-say "3. where to look"
+say "3. several window lengths: netanom train --pcap data/normal-lo.pcap --window 0.5,5, then evaluate"
+echo "   (one model per ω from one decode; incidents merge across scales: docs/alerts.md)"
+rm -rf target/demo-multiscale target/demo-report-multiscale
+"$netanom" train --pcap data/normal-lo.pcap --window 0.5,5 --out target/demo-multiscale \
+  --epochs 40 --seed 1 >target/demo-train-multiscale.log 2>&1 ||
+  fail "netanom train --window 0.5,5" target/demo-train-multiscale.log
+"$netanom" evaluate --model target/demo-multiscale --pcap "$capture" --labels "$labels" \
+  --report target/demo-report-multiscale >target/demo-evaluate-multiscale.txt 2>target/demo-evaluate-multiscale.log ||
+  fail "netanom evaluate (0.5,5)" target/demo-evaluate-multiscale.log
+python3 - target/demo-report/metrics.json target/demo-report-multiscale/metrics.json <<'EOF'
+import json, sys
+one, two = (json.load(open(p))['incidents'] for p in sys.argv[1:3])
+def cell(a):
+    t = a['time_to_first_alert_s']
+    return f"{a['incidents']} / {a['flagged_fraction']*100:.0f} % / {'-' if t is None else f'{t:.1f} s'}"
+print(f"   {'attack':<18} {'ω = 0.5 s (paper)':<22} {'ω = 0.5, 5 s':<22}")
+for a, b in zip(one['per_attack'], two['per_attack']):
+    print(f"   {a['name']:<18} {cell(a):<22} {cell(b):<22}")
+for k in ['incidents', 'false_alarms', 'attacks_detected']:
+    print(f"   {k:<18} {one[k]!s:<22} {two[k]!s:<22}")
+print("   (cells: incidents / share of the attack flagged / time to first alert)")
+EOF
+
+say "4. learning from the history: netanom train --history target/demo-history --out target/demo-learned"
+echo "   (windows that alerted in step 2, and their neighbours, are left out; docs/history.md)"
+rm -rf target/demo-learned
+"$netanom" train --history target/demo-history --out target/demo-learned --epochs 20 --seed 1 \
+  >target/demo-train-history.txt 2>target/demo-train-history.log ||
+  fail "netanom train --history" target/demo-train-history.log
+grep -o 'history .*kept; left out: [^;]*' target/demo-train-history.log | sed 's/^/   /' || true
+sed -n 's/^model id: */   learned model id: /p' target/demo-train-history.txt
+echo "   on a tap, the daemon does this itself: netanom run --window 0.5,5 --learn-for 24h (docs/deploy.md)"
+
+say "5. where to look"
 cat <<EOF
    report:  target/demo-report/metrics.json (all figures), roc.csv
    plots:   target/demo-report/score.png (score per window, threshold, attacks shaded)
             target/demo-report/roc.png   (ROC curves for P = 1, 10, 20)
    alerts:  target/demo-alerts.jsonl (schema: docs/alerts.md)
+   scales:  target/demo-report-multiscale/ (the same report for ω = 0.5 s and 5 s)
    more:    docs/evaluation.md, docs/model.md, docs/experiments.md
 demo done in $((SECONDS - started)) s
 EOF
