@@ -621,6 +621,8 @@ mod tests {
         // Every [history] key is written out with its default.
         let defaults = Settings::load_str(None, None, env(&[]), &live()).unwrap();
         assert_eq!(s.history, defaults.history);
+        // So is every [learning] key (learn_for and retrain_every commented out: unset).
+        assert_eq!(s.learning, defaults.learning);
     }
 
     /// The environment overrides the file, flags override both.
