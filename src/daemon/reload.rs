@@ -11,6 +11,7 @@ use crossbeam_channel::Sender;
 use super::scorer::{Control, Reload};
 use super::{detector, load_models, SettingsSource};
 use crate::config::{CaptureSource, LogFormat, LogLevel, Settings};
+use crate::model::ModelStore;
 use crate::output::alerts::AlertFile;
 use crate::window::{Omega, Scales};
 
@@ -313,6 +314,15 @@ pub(super) fn reload(
     control: &Sender<Control>,
 ) {
     tracing::info!("SIGHUP: reloading settings and model");
+    if running.learning.learn_for.is_some() && !ModelStore::has_model(&running.model.dir) {
+        // Learning mode: there is no model to reload yet; settings are restart-only then.
+        tracing::info!(
+            model_dir = %running.model.dir.display(),
+            "SIGHUP while learning: no model to reload yet (it is loaded when trained); alert log reopened"
+        );
+        let _ = control.send(Control::ReopenLog);
+        return;
+    }
     let loaded = source.load().and_then(|settings| {
         let set = load_models(&settings)?;
         if set.scales() != *scales {
