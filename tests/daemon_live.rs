@@ -565,6 +565,9 @@ fn a_fresh_daemon_learns_the_link_then_reports_a_flood() {
     let progress = learning.value("netanom_learning_progress_ratio");
     assert!((0.0..1.0).contains(&progress), "progress {progress}");
     assert_eq!(learning.value("netanom_windows_scored_total"), 0.0);
+    // Learning is a healthy state: the watchdog and /healthz see windows go through.
+    let h = http_get(addr, "/healthz").expect("GET /healthz");
+    assert_eq!((h.status, h.body.trim()), (200, "ok"), "learning: {h:?}");
     // The traffic goes on after learning: it is this link's normal.
     let learned = d.wait_for_message("learning done", 0, Duration::from_secs(180));
     assert!(

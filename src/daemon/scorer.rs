@@ -598,6 +598,21 @@ impl Scorer {
         if self.panic_at_window == Some(self.windows) {
             panic!("injected fault (NETANOM_FAULT_INJECT)");
         }
+        if let Some(created) = self.detector.created_unix {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(created);
+            self.metrics
+                .model_age_seconds
+                .set(now.saturating_sub(created) as f64);
+        }
+        if !self.detector.has_model() {
+            // Learning: the window is recorded (by the caller), nothing is scored. The
+            // pipeline is alive all the same.
+            self.health.beat();
+            return None;
+        }
         let Some(sc) = self.detector.scales.get_mut(scale) else {
             tracing::error!(scale, "window of an unknown scale dropped");
             return None;
