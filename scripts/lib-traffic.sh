@@ -575,3 +575,102 @@ nt_report() { # PCAP
   capinfos "$1" 2>/dev/null | grep -E 'File size|Number of packets|Capture duration|First packet|Last packet|Data size|Average packet rate' || true
   nt_window_coverage "$1" 0.5
 }
+
+# ---------------------------------------------------------------- drift (scripts/record-drift.sh)
+# A network whose normal traffic drifts over hours: load that rises and falls over a
+# compressed "day", clients that come and go, a periodic bulk job. A conductor writes the
+# state every 5 s to $NT_WORKDIR/drift.state ("LOAD GEN": load in percent, 20-100; the
+# client generation); drift mode (NT_DRIFT=1) makes nt_pause, nt_client_ip and gated workers
+# follow it. The existing workers run unchanged on top of it.
+NT_DRIFT=${NT_DRIFT:-0}
+NT_DRIFT_PERIOD=${NT_DRIFT_PERIOD:-3600}   # seconds per "day" of load
+NT_DRIFT_PHASE=${NT_DRIFT_PHASE:-0}        # degrees: where in the day the recording starts
+NT_DRIFT_GEN_EVERY=${NT_DRIFT_GEN_EVERY:-600} # seconds per client generation
+
+# nt_drift_state: prints "LOAD GEN" (defaults while the conductor has not written yet).
+nt_drift_state() {
+  local load=100 gen=0
+  [[ -r $NT_WORKDIR/drift.state ]] && read -r load gen <"$NT_WORKDIR/drift.state" 2>/dev/null
+  echo "${load:-100} ${gen:-0}"
+}
+
+# nt_drift_conductor END_EPOCH T0: every 5 s, the load of the day curve (20 % at night, 100 %
+# at noon, a little noise) and the client generation (one every NT_DRIFT_GEN_EVERY seconds).
+nt_drift_conductor() {
+  local end=$1 t0=$2 i=0 load gen
+  while ((EPOCHSECONDS < end && i++ < NT_MAX_ITER)); do
+    load=$(awk -v t=$((EPOCHSECONDS - t0)) -v p="$NT_DRIFT_PERIOD" -v ph="$NT_DRIFT_PHASE" -v r=$((RANDOM % 11)) \
+      'BEGIN { pi = atan2(0, -1); x = 0.5 - 0.5 * cos(2 * pi * (t / p + ph / 360));
+               l = 20 + 80 * x + (r - 5); if (l < 20) l = 20; if (l > 100) l = 100; printf "%d", l }')
+    gen=$(((EPOCHSECONDS - t0) / NT_DRIFT_GEN_EVERY))
+    echo "$load $gen" >"$NT_WORKDIR/drift.state.tmp" && mv -f "$NT_WORKDIR/drift.state.tmp" "$NT_WORKDIR/drift.state"
+    sleep 5
+  done
+}
+
+# Drift mode: a pause lasts longer when the load is low (100/LOAD times), and a gated worker
+# (NT_GATE=G, percent) idles while the load is below G: the number of active clients follows
+# the day.
+if ((NT_DRIFT)); then
+  nt_pause() {
+    local load gen
+    read -r load gen < <(nt_drift_state)
+    while ((${NT_GATE:-0} > 0 && load < NT_GATE && EPOCHSECONDS < ${NT_DRIFT_END:-0})); do
+      sleep 5
+      read -r load gen < <(nt_drift_state)
+    done
+    local ms=$(($1 + ((RANDOM << 15 | RANDOM) % ($2 - $1 + 1))))
+    ms=$((ms * ${3:-100} / 100 * 100 / (load > 0 ? load : 100)))
+    # Never sleep past the end of the recording (a quiet night would stretch it by minutes).
+    local left=$(((${NT_DRIFT_END:-0} - EPOCHSECONDS) * 1000))
+    ((NT_DRIFT_END > 0 && ms > left)) && ms=$((left > 0 ? left : 0))
+    sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+  }
+  # Clients come and go: generation g uses 20 addresses from 127.0.0.(2 + 3g mod 36); at
+  # high load, ten more "laptops" (127.0.0.50-59) join.
+  nt_client_ip() {
+    local load gen
+    read -r load gen < <(nt_drift_state)
+    if ((load >= 70 && RANDOM % 4 == 0)); then
+      echo "127.0.0.$((50 + RANDOM % 10))"
+    else
+      echo "127.0.0.$((2 + (3 * gen) % 36 + RANDOM % 20))"
+    fi
+  }
+fi
+
+# nt_worker_bulk END_EPOCH EVERY: the periodic bulk job (a backup pulling a large file from the
+# file server 127.0.0.20 at 4 MB/s), every EVERY seconds with +-10 % jitter, the first at a
+# random time in the first period. Logs each run's start and end to $NT_WORKDIR/bulk.log.
+nt_worker_bulk() {
+  local end=$1 every=$2 i=0 next start
+  next=$((EPOCHSECONDS + $(nt_rand 60 "$every")))
+  while ((EPOCHSECONDS < end && i++ < NT_MAX_ITER)); do
+    while ((EPOCHSECONDS < next && EPOCHSECONDS < end)); do sleep 1; done
+    ((EPOCHSECONDS < end)) || break
+    start=$EPOCHREALTIME
+    timeout 120 curl -s --max-time 110 --interface 127.0.0.40 --limit-rate 4M \
+      "http://127.0.0.20:8000/backup.tar" >/dev/null 2>&1 || true
+    echo "bulk,$start,$EPOCHREALTIME" >>"$NT_WORKDIR/bulk.log"
+    next=$((next + every * 9 / 10 + RANDOM % (every / 5 + 1)))
+  done
+}
+
+# nt_start_drift_background END_EPOCH: the normal mix of nt_start_background, two more web
+# clients and an API poller that are only active at higher load, the conductor, and the
+# periodic bulk job (every NT_DRIFT_BULK_EVERY seconds, default 900).
+nt_start_drift_background() {
+  local end=$1
+  export NT_DRIFT_END=$end
+  head -c 120000000 /dev/urandom >"$NT_WORKDIR/www/backup.tar"
+  nt_spawn_server fileserver "$NT_PY" "$NT_WORKDIR/http_server.py" 127.0.0.20 8000 "$NT_WORKDIR/www"
+  nt_wait_port tcp 127.0.0.20 8000 || nt_die "the file server did not come up"
+  nt_drift_conductor "$end" "$EPOCHSECONDS" & NT_WORKER_PIDS+=($!)
+  sleep 0.2
+  nt_start_background "$end"
+  (NT_GATE=45; nt_worker_browse "$end") & NT_WORKER_PIDS+=($!)
+  (NT_GATE=65; nt_worker_browse "$end") & NT_WORKER_PIDS+=($!)
+  (NT_GATE=80; nt_worker_api "$end") & NT_WORKER_PIDS+=($!)
+  nt_worker_bulk "$end" "${NT_DRIFT_BULK_EVERY:-900}" & NT_WORKER_PIDS+=($!)
+  nt_log "drift: load period ${NT_DRIFT_PERIOD} s, phase ${NT_DRIFT_PHASE} deg, client generation every ${NT_DRIFT_GEN_EVERY} s, bulk job every ${NT_DRIFT_BULK_EVERY:-900} s"
+}
