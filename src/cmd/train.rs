@@ -10,6 +10,7 @@ use std::path::Path;
 use netanom::csv::read_feature_csv;
 use netanom::history::{self, TimeRange};
 use netanom::model::bundle::TrainingData;
+use netanom::model::spot::SpotOptions;
 use netanom::model::{train_segments, Bundle, EpochStats, ModelSet, ThresholdRule, TrainOptions};
 use netanom::pipeline::{
     log_summary, pump, MultiWindower, Pace, PacketSource, ScaleSink, SinkError,
@@ -42,6 +43,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         },
         max_runs_per_epoch: (args.max_runs_per_epoch > 0).then_some(args.max_runs_per_epoch),
         max_validation_runs: (args.max_validation_runs > 0).then_some(args.max_validation_runs),
+        spot: SpotOptions {
+            level: args.spot_level,
+            depth: args.spot_depth,
+            ..SpotOptions::default()
+        },
     };
     let mut bundles = Vec::with_capacity(collected.len());
     for c in collected {
@@ -68,6 +74,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             "validation scores over {} runs: p50 {:.6} p90 {:.6} p99 {:.6} p99.5 {:.6} max {:.6}",
             q.count, q.p50, q.p90, q.p99, q.p99_5, q.max
         );
+        match &b.meta.threshold.spot {
+            Some(s) => println!(
+                "adaptive threshold (SPOT): peaks above {:.6} (level {:.4}, {} of {} runs), tail γ {:.4} σ {:.6}; at false_rate 1e-5: {:.6}",
+                s.t,
+                s.level,
+                s.n_t,
+                s.n,
+                s.tail.gamma,
+                s.tail.sigma,
+                s.threshold(1e-5)
+            ),
+            None => println!(
+                "adaptive threshold (SPOT): none (too few validation runs); the daemon uses the fixed threshold"
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

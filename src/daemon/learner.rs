@@ -18,6 +18,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::scorer::{Control, Detector};
 use crate::config::LearningSettings;
 use crate::detect::score::Scale;
+use crate::detect::threshold::ThresholdConfig;
 use crate::history::{self, HistoryRow, TimeRange};
 use crate::model::bundle::TrainingData;
 use crate::model::{train_segments, Bundle, ModelSet, ModelStore, ThresholdRule, TrainOptions};
@@ -92,8 +93,8 @@ pub struct Learner {
     pub model_dir: PathBuf,
     pub scales: Scales,
     pub learning: LearningSettings,
-    /// `model.threshold` (one-scale models), as the scorer applies it.
-    pub threshold: Option<f64>,
+    /// How the scorer chooses thresholds (`[alerts]`, `model.threshold`).
+    pub thresholds: ThresholdConfig,
     /// Builds the scorer's detector for a model set (threshold override, alert settings).
     pub detector: Box<dyn Fn(ModelSet) -> anyhow::Result<Detector> + Send>,
     pub metrics: Arc<Metrics>,
@@ -220,8 +221,8 @@ impl Learner {
                     let staged_set = ModelSet::load(staged.path())?;
                     let rows = self.rows(held_out)?;
                     Ok((
-                        alert_rate(Scale::from_set(staged_set, self.threshold)?, &rows),
-                        alert_rate(Scale::from_set(running, self.threshold)?, &rows),
+                        alert_rate(Scale::from_set(staged_set, &self.thresholds)?, &rows),
+                        alert_rate(Scale::from_set(running, &self.thresholds)?, &rows),
                     ))
                 })();
                 let (mine, theirs) = match checked {
@@ -357,10 +358,10 @@ pub fn alert_rate(scales: Vec<Scale>, rows: &[Vec<HistoryRow>]) -> AlertRate {
                 late_packets: 0,
                 after_time_jump: false,
             };
-            if let Ok(scored) = scale.stage.push(w) {
-                if let Some(s) = scored.score {
+            if let Ok(judged) = scale.push(w) {
+                if judged.score.is_some() {
                     out.scored += 1;
-                    out.alerting += u64::from(s > scale.threshold);
+                    out.alerting += u64::from(judged.alerting);
                 }
             }
         }

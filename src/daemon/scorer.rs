@@ -10,7 +10,9 @@ use crate::detect::incident::{
     EndReason, IncidentConfig, IncidentEvent, IncidentTracker, ScoredWindow,
 };
 use crate::detect::score::{Scale, ThresholdForScales};
+use crate::detect::threshold::ThresholdConfig;
 use crate::history::HistoryHandle;
+use crate::model::state::{self as threshold_state, SavedScale};
 use crate::model::ModelSet;
 use crate::output::alerts::{
     describe, top_deviations, AlertContext, AlertEvent, AlertFile, AlertLog, Explanation, Flush,
@@ -34,13 +36,15 @@ pub struct Detector {
     pub top_features: usize,
     /// When the model was trained (the oldest of its bundles), Unix seconds.
     pub created_unix: Option<u64>,
+    /// How the scales' thresholds are chosen.
+    pub thresholds: ThresholdConfig,
 }
 
 impl Detector {
-    /// Builds a detector from a loaded model set; `threshold` overrides a one-scale set's.
+    /// Builds a detector from a loaded model set, thresholds chosen by `thresholds`.
     pub fn new(
         set: ModelSet,
-        threshold: Option<f64>,
+        thresholds: &ThresholdConfig,
         host: String,
         incident: IncidentConfig,
         top_features: usize,
@@ -52,12 +56,65 @@ impl Detector {
         };
         let created_unix = set.bundles().iter().map(|b| b.meta.created_unix).min();
         Ok(Self {
-            scales: Scale::from_set(set, threshold)?,
+            scales: Scale::from_set(set, thresholds)?,
             context,
             incident,
             top_features,
             created_unix,
+            thresholds: *thresholds,
         })
+    }
+
+    /// Continues each scale's adaptive threshold from the state saved in `model_dir`, where
+    /// it belongs to the same bundle and ω. A missing file is no state; an unreadable or
+    /// corrupt one is named in a warning and the models' calibration is used.
+    pub fn restore_thresholds(&mut self, model_dir: &std::path::Path) {
+        let saved = match threshold_state::load(model_dir) {
+            Ok(Some(saved)) => saved,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("{e}; the adaptive thresholds start from the model's calibration");
+                return;
+            }
+        };
+        for sc in &mut self.scales {
+            let Some(s) = saved
+                .iter()
+                .find(|s| s.omega == sc.omega && s.model_id == sc.model_id)
+            else {
+                continue;
+            };
+            match sc.threshold.restore(s.state.clone()) {
+                Ok(()) => tracing::info!(
+                    omega_s = %sc.omega,
+                    model_id = %sc.model_id,
+                    threshold = sc.threshold.value(),
+                    n = s.state.n,
+                    n_t = s.state.n_t,
+                    excesses = s.state.excesses.len(),
+                    "adaptive threshold state loaded from {}",
+                    threshold_state::state_path(model_dir).display()
+                ),
+                Err(e) => tracing::warn!(
+                    omega_s = %sc.omega,
+                    "the saved adaptive threshold state is invalid ({e}); starting from the model's calibration"
+                ),
+            }
+        }
+    }
+
+    /// The adaptive thresholds' states to save (scales running SPOT).
+    fn saved_thresholds(&self) -> Vec<SavedScale> {
+        self.scales
+            .iter()
+            .filter_map(|sc| {
+                sc.threshold.spot().map(|state| SavedScale {
+                    omega: sc.omega,
+                    model_id: sc.model_id.clone(),
+                    state: state.clone(),
+                })
+            })
+            .collect()
     }
 
     /// No model yet (learning mode): windows of `omegas` are recorded, not scored.
@@ -77,6 +134,7 @@ impl Detector {
             incident,
             top_features,
             created_unix: None,
+            thresholds: ThresholdConfig::default(),
         }
     }
 
@@ -85,9 +143,9 @@ impl Detector {
         !self.scales.is_empty()
     }
 
-    /// The thresholds of the scales, shortest ω first.
+    /// The thresholds in force, shortest ω first.
     fn thresholds(&self) -> Vec<f64> {
-        self.scales.iter().map(|s| s.threshold).collect()
+        self.scales.iter().map(|s| s.threshold.value()).collect()
     }
 
     /// Publishes the model in force to the metrics.
@@ -99,10 +157,10 @@ impl Detector {
         let omegas: Vec<String> = self.scales.iter().map(|s| s.omega.to_string()).collect();
         metrics.set_model(&self.context.model_id, &omegas.join(","));
         for s in &self.scales {
-            metrics.set_scale_threshold(s.omega, s.threshold);
+            metrics.set_scale_threshold(s.omega, &s.threshold);
         }
         if let Some(s) = self.scales.first() {
-            metrics.threshold.set(s.threshold);
+            metrics.threshold.set(s.threshold.value());
         }
     }
 }
@@ -165,6 +223,8 @@ pub struct Reload {
     pub log_file: Option<AlertFile>,
     /// `alerts.fsync`.
     pub fsync: bool,
+    /// `model.dir`: where the adaptive thresholds' state is saved from now on.
+    pub model_dir: std::path::PathBuf,
 }
 
 /// The scoring side of the pipeline.
@@ -189,6 +249,20 @@ pub struct Scorer {
     history: Option<HistoryHandle>,
     /// When to ask the learner for a model, when `[learning]` is on.
     learning: Option<LearnPlan>,
+    /// Where and how often the adaptive thresholds' state is saved.
+    threshold_saving: Option<ThresholdSaving>,
+}
+
+/// Saving the adaptive thresholds' state to the model directory.
+pub struct ThresholdSaving {
+    /// `model.dir`.
+    pub dir: std::path::PathBuf,
+    /// `alerts.threshold_save_interval`.
+    pub every: Duration,
+    /// The last save (or the start).
+    pub last: Instant,
+    /// A save failed and was reported: the next failure is logged at debug only.
+    pub failing: bool,
 }
 
 /// When the scorer asks the learner to train (capture time, ns).
@@ -259,6 +333,64 @@ impl Scorer {
             panic_at_window: injected_fault("scorer-panic-at-window"),
             history: None,
             learning: None,
+            threshold_saving: None,
+        }
+    }
+
+    /// Saves the adaptive thresholds' state in `dir` every `every` and at the end.
+    pub fn with_threshold_saving(mut self, dir: std::path::PathBuf, every: Duration) -> Self {
+        self.threshold_saving = Some(ThresholdSaving {
+            dir,
+            every,
+            last: Instant::now(),
+            failing: false,
+        });
+        self
+    }
+
+    /// Writes the adaptive thresholds' state (when one runs); `force` ignores the interval.
+    fn save_thresholds(&mut self, force: bool) {
+        let Some(saving) = self.threshold_saving.as_mut() else {
+            return;
+        };
+        if !force && saving.last.elapsed() < saving.every {
+            return;
+        }
+        saving.last = Instant::now();
+        let scales = self.detector.saved_thresholds();
+        if scales.is_empty() {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        match threshold_state::save(&saving.dir, &scales, now) {
+            Ok(()) => {
+                saving.failing = false;
+                let summary: Vec<String> = scales
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "ω = {} s: n {} n_t {} threshold {}",
+                            s.omega,
+                            s.state.n,
+                            s.state.n_t,
+                            s.state.threshold(self.detector.thresholds.false_rate)
+                        )
+                    })
+                    .collect();
+                tracing::debug!(
+                    path = %threshold_state::state_path(&saving.dir).display(),
+                    state = %summary.join("; "),
+                    "adaptive threshold state saved"
+                );
+            }
+            Err(e) if !saving.failing => {
+                saving.failing = true;
+                tracing::warn!("{e}; the adaptive thresholds will restart from the model's calibration after a restart (retrying every {})", humantime::format_duration(saving.every));
+            }
+            Err(e) => tracing::debug!("{e}"),
         }
     }
 
@@ -289,6 +421,7 @@ impl Scorer {
             self.end_reason = EndReason::InternalError;
         }
         self.end_incident(self.end_reason);
+        self.save_thresholds(true);
         // Last try for events the alert log could not take.
         if self.log.queued() > 0 {
             let report = self.log.flush();
@@ -453,9 +586,8 @@ impl Scorer {
                     ))
                 })?;
         if let (Some(h), Some(mut row)) = (self.history.as_mut(), row) {
-            let threshold = self.detector.scales.get(scale).map(|sc| sc.threshold);
-            row.score = score;
-            row.alerted = score.zip(threshold).is_some_and(|(s, t)| s > t);
+            row.score = score.map(|(s, _)| s);
+            row.alerted = score.is_some_and(|(_, alerted)| alerted);
             h.record(row);
         }
         self.plan_learning(scale, start, end);
@@ -470,16 +602,29 @@ impl Scorer {
                     detector: new,
                     log_file,
                     fsync,
+                    model_dir,
                 } = *reload;
                 let new = Box::new(new);
-                let same_model = new.context.model_id == self.detector.context.model_id
-                    && new.thresholds() == self.detector.thresholds();
+                // The same model (its id is its weights' hash): the adaptive thresholds have
+                // moved since its state was saved, so they are compared by their settings,
+                // not their values.
+                let same_model = new.context.model_id == self.detector.context.model_id;
+                if let Some(saving) = self.threshold_saving.as_mut() {
+                    saving.dir = model_dir;
+                }
                 if same_model {
-                    // A routine reload (logrotate): keep the three-window run and the open
-                    // incident, take the other settings.
+                    // A routine reload (logrotate): keep the three-window run, the thresholds'
+                    // state and the open incident, take the other settings.
                     let d = &mut self.detector;
                     d.context = new.context;
                     d.top_features = new.top_features;
+                    if d.thresholds != new.thresholds {
+                        d.thresholds = new.thresholds;
+                        for sc in &mut d.scales {
+                            sc.threshold.reconfigure(&new.thresholds);
+                        }
+                        d.publish(&self.metrics);
+                    }
                     if d.incident != new.incident {
                         d.incident = new.incident;
                         self.tracker.set_config(new.incident);
@@ -587,8 +732,8 @@ impl Scorer {
     }
 
     /// One closed window of scale `scale`: score it, update the incident, write events; its
-    /// score, if any.
-    fn window(&mut self, scale: usize, w: Window) -> Option<f64> {
+    /// score and whether it alerted, if scored.
+    fn window(&mut self, scale: usize, w: Window) -> Option<(f64, bool)> {
         // A window comes every ω: retry events the alert log could not take.
         if let Some(report) = self.log.retry(Instant::now()) {
             self.after_log(report);
@@ -619,15 +764,15 @@ impl Scorer {
         };
         let start_ns = w.start_ns;
         let started = Instant::now();
-        let score = match sc.stage.push(w) {
-            Ok(scored) => {
+        let judged = match sc.push(w) {
+            Ok(judged) => {
                 // Alive means windows really get through the model (the watchdog follows this).
                 self.health.beat();
                 // A collapsed clock jump or a dropped window broke the run of windows.
-                if scored.sequence_broken {
+                if judged.sequence_broken {
                     self.end_incident(EndReason::SequenceBreak);
                 }
-                scored.score?
+                judged
             }
             Err(e) => {
                 self.end_incident(EndReason::SequenceBreak);
@@ -635,6 +780,7 @@ impl Scorer {
                 return None;
             }
         };
+        let score = judged.score?;
         self.scored += 1;
         let sc = &self.detector.scales[scale];
         if scale == 0 {
@@ -642,20 +788,27 @@ impl Scorer {
                 self.metrics.record_drift(sc.features_outside(w));
             }
         }
-        self.metrics
-            .record_score(sc.omega, scale == 0, score, sc.threshold, started.elapsed());
+        self.metrics.record_score(
+            sc.omega,
+            scale == 0,
+            score,
+            judged.alerting,
+            &sc.threshold,
+            started.elapsed(),
+        );
+        self.save_thresholds(false);
         let d = &self.detector;
         let sc = &d.scales[scale];
         let recent = sc.stage.recent();
         let Some(w) = recent.back() else {
-            return Some(score);
+            return Some((score, judged.alerting));
         };
         let scored = ScoredWindow {
             scale,
             start_ns: w.start_ns,
             end_ns: w.end_ns,
             score,
-            threshold: sc.threshold,
+            threshold: judged.threshold,
         };
         // The score covers three windows: explain the one that left the training range most.
         let explain = || {
@@ -669,7 +822,7 @@ impl Scorer {
             let alert = AlertEvent::from_incident_event(&d.context, &event, explain);
             self.emit(&event, &alert);
         }
-        Some(score)
+        Some((score, judged.alerting))
     }
 
     /// Ends the open incident (if any) for `reason` and writes its end event.

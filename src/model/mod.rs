@@ -15,6 +15,7 @@ pub mod lstm;
 pub mod normalize;
 pub mod set;
 pub mod spot;
+pub mod state;
 pub mod store;
 pub mod train;
 

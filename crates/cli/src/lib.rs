@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// (90s, 30m, 12h, 7d), then train the first model in the background and start detecting.
     #[arg(long, value_name = "DURATION")]
     pub learn_for: Option<String>,
+    /// State directory holding the operators' feedback rules (`feedback.dir`, default
+    /// /var/lib/netanom): feedback.jsonl, written by `netanom feedback`.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Options of `netanom extract`.
@@ -178,6 +182,14 @@ pub struct TrainArgs {
     /// Margin factor applied to the quantile or maximum.
     #[arg(long, default_value_t = 1.5)]
     pub threshold_factor: f64,
+    /// Adaptive threshold (SPOT, stored beside the fixed one): quantile level of the
+    /// validation scores above which scores are peaks (lowered on small validation sets).
+    #[arg(long, value_name = "LEVEL", default_value_t = 0.98)]
+    pub spot_level: f64,
+    /// Adaptive threshold: DSPOT depth, scores taken relative to the mean of the last N
+    /// normal ones (follows a drift of the whole score distribution); 0 is plain SPOT.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub spot_depth: usize,
     /// Longest run of empty windows written for one gap (see `extract`).
     #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
     pub max_gap_windows: u64,
@@ -222,6 +234,32 @@ pub enum ThresholdRuleArg {
     Max,
 }
 
+/// The threshold options of `score` and `evaluate`: the daemon's `[alerts] threshold_rule`,
+/// `false_rate` and `model.threshold`, so that offline scoring judges windows as it does.
+#[derive(Debug, Args)]
+pub struct ThresholdArgs {
+    /// Use this fixed threshold instead of the bundle's (wins over --threshold-rule).
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// `spot`: the adaptive threshold, starting from the bundle's calibration and learning
+    /// from the windows that do not alert (as a freshly started daemon); `fixed`: the bundle's
+    /// fixed threshold (the paper's way).
+    #[arg(long, value_enum, default_value_t = DetectRuleArg::Spot)]
+    pub threshold_rule: DetectRuleArg,
+    /// With `spot`: the share of normal windows allowed to alert (1e-9 to 1e-2).
+    #[arg(long, value_name = "Q", default_value_t = 1e-5)]
+    pub false_rate: f64,
+}
+
+/// `--threshold-rule` of `score`, `evaluate` (`alerts.threshold_rule`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DetectRuleArg {
+    /// The adaptive threshold (SPOT).
+    Spot,
+    /// The bundle's fixed threshold.
+    Fixed,
+}
+
 /// Options of `netanom score`.
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
@@ -234,9 +272,9 @@ pub struct ScoreArgs {
     /// CSV output file (default: standard output).
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Use this threshold instead of the bundle's.
-    #[arg(long)]
-    pub threshold: Option<f64>,
+    /// How each window's threshold is chosen (as the daemon does).
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
     /// Longest run of empty windows written for one gap (see `extract`).
     #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
     pub max_gap_windows: u64,
@@ -265,9 +303,9 @@ pub struct EvaluateArgs {
     /// Report directory (metrics.json, roc.csv, roc/score plots as PNG and SVG).
     #[arg(long, value_name = "DIR")]
     pub report: PathBuf,
-    /// Use this threshold instead of the bundle's.
-    #[arg(long)]
-    pub threshold: Option<f64>,
+    /// How each window's threshold is chosen (as the daemon does).
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
     /// Longest run of empty windows written for one gap (see `extract`).
     #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
     pub max_gap_windows: u64,
