@@ -7,8 +7,10 @@ use anyhow::{bail, Context};
 
 use std::path::Path;
 
+use netanom::config::ToolPaths;
 use netanom::csv::read_feature_csv;
-use netanom::history::{self, TimeRange};
+use netanom::feedback::incidents::training_spans;
+use netanom::history::{self, TimeRange, TrainingSpans};
 use netanom::model::bundle::TrainingData;
 use netanom::model::spot::SpotOptions;
 use netanom::model::{train_segments, Bundle, EpochStats, ModelSet, ThresholdRule, TrainOptions};
@@ -313,9 +315,26 @@ fn collect_history(dir: &Path, args: &TrainArgs) -> anyhow::Result<Vec<Collected
                 .join(", ")
         ),
     };
+    let paths = ToolPaths::load(
+        args.config.as_deref(),
+        args.alert_log.clone(),
+        args.state_dir.clone(),
+    )?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let spans = training_spans(&paths.feedback.file(), &paths.alert_log, now);
+    if !spans.benign_incidents.is_empty() {
+        eprintln!(
+            "feedback {}: incidents marked benign, their windows trained on: {}",
+            paths.feedback.file().display(),
+            spans.benign_incidents.join(", ")
+        );
+    }
     omegas
         .into_iter()
-        .map(|omega| collect_history_omega(dir, &scan, omega, args))
+        .map(|omega| collect_history_omega(dir, &scan, omega, args, &spans))
         .collect()
 }
 
@@ -325,6 +344,7 @@ fn collect_history_omega(
     scan: &history::HistoryScan,
     omega: Omega,
     args: &TrainArgs,
+    spans: &TrainingSpans,
 ) -> anyhow::Result<Collected> {
     let range = match args.since {
         Some(since) => {
@@ -341,12 +361,13 @@ fn collect_history_omega(
             to_ns: args.to,
         },
     };
-    let set = history::training_set(dir, omega, range)?;
+    let set = history::training_set(dir, omega, range, spans)?;
     eprintln!(
-        "history {}: {} windows of {omega} s in range, {} kept; left out: {} alerted, {} within {} windows of an alert, {} with capture drops; {} breaks in the sequence (gaps and left-out windows); {} segments read, {} unreadable (skipped)",
+        "history {}: {} windows of {omega} s in range, {} kept ({} alerted but marked benign); left out: {} alerted, {} within {} windows of an alert, {} with capture drops; {} breaks in the sequence (gaps and left-out windows); {} segments read, {} unreadable (skipped)",
         dir.display(),
         set.rows,
         set.windows.len(),
+        set.included_benign,
         set.excluded_alerted,
         set.excluded_near_alert,
         netanom::model::SEQ_LEN - 1,

@@ -90,6 +90,10 @@ pub struct Learned {
 /// Everything the learner needs; built by the daemon from the settings.
 pub struct Learner {
     pub history_dir: PathBuf,
+    /// The operators' feedback rules (`benign` incidents are trained on) and the alert log
+    /// they are matched against.
+    pub feedback_file: PathBuf,
+    pub alert_log: PathBuf,
     pub model_dir: PathBuf,
     pub scales: Scales,
     pub learning: LearningSettings,
@@ -289,8 +293,13 @@ impl Learner {
     /// One model per window length from the history in `range`.
     fn train(&self, range: TimeRange) -> anyhow::Result<ModelSet> {
         let mut bundles = Vec::new();
+        let spans = crate::feedback::incidents::training_spans(
+            &self.feedback_file,
+            &self.alert_log,
+            now_unix() as f64,
+        );
         for &omega in self.scales.omegas() {
-            let set = history::training_set(&self.history_dir, omega, range)?;
+            let set = history::training_set(&self.history_dir, omega, range, &spans)?;
             if set.windows.len() < 10 {
                 bail!(
                     "{}: only {} windows of {omega} s fit for training in the range (of {} recorded)",
@@ -313,6 +322,8 @@ impl Learner {
                 omega_s = %omega,
                 windows = set.windows.len(),
                 left_out_alerted = set.excluded_alerted,
+                benign_kept = set.included_benign,
+                benign_incidents = %spans.benign_incidents.join(","),
                 left_out_near_alert = set.excluded_near_alert,
                 left_out_drops = set.excluded_drops,
                 epochs = opts.epochs,

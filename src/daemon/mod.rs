@@ -153,6 +153,8 @@ fn learn_plan(
     let builder = settings.clone();
     let learner = Learner {
         history_dir: settings.history.dir.clone(),
+        feedback_file: settings.feedback.file(),
+        alert_log: settings.alerts.path.clone(),
         model_dir: settings.model.dir.clone(),
         scales: scales.clone(),
         learning: l.clone(),

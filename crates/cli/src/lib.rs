@@ -136,6 +136,18 @@ pub struct TrainArgs {
     /// With --history: windows starting before this time (RFC 3339 UTC or epoch seconds).
     #[arg(long, value_name = "TIME", requires = "history", value_parser = parse_time_ns)]
     pub to: Option<i64>,
+    /// With --history: the settings file naming the feedback state directory and the alert
+    /// log (`feedback.dir`, `alerts.path`); default /etc/netanom/netanom.toml if it exists.
+    /// Windows of incidents marked `benign` (netanom feedback) are trained on.
+    #[arg(long, value_name = "FILE", requires = "history")]
+    pub config: Option<PathBuf>,
+    /// With --history: the feedback state directory (overrides feedback.dir).
+    #[arg(long, value_name = "DIR", requires = "history")]
+    pub state_dir: Option<PathBuf>,
+    /// With --history: the alert log that benign rules are matched against (overrides
+    /// alerts.path).
+    #[arg(long, value_name = "FILE", requires = "history")]
+    pub alert_log: Option<PathBuf>,
     /// Runs of three drawn (without replacement) for each epoch; 0 uses every run. The
     /// default keeps a week of history at ω = 0.5 s within about 15 minutes on 2 cores
     /// (docs/history.md).
