@@ -258,7 +258,8 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         .with_threshold_saving(
             settings.model.dir.clone(),
             settings.alerts.threshold_save_interval,
-        );
+        )
+        .with_feedback(settings.feedback.file());
     let scorer_thread = std::thread::Builder::new()
         .name("netanom-scorer".into())
         .spawn(move || scorer.run(window_rx, control_rx))

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::detect::incident::{
@@ -11,6 +13,8 @@ use crate::detect::incident::{
 };
 use crate::detect::score::{Scale, ThresholdForScales};
 use crate::detect::threshold::ThresholdConfig;
+use crate::feedback::store::Follower;
+use crate::feedback::{Action, IncidentFacts};
 use crate::history::HistoryHandle;
 use crate::model::state::{self as threshold_state, SavedScale};
 use crate::model::ModelSet;
@@ -251,6 +255,23 @@ pub struct Scorer {
     learning: Option<LearnPlan>,
     /// Where and how often the adaptive thresholds' state is saved.
     threshold_saving: Option<ThresholdSaving>,
+    /// The operators' feedback rules, followed.
+    feedback: Option<FeedbackRules>,
+}
+
+/// How often the feedback file is checked for new rules.
+const FEEDBACK_POLL: Duration = Duration::from_secs(2);
+
+/// The operators' rules as the scorer applies them.
+pub struct FeedbackRules {
+    /// The file, followed.
+    follower: Follower,
+    /// The last check.
+    last_poll: Option<Instant>,
+    /// The open incidents' facts and the suppress rules matching each.
+    open: HashMap<String, (IncidentFacts, Vec<String>)>,
+    /// The last read failed (reported once until it works again).
+    failing: bool,
 }
 
 /// Saving the adaptive thresholds' state to the model directory.
@@ -334,7 +355,79 @@ impl Scorer {
             history: None,
             learning: None,
             threshold_saving: None,
+            feedback: None,
         }
+    }
+
+    /// Applies the operators' rules in `file` (`netanom feedback`), re-read every 2 s.
+    pub fn with_feedback(mut self, file: std::path::PathBuf) -> Self {
+        self.feedback = Some(FeedbackRules {
+            follower: Follower::new(file),
+            last_poll: None,
+            open: HashMap::new(),
+            failing: false,
+        });
+        self.poll_feedback(true);
+        self
+    }
+
+    /// Reads new feedback rules (at most every 2 s unless `now`), logs them, updates the
+    /// metrics and applies them to the open incidents.
+    fn poll_feedback(&mut self, force: bool) {
+        let Some(fb) = self.feedback.as_mut() else {
+            return;
+        };
+        if !force && fb.last_poll.is_some_and(|t| t.elapsed() < FEEDBACK_POLL) {
+            return;
+        }
+        fb.last_poll = Some(Instant::now());
+        let path = fb.follower.path().display().to_string();
+        match fb.follower.poll() {
+            Ok(None) => {}
+            Ok(Some(skipped)) => {
+                fb.failing = false;
+                for s in skipped {
+                    tracing::warn!("{path}:{}: feedback line skipped: {}", s.line, s.reason);
+                }
+                tracing::info!(
+                    rules = fb.follower.rules().len(),
+                    file = %path,
+                    "feedback rules read"
+                );
+            }
+            Err(e) if !fb.failing => {
+                fb.failing = true;
+                tracing::warn!("{e}; the feedback rules read before stay in force");
+            }
+            Err(_) => {}
+        }
+        let now = wall_now();
+        for (action, state, n) in fb.follower.rules().counts(now) {
+            self.metrics
+                .set_feedback_rules(action.as_str(), state.as_str(), n);
+        }
+        // A rule made while an incident is open applies to it at once.
+        for (id, (facts, by)) in fb.open.iter_mut() {
+            let now_by = fb.follower.rules().matching(Action::Suppress, facts, now);
+            if !now_by.is_empty() && by.is_empty() {
+                tracing::info!(incident = %id, rules = %now_by.join(","), "open incident suppressed by a new feedback rule");
+                self.metrics.record_suppressed_by_feedback();
+            }
+            *by = now_by;
+        }
+        self.metrics.incident_active.set(i64::from(self.firing()));
+    }
+
+    /// True while a reported incident that no suppress rule matches is open.
+    fn firing(&self) -> bool {
+        let Some(current) = self.tracker.current() else {
+            return false;
+        };
+        self.feedback.as_ref().is_none_or(|fb| {
+            fb.open
+                .get(&current.id)
+                .is_none_or(|(_, by)| by.is_empty())
+        })
     }
 
     /// Saves the adaptive thresholds' state in `dir` every `every` and at the end.
@@ -740,6 +833,7 @@ impl Scorer {
         }
         self.metrics.record_window(&w);
         self.windows += 1;
+        self.poll_feedback(false);
         if self.panic_at_window == Some(self.windows) {
             panic!("injected fault (NETANOM_FAULT_INJECT)");
         }
@@ -838,24 +932,57 @@ impl Scorer {
         }
     }
 
-    /// Writes an event to the alert log (flushed) and the tracing log, and counts it.
+    /// Writes an event to the alert log (flushed) and the tracing log, and counts it. An
+    /// incident that a suppress rule matches is written with `suppressed_by` and not counted
+    /// as firing.
     fn emit(&mut self, event: &IncidentEvent<Explanation>, alert: &AlertEvent) {
         let started = matches!(event, IncidentEvent::Start { .. });
+        let mut alert = alert.clone();
+        if let Some(fb) = self.feedback.as_mut() {
+            let now = wall_now();
+            let value = serde_json::to_value(&alert).unwrap_or_default();
+            if let Some(facts) = IncidentFacts::of_event(&value) {
+                let id = facts.id.clone();
+                let entry = fb
+                    .open
+                    .entry(id.clone())
+                    .or_insert_with(|| (IncidentFacts::default(), Vec::new()));
+                let mut all = std::mem::take(&mut entry.0);
+                if all.id.is_empty() {
+                    all = facts;
+                } else {
+                    all.merge(facts);
+                }
+                let by = fb.follower.rules().matching(Action::Suppress, &all, now);
+                if started && !by.is_empty() {
+                    self.metrics.record_suppressed_by_feedback();
+                }
+                *entry = (all, by.clone());
+                alert.suppressed_by = by;
+                if !started {
+                    fb.open.remove(&id);
+                }
+            }
+        }
+        let suppressed = !alert.suppressed_by.is_empty();
         self.metrics
-            .record_incident(started, self.tracker.is_active());
-        let report = self.log.write(alert);
+            .record_incident(started && !suppressed, self.firing());
+        let report = self.log.write(&alert);
         self.after_log(report);
-        let json = serde_json::to_string(alert).unwrap_or_default();
+        let json = serde_json::to_string(&alert).unwrap_or_default();
         // The top features and who caused them, for a reader of the journal.
         let explained = describe(&alert.top_features);
+        let suppressed_by = alert.suppressed_by.join(",");
         if started {
             tracing::warn!(
                 incident = %alert.incident.id,
                 score = alert.score,
                 threshold = alert.threshold,
                 %explained,
+                %suppressed_by,
                 event = %json,
-                "anomaly incident started"
+                "anomaly incident started{}",
+                if suppressed { " (suppressed by feedback)" } else { "" }
             );
         } else {
             tracing::warn!(
@@ -863,9 +990,19 @@ impl Scorer {
                 peak_score = alert.incident.peak_score,
                 duration_s = alert.incident.duration_s,
                 %explained,
+                %suppressed_by,
                 event = %json,
-                "anomaly incident ended"
+                "anomaly incident ended{}",
+                if suppressed { " (suppressed by feedback)" } else { "" }
             );
         }
     }
+}
+
+/// Wall-clock Unix seconds (rules expire in human time).
+fn wall_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

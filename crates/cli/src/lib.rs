@@ -37,6 +37,108 @@ pub enum Command {
     Run(RunArgs),
     /// Summarise a feature history recorded by `netanom run`: what there is to train on.
     History(HistoryArgs),
+    /// Operator feedback: suppress incidents, mark them benign (trained on next time), list
+    /// and expire rules. The daemon applies new rules without a restart.
+    Feedback(FeedbackArgs),
+}
+
+/// Options of `netanom feedback`.
+#[derive(Debug, Args)]
+pub struct FeedbackArgs {
+    #[command(subcommand)]
+    pub command: FeedbackCommand,
+    /// Settings file naming `feedback.dir` and `alerts.path`; default
+    /// /etc/netanom/netanom.toml if it exists.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// The state directory holding feedback.jsonl (overrides feedback.dir).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// The alert log incident ids are looked up in (overrides alerts.path).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub alert_log: Option<PathBuf>,
+}
+
+/// `netanom feedback` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FeedbackCommand {
+    /// Matching incidents are still logged (with `suppressed_by`) but do not fire.
+    Suppress(FeedbackRuleArgs),
+    /// Matching incidents are normal traffic: the next training takes their windows in.
+    Benign(FeedbackRuleArgs),
+    /// The rules: active ones, or all with --all.
+    List(FeedbackListArgs),
+    /// Ends a rule now (an expiry is appended; nothing is rewritten).
+    Expire(FeedbackExpireArgs),
+}
+
+/// A new rule's scope and reasons. Scope options given together must all match.
+#[derive(Debug, Args)]
+pub struct FeedbackRuleArgs {
+    /// This incident (`incident.id` of the alert log).
+    #[arg(long, value_name = "ID")]
+    pub incident: Option<String>,
+    /// Incidents naming this host (a top feature's contributor or a top source).
+    #[arg(long, value_name = "IP")]
+    pub host: Option<std::net::IpAddr>,
+    /// Incidents naming a host in this subnet.
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<ipnet::IpNet>,
+    /// Incidents with this feature among their top features.
+    #[arg(long, value_name = "NAME", value_parser = parse_feature)]
+    pub feature: Option<String>,
+    /// Why (required): kept with the rule, shown by `list`.
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub comment: String,
+    /// The rule ends after this long (90s, 30m, 12h, 7d); default: never.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expires: Option<std::time::Duration>,
+    /// Accept a scope that matches every incident (no scope, 0.0.0.0/0, ::/0).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Options of `netanom feedback list`.
+#[derive(Debug, Args)]
+pub struct FeedbackListArgs {
+    /// Expired rules too.
+    #[arg(long)]
+    pub all: bool,
+    /// One JSON object per rule, one per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `netanom feedback expire`.
+#[derive(Debug, Args)]
+pub struct FeedbackExpireArgs {
+    /// The rule's id (`netanom feedback list`).
+    pub id: String,
+    /// Why (required).
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub comment: String,
+}
+
+/// A feature name (`--feature`): one of the 53, or an error naming the closest ones.
+pub fn parse_feature(text: &str) -> Result<String, String> {
+    use netanom_core::window::features::FEATURE_NAMES;
+    if FEATURE_NAMES.contains(&text) {
+        return Ok(text.to_string());
+    }
+    let key = |n: &str| {
+        let common = n
+            .split('_')
+            .filter(|p| text.split('_').any(|q| q == *p))
+            .count();
+        (common, usize::MAX - n.len().abs_diff(text.len()))
+    };
+    let mut close: Vec<&str> = FEATURE_NAMES.to_vec();
+    close.sort_by_key(|n| std::cmp::Reverse(key(n)));
+    Err(format!(
+        "unknown feature {text:?}; closest: {}; the features are: {}",
+        close[..3].join(", "),
+        FEATURE_NAMES.join(", ")
+    ))
 }
 
 /// Options of `netanom history`.
