@@ -40,7 +40,11 @@ fn saves(d: &Daemon) -> Vec<Value> {
 
 /// The "loaded" record of a daemon's log, if any.
 fn loaded(d: &Daemon) -> Option<Value> {
-    d.wait_for_message("adaptive threshold state loaded", 0, Duration::from_secs(30))
+    d.wait_for_message(
+        "adaptive threshold state loaded",
+        0,
+        Duration::from_secs(30),
+    )
 }
 
 fn args(pcap: &Path, model: &Path, alerts: &Path, realtime: bool) -> Vec<OsString> {
@@ -75,9 +79,10 @@ fn the_adaptive_threshold_state_is_kept_across_sigterm_and_kill_9() {
     let model = p("model");
     train(&p("normal.pcap"), &model, &[]);
     let meta: Value =
-        serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap())
-            .unwrap();
-    let calibrated = meta["threshold"]["spot"]["n"].as_u64().expect("a SPOT calibration");
+        serde_json::from_str(&std::fs::read_to_string(model.join("model.json")).unwrap()).unwrap();
+    let calibrated = meta["threshold"]["spot"]["n"]
+        .as_u64()
+        .expect("a SPOT calibration");
     let mut t = Traffic::new();
     t.lan(&mut Rng::new(2), T0, 240);
     t.write(&p("live.pcap"));
@@ -98,10 +103,15 @@ fn the_adaptive_threshold_state_is_kept_across_sigterm_and_kill_9() {
         .unwrap_or(0.0);
     assert!(metric > 0.0, "SPOT runs: {metric}");
     d.signal(libc::SIGTERM);
-    assert!(d.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()));
+    assert!(d
+        .wait_exit(Duration::from_secs(30))
+        .is_some_and(|s| s.success()));
     let last = saves(&d).pop().expect("a save at the stop");
     let (n, threshold) = saved_state(&last);
-    assert!(n >= calibrated + 15, "learned from the windows: n {n}, calibration {calibrated}");
+    assert!(
+        n >= calibrated + 15,
+        "learned from the windows: n {n}, calibration {calibrated}"
+    );
     let file = state_file(&model);
     assert_eq!(file["scales"][0]["state"]["n"].as_u64(), Some(n));
     assert_eq!(file["scales"][0]["omega_us"], 500000);
@@ -129,18 +139,32 @@ fn the_adaptive_threshold_state_is_kept_across_sigterm_and_kill_9() {
     let periodic = saves(&d);
     assert!(periodic.len() >= 3, "{}", d.log_text());
     let (n_saved, _) = saved_state(periodic.last().unwrap());
-    let n_file = state_file(&model)["scales"][0]["state"]["n"].as_u64().unwrap();
+    let n_file = state_file(&model)["scales"][0]["state"]["n"]
+        .as_u64()
+        .unwrap();
     // The file is the last periodic save (or one the kill cut off from its log line).
-    assert!(n_file >= n_saved && n_file > n, "file n {n_file}, last logged {n_saved}, before {n}");
+    assert!(
+        n_file >= n_saved && n_file > n,
+        "file n {n_file}, last logged {n_saved}, before {n}"
+    );
     let d = Daemon::start(&args(&p("live.pcap"), &model, &alerts, false), &ENV);
     let rec = loaded(&d).unwrap_or_else(|| panic!("{}", d.log_text()));
     assert_eq!(rec["fields"]["n"].as_u64(), Some(n_file));
     drop(d);
 
     // 3. A corrupt file is named; the calibration is used; the daemon runs.
-    std::fs::write(model.join("threshold-state.json"), "{\"format\": \"netanom-thr").unwrap();
+    std::fs::write(
+        model.join("threshold-state.json"),
+        "{\"format\": \"netanom-thr",
+    )
+    .unwrap();
     let mut d = Daemon::start(&args(&p("live.pcap"), &model, &alerts, false), &ENV);
-    assert!(d.wait_exit(Duration::from_secs(120)).is_some_and(|s| s.success()), "{}", d.log_text());
+    assert!(
+        d.wait_exit(Duration::from_secs(120))
+            .is_some_and(|s| s.success()),
+        "{}",
+        d.log_text()
+    );
     let text = d.log_text();
     assert!(
         text.contains("threshold-state.json is not a valid threshold state file")
@@ -149,7 +173,10 @@ fn the_adaptive_threshold_state_is_kept_across_sigterm_and_kill_9() {
     );
     assert!(!text.contains("adaptive threshold state loaded"), "{text}");
     // That run saved a fresh state at its end, of this model.
-    assert_eq!(state_file(&model)["scales"][0]["model_id"], meta["model_id"]);
+    assert_eq!(
+        state_file(&model)["scales"][0]["model_id"],
+        meta["model_id"]
+    );
 
     // 4. Another model in the directory never takes this one's state.
     let other = p("other");
@@ -157,7 +184,9 @@ fn the_adaptive_threshold_state_is_kept_across_sigterm_and_kill_9() {
     cmd.arg("train")
         .arg("--pcap")
         .arg(p("normal.pcap"))
-        .args(["--window", OMEGA, "--hidden", "16", "--epochs", "8", "--seed", "8"])
+        .args([
+            "--window", OMEGA, "--hidden", "16", "--epochs", "8", "--seed", "8",
+        ])
         .arg("--out")
         .arg(&other);
     run_with_timeout(cmd, Duration::from_secs(300), "train").assert_ok("train another");
@@ -165,6 +194,12 @@ fn the_adaptive_threshold_state_is_kept_across_sigterm_and_kill_9() {
         std::fs::copy(other.join(f), model.join(f)).unwrap();
     }
     let mut d = Daemon::start(&args(&p("live.pcap"), &model, &alerts, false), &ENV);
-    assert!(d.wait_exit(Duration::from_secs(120)).is_some_and(|s| s.success()));
-    assert!(!d.log_text().contains("adaptive threshold state loaded"), "{}", d.log_text());
+    assert!(d
+        .wait_exit(Duration::from_secs(120))
+        .is_some_and(|s| s.success()));
+    assert!(
+        !d.log_text().contains("adaptive threshold state loaded"),
+        "{}",
+        d.log_text()
+    );
 }

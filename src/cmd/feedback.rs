@@ -64,7 +64,11 @@ pub fn run(args: FeedbackArgs) -> anyhow::Result<ExitCode> {
                 bail!("unknown feedback rule id {} in {}", a.id, file.display());
             };
             if e.state(now()) == RuleState::Expired {
-                bail!("feedback rule {} in {} has already expired", a.id, file.display());
+                bail!(
+                    "feedback rule {} in {} has already expired",
+                    a.id,
+                    file.display()
+                );
             }
             let (at, at_epoch) = stamp();
             store::append(
@@ -87,7 +91,12 @@ pub fn run(args: FeedbackArgs) -> anyhow::Result<ExitCode> {
 fn read(file: &Path) -> anyhow::Result<Contents> {
     let contents = store::read(file)?;
     for s in &contents.skipped {
-        eprintln!("netanom: warning: {}:{}: skipped: {}", file.display(), s.line, s.reason);
+        eprintln!(
+            "netanom: warning: {}:{}: skipped: {}",
+            file.display(),
+            s.line,
+            s.reason
+        );
     }
     Ok(contents)
 }
@@ -147,7 +156,10 @@ fn add(paths: &ToolPaths, action: Action, a: FeedbackRuleArgs) -> anyhow::Result
     };
     if let Some(dir) = file.parent() {
         if !dir.is_dir() {
-            bail!("the feedback state directory {} does not exist (set --state-dir or feedback.dir)", dir.display());
+            bail!(
+                "the feedback state directory {} does not exist (set --state-dir or feedback.dir)",
+                dir.display()
+            );
         }
     }
     store::append(&file, &Record::Rule(rule.clone()))?;

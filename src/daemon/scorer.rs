@@ -423,11 +423,9 @@ impl Scorer {
         let Some(current) = self.tracker.current() else {
             return false;
         };
-        self.feedback.as_ref().is_none_or(|fb| {
-            fb.open
-                .get(&current.id)
-                .is_none_or(|(_, by)| by.is_empty())
-        })
+        self.feedback
+            .as_ref()
+            .is_none_or(|fb| fb.open.get(&current.id).is_none_or(|(_, by)| by.is_empty()))
     }
 
     /// Saves the adaptive thresholds' state in `dir` every `every` and at the end.
