@@ -76,6 +76,7 @@ fn replay(pcap: &Path, model: &Path, history: &Path, alerts: &Path, state: &Path
         .arg(state)
         .args(["--metrics-listen", "127.0.0.1:0"])
         .env("NETANOM_HISTORY__ENABLED", "true")
+        .env(SPOT_THRESHOLD.0, SPOT_THRESHOLD.1)
         .env("NETANOM_LOG__FORMAT", "json");
     run_with_timeout(cmd, Duration::from_secs(300), "netanom run --pcap")
 }
@@ -340,7 +341,7 @@ fn a_suppress_rule_added_while_the_daemon_runs_applies_without_a_restart_and_exp
         "--metrics-listen".into(),
         "127.0.0.1:0".into(),
     ];
-    let mut d = Daemon::start(&args, &[]);
+    let mut d = Daemon::start(&args, &[SPOT_THRESHOLD]);
     let addr = d.metrics_addr(Duration::from_secs(60));
     // The first job fires: no rule yet.
     let ends = wait_alerts(&alerts, 1, Duration::from_secs(40), |e| {

@@ -64,9 +64,10 @@ fn args(pcap: &Path, model: &Path, alerts: &Path, realtime: bool) -> Vec<OsStrin
     a
 }
 
-const ENV: [(&str, &str); 2] = [
+const ENV: [(&str, &str); 3] = [
     ("NETANOM_ALERTS__THRESHOLD_SAVE_INTERVAL", "1s"),
     ("NETANOM_LOG__LEVEL", "debug"),
+    SPOT_THRESHOLD,
 ];
 
 #[test]
