@@ -131,6 +131,13 @@ fn the_adaptive_threshold_state_is_kept_across_sigterm_and_kill_9() {
         .find(|s| s.labels.get("rule").map(String::as_str) == Some("spot"))
         .map(|s| s.value);
     assert_eq!(spot, Some(1.0));
+    // A routine SIGHUP keeps the same model and its moving thresholds (compared by model id,
+    // not by threshold values, which have moved since the calibration).
+    d.signal(libc::SIGHUP);
+    let reloaded = d
+        .wait_for_message("settings reloaded", 0, Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("{}", d.log_text()));
+    assert_eq!(reloaded["fields"]["model_changed"], false, "{reloaded}");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while saves(&d).len() < 3 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));

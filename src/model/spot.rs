@@ -152,7 +152,7 @@ impl Gpd {
     /// The log-likelihood of `excesses` (−∞ outside the support).
     pub fn log_likelihood(&self, excesses: &[f64]) -> f64 {
         let n = excesses.len() as f64;
-        if !(self.sigma > 0.0) {
+        if self.sigma.is_nan() || self.sigma <= 0.0 {
             return f64::NEG_INFINITY;
         }
         if self.gamma.abs() < GAMMA_ZERO {
