@@ -160,6 +160,7 @@ fn score_evaluate_and_run_see_every_scale_and_a_slow_scan_is_one_incident() {
     let out = tmp.path().join("scores.csv");
     let mut cmd = netanom_command();
     cmd.arg("score")
+        .args(["--threshold-rule", "fixed"])
         .arg("--model")
         .arg(&fx.model)
         .arg("--pcap")
@@ -189,6 +190,7 @@ fn score_evaluate_and_run_see_every_scale_and_a_slow_scan_is_one_incident() {
     let report = tmp.path().join("report");
     let mut cmd = netanom_command();
     cmd.arg("evaluate")
+        .args(["--threshold-rule", "fixed"])
         .arg("--model")
         .arg(&fx.model)
         .arg("--pcap")
@@ -225,6 +227,7 @@ fn score_evaluate_and_run_see_every_scale_and_a_slow_scan_is_one_incident() {
     let single = tmp.path().join("report-0.5");
     let mut cmd = netanom_command();
     cmd.arg("evaluate")
+        .args(["--threshold-rule", "fixed"])
         .arg("--model")
         .arg(fx.model.join("omega-0.5s"))
         .arg("--pcap")

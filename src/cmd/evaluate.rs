@@ -78,15 +78,15 @@ impl ScaleSink for Evaluation<'_> {
         let (start_ns, end_ns) = (w.start_ns, w.end_ns);
         let sc = &mut self.scales[scale];
         let scored = sc
-            .stage
             .push(w)
             .with_context(|| format!("scoring the window at {}", format_ts(start_ns)))?;
-        let threshold = sc.threshold;
+        let threshold = scored.threshold;
         let (attack_packets, per_label) = self.counters[scale].take();
         self.windows[scale].push(WindowEval {
             start_ns,
             end_ns,
             score: scored.score,
+            alerted: scored.score.map(|_| scored.alerting),
             attack_packets,
             per_label,
         });
@@ -134,7 +134,8 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     }
     let model_id = set.id().to_string();
     let omegas = set.scales();
-    let scales = Scale::from_set(set, args.threshold).context("--threshold")?;
+    let scales =
+        Scale::from_set(set, &super::threshold_config(&args.thresholds)?).context("--threshold")?;
     let configs: Vec<WindowConfig> = scales
         .iter()
         .map(|s| {
@@ -143,7 +144,13 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
             config
         })
         .collect();
-    let thresholds: Vec<f64> = scales.iter().map(|s| s.threshold).collect();
+    // Window metrics count each window as the threshold in force judged it; the value the
+    // report names is the threshold at the start (the fixed rule's: its only value).
+    let thresholds: Vec<f64> = scales.iter().map(|s| s.threshold.value()).collect();
+    let rules: Vec<&str> = scales
+        .iter()
+        .map(|s| s.threshold.in_force().as_str())
+        .collect();
     let source = PacketSource::open_files(&args.pcaps, Pace::Unpaced)?;
     let n = scales.len();
     let sink = Evaluation {
@@ -183,11 +190,20 @@ pub fn run(args: EvaluateArgs) -> anyhow::Result<ExitCode> {
     )?;
     if omegas.len() > 1 {
         println!(
-            "model {model_id}, window lengths {omegas} s, thresholds {thresholds:?}; window metrics of ω = {} s (the others in metrics.json, \"scales\")",
+            "model {model_id}, window lengths {omegas} s, thresholds {thresholds:?} ({rules:?}, at the start); window metrics of ω = {} s (the others in metrics.json, \"scales\")",
             omegas.shortest()
         );
     } else {
-        println!("model {model_id}, threshold {}", thresholds[0]);
+        println!(
+            "model {model_id}, threshold {} ({}{})",
+            thresholds[0],
+            rules[0],
+            if rules[0] == "spot" {
+                ", at the start; it adapts"
+            } else {
+                ""
+            }
+        );
     }
     println!("{}", result.summary);
     println!("report: {}", args.report.display());

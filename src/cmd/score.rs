@@ -29,15 +29,14 @@ impl ScaleSink for ScoreCsv {
         let (start, end) = (w.start_ns, w.end_ns);
         let multi = self.scales.len() > 1;
         let sc = &mut self.scales[scale];
-        let scored = sc
-            .stage
+        let judged = sc
             .push(w)
             .with_context(|| format!("scoring the window at {}", format_ts(start)))?;
-        let threshold = sc.threshold;
-        let (s, alert) = match scored.score {
+        let threshold = judged.threshold;
+        let (s, alert) = match judged.score {
             Some(s) => {
                 self.scored += 1;
-                let alert = s > threshold;
+                let alert = judged.alerting;
                 self.alerts += u64::from(alert);
                 (s.to_string(), if alert { "1" } else { "0" })
             }
@@ -70,7 +69,8 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let set = ModelSet::load(&args.model)?;
     let model_id = set.id().to_string();
     let multi = set.is_multi_scale();
-    let scales = Scale::from_set(set, args.threshold).context("--threshold")?;
+    let scales =
+        Scale::from_set(set, &super::threshold_config(&args.thresholds)?).context("--threshold")?;
     // Inputs first: a typo in --pcap must not truncate an existing output file.
     let source = PacketSource::open_files(&args.pcaps, Pace::Unpaced)?;
     let (mut out, out_name) = netanom_cli::open_output(args.output.as_deref())?;
@@ -101,13 +101,20 @@ pub fn run(args: ScoreArgs) -> anyhow::Result<ExitCode> {
     let thresholds: Vec<String> = s
         .scales
         .iter()
-        .map(|sc| match multi {
-            true => format!("{} (ω = {} s)", sc.threshold, sc.omega),
-            false => sc.threshold.to_string(),
+        .map(|sc| {
+            let t = format!(
+                "{} {}",
+                sc.threshold.in_force().as_str(),
+                sc.threshold.value()
+            );
+            match multi {
+                true => format!("{t} (ω = {} s)", sc.omega),
+                false => t,
+            }
         })
         .collect();
     eprintln!(
-        "model {model_id}: {} windows scored, {} over the threshold {}",
+        "model {model_id}: {} windows scored, {} over the threshold; threshold at the end: {}",
         s.scored,
         s.alerts,
         thresholds.join(", ")

@@ -7,9 +7,12 @@ use anyhow::{bail, Context};
 
 use std::path::Path;
 
+use netanom::config::ToolPaths;
 use netanom::csv::read_feature_csv;
-use netanom::history::{self, TimeRange};
+use netanom::feedback::incidents::training_spans;
+use netanom::history::{self, TimeRange, TrainingSpans};
 use netanom::model::bundle::TrainingData;
+use netanom::model::spot::SpotOptions;
 use netanom::model::{train_segments, Bundle, EpochStats, ModelSet, ThresholdRule, TrainOptions};
 use netanom::pipeline::{
     log_summary, pump, MultiWindower, Pace, PacketSource, ScaleSink, SinkError,
@@ -42,6 +45,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
         },
         max_runs_per_epoch: (args.max_runs_per_epoch > 0).then_some(args.max_runs_per_epoch),
         max_validation_runs: (args.max_validation_runs > 0).then_some(args.max_validation_runs),
+        spot: SpotOptions {
+            level: args.spot_level,
+            depth: args.spot_depth,
+            ..SpotOptions::default()
+        },
     };
     let mut bundles = Vec::with_capacity(collected.len());
     for c in collected {
@@ -68,6 +76,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             "validation scores over {} runs: p50 {:.6} p90 {:.6} p99 {:.6} p99.5 {:.6} max {:.6}",
             q.count, q.p50, q.p90, q.p99, q.p99_5, q.max
         );
+        match &b.meta.threshold.spot {
+            Some(s) => println!(
+                "adaptive threshold (SPOT): peaks above {:.6} (level {:.4}, {} of {} runs), tail γ {:.4} σ {:.6}; at false_rate 1e-5: {:.6}",
+                s.t,
+                s.level,
+                s.n_t,
+                s.n,
+                s.tail.gamma,
+                s.tail.sigma,
+                s.threshold(1e-5)
+            ),
+            None => println!(
+                "adaptive threshold (SPOT): none (too few validation runs); the daemon uses the fixed threshold"
+            ),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -292,9 +315,26 @@ fn collect_history(dir: &Path, args: &TrainArgs) -> anyhow::Result<Vec<Collected
                 .join(", ")
         ),
     };
+    let paths = ToolPaths::load(
+        args.config.as_deref(),
+        args.alert_log.clone(),
+        args.state_dir.clone(),
+    )?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let spans = training_spans(&paths.feedback.file(), &paths.alert_log, now);
+    if !spans.benign_incidents.is_empty() {
+        eprintln!(
+            "feedback {}: incidents marked benign, their windows trained on: {}",
+            paths.feedback.file().display(),
+            spans.benign_incidents.join(", ")
+        );
+    }
     omegas
         .into_iter()
-        .map(|omega| collect_history_omega(dir, &scan, omega, args))
+        .map(|omega| collect_history_omega(dir, &scan, omega, args, &spans))
         .collect()
 }
 
@@ -304,6 +344,7 @@ fn collect_history_omega(
     scan: &history::HistoryScan,
     omega: Omega,
     args: &TrainArgs,
+    spans: &TrainingSpans,
 ) -> anyhow::Result<Collected> {
     let range = match args.since {
         Some(since) => {
@@ -320,12 +361,13 @@ fn collect_history_omega(
             to_ns: args.to,
         },
     };
-    let set = history::training_set(dir, omega, range)?;
+    let set = history::training_set(dir, omega, range, spans)?;
     eprintln!(
-        "history {}: {} windows of {omega} s in range, {} kept; left out: {} alerted, {} within {} windows of an alert, {} with capture drops; {} breaks in the sequence (gaps and left-out windows); {} segments read, {} unreadable (skipped)",
+        "history {}: {} windows of {omega} s in range, {} kept ({} alerted but marked benign); left out: {} alerted, {} within {} windows of an alert, {} with capture drops; {} breaks in the sequence (gaps and left-out windows); {} segments read, {} unreadable (skipped)",
         dir.display(),
         set.rows,
         set.windows.len(),
+        set.included_benign,
         set.excluded_alerted,
         set.excluded_near_alert,
         netanom::model::SEQ_LEN - 1,

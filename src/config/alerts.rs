@@ -1,17 +1,20 @@
 //! `[alerts]`: when windows above the threshold become an incident, and where events go.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::{quoted, Checker};
+use crate::detect::threshold::{RuleChoice, ThresholdConfig, DEFAULT_FALSE_RATE};
+use crate::model::spot::{FALSE_RATE_MAX, FALSE_RATE_MIN};
 use crate::window::features::NUM_FEATURES;
 
 /// Default alert log (`LogsDirectory=netanom` in the unit).
 pub const DEFAULT_ALERT_LOG: &str = "/var/log/netanom/alerts.jsonl";
 
 /// `[alerts]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct AlertSettings {
     /// The alert log, JSON lines.
     pub path: PathBuf,
@@ -25,6 +28,23 @@ pub struct AlertSettings {
     pub host: Option<String>,
     /// fdatasync the alert log after each event.
     pub fsync: bool,
+    /// Which threshold runs: the adaptive one (SPOT) or the bundle's fixed one.
+    pub threshold_rule: RuleChoice,
+    /// SPOT's target share of normal windows that alert.
+    pub false_rate: f64,
+    /// How often the adaptive thresholds' state is saved to the model directory.
+    pub threshold_save_interval: Duration,
+}
+
+impl AlertSettings {
+    /// The thresholds' configuration, with `model.threshold` (`manual`) if set.
+    pub fn threshold_config(&self, manual: Option<f64>) -> ThresholdConfig {
+        ThresholdConfig {
+            rule: self.threshold_rule,
+            false_rate: self.false_rate,
+            manual,
+        }
+    }
 }
 
 /// `[alerts]` as written, with the defaults.
@@ -43,6 +63,12 @@ pub(super) struct RawAlerts {
     host: String,
     /// `alerts.fsync`.
     fsync: bool,
+    /// `alerts.threshold_rule`: `spot` or `fixed`.
+    threshold_rule: String,
+    /// `alerts.false_rate`.
+    false_rate: f64,
+    /// `alerts.threshold_save_interval`: a duration.
+    threshold_save_interval: String,
 }
 
 impl Default for RawAlerts {
@@ -55,6 +81,9 @@ impl Default for RawAlerts {
             top_features: 5,
             host: String::new(),
             fsync: true,
+            threshold_rule: "spot".into(),
+            false_rate: DEFAULT_FALSE_RATE,
+            threshold_save_interval: "60s".into(),
         }
     }
 }
@@ -91,6 +120,33 @@ pub(super) fn validate(
         "features",
     ) as usize;
     let host = Some(raw.host.trim().to_string()).filter(|h| !h.is_empty());
+    let threshold_rule = RuleChoice::parse(raw.threshold_rule.trim()).unwrap_or_else(|| {
+        ck.fail(
+            "alerts.threshold_rule",
+            quoted(&raw.threshold_rule),
+            "expected \"spot\" (the adaptive threshold) or \"fixed\" (the model's fixed threshold, the paper's way)",
+        );
+        RuleChoice::Fixed
+    });
+    if !(FALSE_RATE_MIN..=FALSE_RATE_MAX).contains(&raw.false_rate) {
+        ck.fail(
+            "alerts.false_rate",
+            raw.false_rate.to_string(),
+            format!("out of range (expected {FALSE_RATE_MIN:e} to {FALSE_RATE_MAX:e}: the share of normal windows that may alert, e.g. 1e-5)"),
+        );
+    }
+    let threshold_save_interval =
+        match humantime::parse_duration(raw.threshold_save_interval.trim()) {
+            Ok(d) if d >= Duration::from_secs(1) => d,
+            _ => {
+                ck.fail(
+                    "alerts.threshold_save_interval",
+                    quoted(&raw.threshold_save_interval),
+                    "not a duration of at least a second (expected e.g. 60s, 5m)",
+                );
+                Duration::from_secs(60)
+            }
+        };
     ck.clean_since(mark).then_some(AlertSettings {
         path: raw.path,
         cooldown_windows,
@@ -98,6 +154,9 @@ pub(super) fn validate(
         top_features,
         host,
         fsync: raw.fsync,
+        threshold_rule,
+        false_rate: raw.false_rate,
+        threshold_save_interval,
     })
 }
 
@@ -125,6 +184,18 @@ mod tests {
             (
                 "[alerts]\ntop_features = 54",
                 "alerts.top_features = 54: out of range (expected 0 to 53 features)",
+            ),
+            (
+                "[alerts]\nthreshold_rule = \"adaptive\"",
+                "alerts.threshold_rule = \"adaptive\": expected \"spot\"",
+            ),
+            (
+                "[alerts]\nfalse_rate = 0.5",
+                "alerts.false_rate = 0.5: out of range (expected 1e-9 to 1e-2",
+            ),
+            (
+                "[alerts]\nthreshold_save_interval = \"soon\"",
+                "alerts.threshold_save_interval = \"soon\": not a duration",
             ),
         ]);
     }

@@ -31,6 +31,7 @@ use crate::window::{Omega, Scales, WindowConfig};
 
 mod alerts;
 mod capture;
+mod feedback;
 mod history;
 mod learning;
 mod log;
@@ -40,6 +41,7 @@ mod window;
 
 pub use alerts::{AlertSettings, DEFAULT_ALERT_LOG};
 pub use capture::{CaptureSettings, CaptureSource, DEFAULT_SNAPLEN};
+pub use feedback::{feedback_file, FeedbackSettings, DEFAULT_FEEDBACK_DIR, FEEDBACK_FILE};
 pub use history::HistorySettings;
 pub use learning::LearningSettings;
 pub use log::{LogFormat, LogLevel, LogSettings};
@@ -73,6 +75,8 @@ pub struct Settings {
     pub history: HistorySettings,
     /// `[learning]`: training from the history (learning mode, scheduled retraining).
     pub learning: LearningSettings,
+    /// `[feedback]`: the operators' feedback rules.
+    pub feedback: FeedbackSettings,
 }
 
 /// What the command line can override; `None`/empty leaves the file and environment value.
@@ -99,6 +103,8 @@ pub struct CliOverrides {
     pub omega: Option<Scales>,
     /// `--learn-for` (`learning.learn_for`), as written
     pub learn_for: Option<String>,
+    /// `--state-dir` (`feedback.dir`)
+    pub state_dir: Option<PathBuf>,
 }
 
 /// One invalid value.
@@ -188,11 +194,13 @@ struct RawSettings {
     history: history::RawHistory,
     /// `[learning]` as written.
     learning: learning::RawLearning,
+    /// `[feedback]` as written.
+    feedback: feedback::RawFeedback,
 }
 
 /// The section names, for recognising misspelt environment variables.
-const SECTIONS: [&str; 8] = [
-    "capture", "window", "model", "alerts", "metrics", "log", "history", "learning",
+const SECTIONS: [&str; 9] = [
+    "capture", "window", "model", "alerts", "metrics", "log", "history", "learning", "feedback",
 ];
 
 /// How a value was written, for messages: strings quoted, numbers as they are.
@@ -252,27 +260,7 @@ impl Settings {
         env: impl IntoIterator<Item = (String, String)>,
         cli: &CliOverrides,
     ) -> Result<Settings, SettingsError> {
-        let origin_name = origin
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "the settings file".into());
-        let env = settings_env(env)?;
-        let mut builder = config::Config::builder();
-        if let Some(text) = toml_text {
-            builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
-        }
-        builder = builder.add_source(
-            config::Environment::with_prefix(ENV_PREFIX)
-                .prefix_separator("_")
-                .separator(ENV_SEPARATOR)
-                .source(Some(env.into_iter().collect())),
-        );
-        let built = builder
-            .build()
-            .map_err(|e| SettingsError::Parse(format!("{origin_name}: {e}")))?;
-        let raw: RawSettings = built.try_deserialize().map_err(|e| {
-            SettingsError::Parse(describe_deserialize_error(&e.to_string(), &origin_name))
-        })?;
-        validate(raw, cli)
+        validate(raw_settings(toml_text, origin, env)?, cli)
     }
 
     /// One aggregator's settings per scale of a model trained with `model_scales`; an error if
@@ -289,6 +277,34 @@ impl Settings {
     pub fn health_stale_after(&self, omega: Omega) -> Duration {
         self.metrics.health_stale_after(omega)
     }
+}
+
+/// The file's text (`origin` names it in errors) merged with the environment, as written.
+fn raw_settings(
+    toml_text: Option<&str>,
+    origin: Option<&Path>,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<RawSettings, SettingsError> {
+    let origin_name = origin
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the settings file".into());
+    let env = settings_env(env)?;
+    let mut builder = config::Config::builder();
+    if let Some(text) = toml_text {
+        builder = builder.add_source(config::File::from_str(text, config::FileFormat::Toml));
+    }
+    builder = builder.add_source(
+        config::Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("_")
+            .separator(ENV_SEPARATOR)
+            .source(Some(env.into_iter().collect())),
+    );
+    let built = builder
+        .build()
+        .map_err(|e| SettingsError::Parse(format!("{origin_name}: {e}")))?;
+    built
+        .try_deserialize()
+        .map_err(|e| SettingsError::Parse(describe_deserialize_error(&e.to_string(), &origin_name)))
 }
 
 /// Keeps the `NETANOM_<SECTION>__<KEY>` variables; rejects ones that look like a misspelt
@@ -478,9 +494,10 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
     if let (Some(l), Some(w)) = (&learning, &window) {
         learning::check_against_window(l, w, &mut ck);
     }
+    let feedback = feedback::validate(raw.feedback, &mut ck, cli.state_dir.clone());
     let problems = ck.into_problems();
     match (
-        capture, window, model, alerts, metrics, log, history, learning,
+        capture, window, model, alerts, metrics, log, history, learning, feedback,
     ) {
         (
             Some(capture),
@@ -491,6 +508,7 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
             Some(log),
             Some(history),
             Some(learning),
+            Some(feedback),
         ) if problems.is_empty() => Ok(Settings {
             capture,
             window,
@@ -500,8 +518,58 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
             log,
             history,
             learning,
+            feedback,
         }),
         _ => Err(SettingsError::Invalid(problems)),
+    }
+}
+
+/// What the operator's tools (`netanom feedback`, `netanom train --history`) read of the
+/// daemon's settings: the alert log and the feedback state directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolPaths {
+    /// `alerts.path`.
+    pub alert_log: PathBuf,
+    /// `feedback.dir`.
+    pub feedback: FeedbackSettings,
+}
+
+impl ToolPaths {
+    /// Reads `file` (none: the packaged settings file if it exists, else defaults only), the
+    /// environment and the flags, validating only the `[alerts]` and `[feedback]` sections: the
+    /// tools need no capture source.
+    pub fn load(
+        file: Option<&Path>,
+        alert_log: Option<PathBuf>,
+        state_dir: Option<PathBuf>,
+    ) -> Result<ToolPaths, SettingsError> {
+        let packaged = Path::new(DEFAULT_CONFIG_PATH);
+        let file = file.or_else(|| packaged.is_file().then_some(packaged));
+        let text = match file {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| SettingsError::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let env = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
+        let raw = raw_settings(text.as_deref(), file, env)?;
+        let mut ck = Checker::default();
+        let alerts = alerts::validate(raw.alerts, &mut ck, alert_log);
+        let feedback = feedback::validate(raw.feedback, &mut ck, state_dir);
+        let problems = ck.into_problems();
+        match (alerts, feedback) {
+            (Some(a), Some(feedback)) if problems.is_empty() => Ok(ToolPaths {
+                alert_log: a.path,
+                feedback,
+            }),
+            _ => Err(SettingsError::Invalid(problems)),
+        }
     }
 }
 
@@ -623,6 +691,10 @@ mod tests {
         assert_eq!(s.history, defaults.history);
         // So is every [learning] key (learn_for and retrain_every commented out: unset).
         assert_eq!(s.learning, defaults.learning);
+        // And every [feedback] key, and the new [alerts] keys.
+        assert_eq!(s.feedback, defaults.feedback);
+        assert_eq!(s.alerts.threshold_rule, defaults.alerts.threshold_rule);
+        assert_eq!(s.alerts.false_rate, defaults.alerts.false_rate);
     }
 
     /// The environment overrides the file, flags override both.

@@ -18,6 +18,7 @@ use crossbeam_channel::{Receiver, Sender};
 use super::scorer::{Control, Detector};
 use crate::config::LearningSettings;
 use crate::detect::score::Scale;
+use crate::detect::threshold::ThresholdConfig;
 use crate::history::{self, HistoryRow, TimeRange};
 use crate::model::bundle::TrainingData;
 use crate::model::{train_segments, Bundle, ModelSet, ModelStore, ThresholdRule, TrainOptions};
@@ -89,11 +90,15 @@ pub struct Learned {
 /// Everything the learner needs; built by the daemon from the settings.
 pub struct Learner {
     pub history_dir: PathBuf,
+    /// The operators' feedback rules (`benign` incidents are trained on) and the alert log
+    /// they are matched against.
+    pub feedback_file: PathBuf,
+    pub alert_log: PathBuf,
     pub model_dir: PathBuf,
     pub scales: Scales,
     pub learning: LearningSettings,
-    /// `model.threshold` (one-scale models), as the scorer applies it.
-    pub threshold: Option<f64>,
+    /// How the scorer chooses thresholds (`[alerts]`, `model.threshold`).
+    pub thresholds: ThresholdConfig,
     /// Builds the scorer's detector for a model set (threshold override, alert settings).
     pub detector: Box<dyn Fn(ModelSet) -> anyhow::Result<Detector> + Send>,
     pub metrics: Arc<Metrics>,
@@ -220,8 +225,8 @@ impl Learner {
                     let staged_set = ModelSet::load(staged.path())?;
                     let rows = self.rows(held_out)?;
                     Ok((
-                        alert_rate(Scale::from_set(staged_set, self.threshold)?, &rows),
-                        alert_rate(Scale::from_set(running, self.threshold)?, &rows),
+                        alert_rate(Scale::from_set(staged_set, &self.thresholds)?, &rows),
+                        alert_rate(Scale::from_set(running, &self.thresholds)?, &rows),
                     ))
                 })();
                 let (mine, theirs) = match checked {
@@ -288,8 +293,13 @@ impl Learner {
     /// One model per window length from the history in `range`.
     fn train(&self, range: TimeRange) -> anyhow::Result<ModelSet> {
         let mut bundles = Vec::new();
+        let spans = crate::feedback::incidents::training_spans(
+            &self.feedback_file,
+            &self.alert_log,
+            now_unix() as f64,
+        );
         for &omega in self.scales.omegas() {
-            let set = history::training_set(&self.history_dir, omega, range)?;
+            let set = history::training_set(&self.history_dir, omega, range, &spans)?;
             if set.windows.len() < 10 {
                 bail!(
                     "{}: only {} windows of {omega} s fit for training in the range (of {} recorded)",
@@ -312,6 +322,8 @@ impl Learner {
                 omega_s = %omega,
                 windows = set.windows.len(),
                 left_out_alerted = set.excluded_alerted,
+                benign_kept = set.included_benign,
+                benign_incidents = %spans.benign_incidents.join(","),
                 left_out_near_alert = set.excluded_near_alert,
                 left_out_drops = set.excluded_drops,
                 epochs = opts.epochs,
@@ -357,10 +369,10 @@ pub fn alert_rate(scales: Vec<Scale>, rows: &[Vec<HistoryRow>]) -> AlertRate {
                 late_packets: 0,
                 after_time_jump: false,
             };
-            if let Ok(scored) = scale.stage.push(w) {
-                if let Some(s) = scored.score {
+            if let Ok(judged) = scale.push(w) {
+                if judged.score.is_some() {
                     out.scored += 1;
-                    out.alerting += u64::from(s > scale.threshold);
+                    out.alerting += u64::from(judged.alerting);
                 }
             }
         }

@@ -61,11 +61,19 @@ fn load_models(settings: &Settings) -> anyhow::Result<ModelSet> {
     })
 }
 
-/// The scorer's model and alert settings from `settings` and a loaded model set.
+/// The scorer's model and alert settings from `settings` and a loaded model set; its
+/// adaptive thresholds continue from the state saved in `model.dir`.
 fn detector(settings: &Settings, set: ModelSet) -> anyhow::Result<Detector> {
+    let mut d = fresh_detector(settings, set)?;
+    d.restore_thresholds(&settings.model.dir);
+    Ok(d)
+}
+
+/// As [`detector`], from the models' calibration only (a model just trained).
+fn fresh_detector(settings: &Settings, set: ModelSet) -> anyhow::Result<Detector> {
     Detector::new(
         set,
-        settings.model.threshold,
+        &settings.alerts.threshold_config(settings.model.threshold),
         settings.alerts.host.clone().unwrap_or_else(system_hostname),
         IncidentConfig {
             cooldown_windows: settings.alerts.cooldown_windows,
@@ -145,11 +153,13 @@ fn learn_plan(
     let builder = settings.clone();
     let learner = Learner {
         history_dir: settings.history.dir.clone(),
+        feedback_file: settings.feedback.file(),
+        alert_log: settings.alerts.path.clone(),
         model_dir: settings.model.dir.clone(),
         scales: scales.clone(),
         learning: l.clone(),
-        threshold: settings.model.threshold,
-        detector: Box::new(move |set| detector(&builder, set)),
+        thresholds: settings.alerts.threshold_config(settings.model.threshold),
+        detector: Box::new(move |set| fresh_detector(&builder, set)),
         metrics: metrics.clone(),
     };
     // Not joined at exit: a training in progress is abandoned (its bundle is a .tmp).
@@ -244,7 +254,12 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     )?;
     let scorer = Scorer::new(detector, log, metrics.clone(), health.clone())
         .with_history(history)
-        .with_learning(plan);
+        .with_learning(plan)
+        .with_threshold_saving(
+            settings.model.dir.clone(),
+            settings.alerts.threshold_save_interval,
+        )
+        .with_feedback(settings.feedback.file());
     let scorer_thread = std::thread::Builder::new()
         .name("netanom-scorer".into())
         .spawn(move || scorer.run(window_rx, control_rx))

@@ -11,6 +11,7 @@ use crossbeam_channel::Sender;
 use super::scorer::{Control, Reload};
 use super::{detector, load_models, SettingsSource};
 use crate::config::{CaptureSource, LogFormat, LogLevel, Settings};
+use crate::detect::threshold::RuleChoice;
 use crate::model::ModelStore;
 use crate::output::alerts::AlertFile;
 use crate::window::{Omega, Scales};
@@ -86,6 +87,13 @@ impl Shown for PathBuf {
     /// Quoted.
     fn shown(&self) -> String {
         format!("{:?}", self.display().to_string())
+    }
+}
+
+impl Shown for RuleChoice {
+    /// Its name, quoted.
+    fn shown(&self) -> String {
+        format!("{:?}", self.as_str())
     }
 }
 
@@ -223,6 +231,19 @@ pub static KEYS: &[Key] = &[
     key!("alerts.top_features", Live, "using", alerts.top_features),
     key!("alerts.host", Live, "using", alerts.host),
     key!("alerts.fsync", Live, "using", alerts.fsync),
+    key!(
+        "alerts.threshold_rule",
+        Live,
+        "using",
+        alerts.threshold_rule
+    ),
+    key!("alerts.false_rate", Live, "using", alerts.false_rate),
+    key!(
+        "alerts.threshold_save_interval",
+        Restart,
+        "saving every",
+        alerts.threshold_save_interval
+    ),
     key!("metrics.enabled", Restart, "using", metrics.enabled),
     key!("metrics.listen", Restart, "listening on", metrics.listen),
     key!(
@@ -265,6 +286,7 @@ pub static KEYS: &[Key] = &[
     key!("learning.epochs", Restart, "using", learning.epochs),
     key!("learning.hidden", Restart, "using", learning.hidden),
     key!("learning.seed", Restart, "using", learning.seed),
+    key!("feedback.dir", Restart, "reading rules from", feedback.dir),
 ];
 
 /// One key whose value differs.
@@ -399,6 +421,7 @@ pub(super) fn reload(
         detector,
         log_file,
         fsync: next.alerts.fsync,
+        model_dir: next.model.dir.clone(),
     };
     let _ = control.send(Control::Reload(Box::new(reload)));
     *running = next;
@@ -408,8 +431,8 @@ pub(super) fn reload(
 mod tests {
     use super::*;
     use crate::config::{
-        AlertSettings, CaptureSettings, CliOverrides, HistorySettings, LearningSettings,
-        LogSettings, MetricsSettings, ModelSettings, WindowSettings,
+        AlertSettings, CaptureSettings, CliOverrides, FeedbackSettings, HistorySettings,
+        LearningSettings, LogSettings, MetricsSettings, ModelSettings, WindowSettings,
     };
 
     /// Settings from a TOML text, no environment, no flags.
@@ -441,6 +464,9 @@ mod tests {
         top_features = 5
         host = "a"
         fsync = true
+        threshold_rule = "spot"
+        false_rate = 1e-5
+        threshold_save_interval = "60s"
         [metrics]
         enabled = true
         listen = "127.0.0.1:9405"
@@ -462,6 +488,8 @@ mod tests {
         epochs = 30
         hidden = 64
         seed = 1
+        [feedback]
+        dir = "/s/a"
     "#;
 
     /// `A` with every value changed, and a replay instead of an interface.
@@ -488,6 +516,9 @@ mod tests {
         top_features = 2
         host = "b"
         fsync = false
+        threshold_rule = "fixed"
+        false_rate = 1e-6
+        threshold_save_interval = "30s"
         [metrics]
         enabled = false
         listen = "127.0.0.1:9406"
@@ -509,6 +540,8 @@ mod tests {
         epochs = 20
         hidden = 32
         seed = 2
+        [feedback]
+        dir = "/s/b"
     "#;
 
     #[test]
@@ -544,6 +577,9 @@ mod tests {
                     top_features: _,
                     host: _,
                     fsync: _,
+                    threshold_rule: _,
+                    false_rate: _,
+                    threshold_save_interval: _,
                 },
             metrics:
                 MetricsSettings {
@@ -573,6 +609,7 @@ mod tests {
                     hidden: _,
                     seed: _,
                 },
+            feedback: FeedbackSettings { dir: _ },
         } = &a;
         let changed: Vec<&str> = diff(&a, &b).iter().map(|c| c.key.name).collect();
         let all: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
@@ -633,6 +670,8 @@ mod tests {
                 ("alerts.top_features", Apply::Live),
                 ("alerts.host", Apply::Live),
                 ("alerts.fsync", Apply::Live),
+                ("alerts.threshold_rule", Apply::Live),
+                ("alerts.false_rate", Apply::Live),
                 ("log.level", Apply::LogLevel),
             ]
         );
@@ -640,7 +679,9 @@ mod tests {
         assert_eq!(next.window, a.window);
         assert_eq!(next.metrics, a.metrics);
         assert_eq!(next.log.format, a.log.format);
-        assert_eq!(next.alerts, b.alerts);
+        let mut alerts = b.alerts.clone();
+        alerts.threshold_save_interval = a.alerts.threshold_save_interval;
+        assert_eq!(next.alerts, alerts);
     }
 
     #[test]

@@ -4,13 +4,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use crossbeam_channel::{select, Receiver, Sender};
 
 use crate::detect::incident::{
     EndReason, IncidentConfig, IncidentEvent, IncidentTracker, ScoredWindow,
 };
 use crate::detect::score::{Scale, ThresholdForScales};
+use crate::detect::threshold::ThresholdConfig;
+use crate::feedback::store::Follower;
+use crate::feedback::{Action, IncidentFacts};
 use crate::history::HistoryHandle;
+use crate::model::state::{self as threshold_state, SavedScale};
 use crate::model::ModelSet;
 use crate::output::alerts::{
     describe, top_deviations, AlertContext, AlertEvent, AlertFile, AlertLog, Explanation, Flush,
@@ -34,13 +40,15 @@ pub struct Detector {
     pub top_features: usize,
     /// When the model was trained (the oldest of its bundles), Unix seconds.
     pub created_unix: Option<u64>,
+    /// How the scales' thresholds are chosen.
+    pub thresholds: ThresholdConfig,
 }
 
 impl Detector {
-    /// Builds a detector from a loaded model set; `threshold` overrides a one-scale set's.
+    /// Builds a detector from a loaded model set, thresholds chosen by `thresholds`.
     pub fn new(
         set: ModelSet,
-        threshold: Option<f64>,
+        thresholds: &ThresholdConfig,
         host: String,
         incident: IncidentConfig,
         top_features: usize,
@@ -52,12 +60,65 @@ impl Detector {
         };
         let created_unix = set.bundles().iter().map(|b| b.meta.created_unix).min();
         Ok(Self {
-            scales: Scale::from_set(set, threshold)?,
+            scales: Scale::from_set(set, thresholds)?,
             context,
             incident,
             top_features,
             created_unix,
+            thresholds: *thresholds,
         })
+    }
+
+    /// Continues each scale's adaptive threshold from the state saved in `model_dir`, where
+    /// it belongs to the same bundle and ω. A missing file is no state; an unreadable or
+    /// corrupt one is named in a warning and the models' calibration is used.
+    pub fn restore_thresholds(&mut self, model_dir: &std::path::Path) {
+        let saved = match threshold_state::load(model_dir) {
+            Ok(Some(saved)) => saved,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!("{e}; the adaptive thresholds start from the model's calibration");
+                return;
+            }
+        };
+        for sc in &mut self.scales {
+            let Some(s) = saved
+                .iter()
+                .find(|s| s.omega == sc.omega && s.model_id == sc.model_id)
+            else {
+                continue;
+            };
+            match sc.threshold.restore(s.state.clone()) {
+                Ok(()) => tracing::info!(
+                    omega_s = %sc.omega,
+                    model_id = %sc.model_id,
+                    threshold = sc.threshold.value(),
+                    n = s.state.n,
+                    n_t = s.state.n_t,
+                    excesses = s.state.excesses.len(),
+                    "adaptive threshold state loaded from {}",
+                    threshold_state::state_path(model_dir).display()
+                ),
+                Err(e) => tracing::warn!(
+                    omega_s = %sc.omega,
+                    "the saved adaptive threshold state is invalid ({e}); starting from the model's calibration"
+                ),
+            }
+        }
+    }
+
+    /// The adaptive thresholds' states to save (scales running SPOT).
+    fn saved_thresholds(&self) -> Vec<SavedScale> {
+        self.scales
+            .iter()
+            .filter_map(|sc| {
+                sc.threshold.spot().map(|state| SavedScale {
+                    omega: sc.omega,
+                    model_id: sc.model_id.clone(),
+                    state: state.clone(),
+                })
+            })
+            .collect()
     }
 
     /// No model yet (learning mode): windows of `omegas` are recorded, not scored.
@@ -77,6 +138,7 @@ impl Detector {
             incident,
             top_features,
             created_unix: None,
+            thresholds: ThresholdConfig::default(),
         }
     }
 
@@ -85,9 +147,9 @@ impl Detector {
         !self.scales.is_empty()
     }
 
-    /// The thresholds of the scales, shortest ω first.
+    /// The thresholds in force, shortest ω first.
     fn thresholds(&self) -> Vec<f64> {
-        self.scales.iter().map(|s| s.threshold).collect()
+        self.scales.iter().map(|s| s.threshold.value()).collect()
     }
 
     /// Publishes the model in force to the metrics.
@@ -99,10 +161,10 @@ impl Detector {
         let omegas: Vec<String> = self.scales.iter().map(|s| s.omega.to_string()).collect();
         metrics.set_model(&self.context.model_id, &omegas.join(","));
         for s in &self.scales {
-            metrics.set_scale_threshold(s.omega, s.threshold);
+            metrics.set_scale_threshold(s.omega, &s.threshold);
         }
         if let Some(s) = self.scales.first() {
-            metrics.threshold.set(s.threshold);
+            metrics.threshold.set(s.threshold.value());
         }
     }
 }
@@ -165,6 +227,8 @@ pub struct Reload {
     pub log_file: Option<AlertFile>,
     /// `alerts.fsync`.
     pub fsync: bool,
+    /// `model.dir`: where the adaptive thresholds' state is saved from now on.
+    pub model_dir: std::path::PathBuf,
 }
 
 /// The scoring side of the pipeline.
@@ -189,6 +253,37 @@ pub struct Scorer {
     history: Option<HistoryHandle>,
     /// When to ask the learner for a model, when `[learning]` is on.
     learning: Option<LearnPlan>,
+    /// Where and how often the adaptive thresholds' state is saved.
+    threshold_saving: Option<ThresholdSaving>,
+    /// The operators' feedback rules, followed.
+    feedback: Option<FeedbackRules>,
+}
+
+/// How often the feedback file is checked for new rules.
+const FEEDBACK_POLL: Duration = Duration::from_secs(2);
+
+/// The operators' rules as the scorer applies them.
+pub struct FeedbackRules {
+    /// The file, followed.
+    follower: Follower,
+    /// The last check.
+    last_poll: Option<Instant>,
+    /// The open incidents' facts and the suppress rules matching each.
+    open: HashMap<String, (IncidentFacts, Vec<String>)>,
+    /// The last read failed (reported once until it works again).
+    failing: bool,
+}
+
+/// Saving the adaptive thresholds' state to the model directory.
+pub struct ThresholdSaving {
+    /// `model.dir`.
+    pub dir: std::path::PathBuf,
+    /// `alerts.threshold_save_interval`.
+    pub every: Duration,
+    /// The last save (or the start).
+    pub last: Instant,
+    /// A save failed and was reported: the next failure is logged at debug only.
+    pub failing: bool,
 }
 
 /// When the scorer asks the learner to train (capture time, ns).
@@ -259,6 +354,134 @@ impl Scorer {
             panic_at_window: injected_fault("scorer-panic-at-window"),
             history: None,
             learning: None,
+            threshold_saving: None,
+            feedback: None,
+        }
+    }
+
+    /// Applies the operators' rules in `file` (`netanom feedback`), re-read every 2 s.
+    pub fn with_feedback(mut self, file: std::path::PathBuf) -> Self {
+        self.feedback = Some(FeedbackRules {
+            follower: Follower::new(file),
+            last_poll: None,
+            open: HashMap::new(),
+            failing: false,
+        });
+        self.poll_feedback(true);
+        self
+    }
+
+    /// Reads new feedback rules (at most every 2 s unless `now`), logs them, updates the
+    /// metrics and applies them to the open incidents.
+    fn poll_feedback(&mut self, force: bool) {
+        let Some(fb) = self.feedback.as_mut() else {
+            return;
+        };
+        if !force && fb.last_poll.is_some_and(|t| t.elapsed() < FEEDBACK_POLL) {
+            return;
+        }
+        fb.last_poll = Some(Instant::now());
+        let path = fb.follower.path().display().to_string();
+        match fb.follower.poll() {
+            Ok(None) => {}
+            Ok(Some(skipped)) => {
+                fb.failing = false;
+                for s in skipped {
+                    tracing::warn!("{path}:{}: feedback line skipped: {}", s.line, s.reason);
+                }
+                tracing::info!(
+                    rules = fb.follower.rules().len(),
+                    file = %path,
+                    "feedback rules read"
+                );
+            }
+            Err(e) if !fb.failing => {
+                fb.failing = true;
+                tracing::warn!("{e}; the feedback rules read before stay in force");
+            }
+            Err(_) => {}
+        }
+        let now = wall_now();
+        for (action, state, n) in fb.follower.rules().counts(now) {
+            self.metrics
+                .set_feedback_rules(action.as_str(), state.as_str(), n);
+        }
+        // A rule made while an incident is open applies to it at once.
+        for (id, (facts, by)) in fb.open.iter_mut() {
+            let now_by = fb.follower.rules().matching(Action::Suppress, facts, now);
+            if !now_by.is_empty() && by.is_empty() {
+                tracing::info!(incident = %id, rules = %now_by.join(","), "open incident suppressed by a new feedback rule");
+                self.metrics.record_suppressed_by_feedback();
+            }
+            *by = now_by;
+        }
+        self.metrics.incident_active.set(i64::from(self.firing()));
+    }
+
+    /// True while a reported incident that no suppress rule matches is open.
+    fn firing(&self) -> bool {
+        let Some(current) = self.tracker.current() else {
+            return false;
+        };
+        self.feedback
+            .as_ref()
+            .is_none_or(|fb| fb.open.get(&current.id).is_none_or(|(_, by)| by.is_empty()))
+    }
+
+    /// Saves the adaptive thresholds' state in `dir` every `every` and at the end.
+    pub fn with_threshold_saving(mut self, dir: std::path::PathBuf, every: Duration) -> Self {
+        self.threshold_saving = Some(ThresholdSaving {
+            dir,
+            every,
+            last: Instant::now(),
+            failing: false,
+        });
+        self
+    }
+
+    /// Writes the adaptive thresholds' state (when one runs); `force` ignores the interval.
+    fn save_thresholds(&mut self, force: bool) {
+        let Some(saving) = self.threshold_saving.as_mut() else {
+            return;
+        };
+        if !force && saving.last.elapsed() < saving.every {
+            return;
+        }
+        saving.last = Instant::now();
+        let scales = self.detector.saved_thresholds();
+        if scales.is_empty() {
+            return;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        match threshold_state::save(&saving.dir, &scales, now) {
+            Ok(()) => {
+                saving.failing = false;
+                let summary: Vec<String> = scales
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "ω = {} s: n {} n_t {} threshold {}",
+                            s.omega,
+                            s.state.n,
+                            s.state.n_t,
+                            s.state.threshold(self.detector.thresholds.false_rate)
+                        )
+                    })
+                    .collect();
+                tracing::debug!(
+                    path = %threshold_state::state_path(&saving.dir).display(),
+                    state = %summary.join("; "),
+                    "adaptive threshold state saved"
+                );
+            }
+            Err(e) if !saving.failing => {
+                saving.failing = true;
+                tracing::warn!("{e}; the adaptive thresholds will restart from the model's calibration after a restart (retrying every {})", humantime::format_duration(saving.every));
+            }
+            Err(e) => tracing::debug!("{e}"),
         }
     }
 
@@ -289,6 +512,7 @@ impl Scorer {
             self.end_reason = EndReason::InternalError;
         }
         self.end_incident(self.end_reason);
+        self.save_thresholds(true);
         // Last try for events the alert log could not take.
         if self.log.queued() > 0 {
             let report = self.log.flush();
@@ -453,9 +677,8 @@ impl Scorer {
                     ))
                 })?;
         if let (Some(h), Some(mut row)) = (self.history.as_mut(), row) {
-            let threshold = self.detector.scales.get(scale).map(|sc| sc.threshold);
-            row.score = score;
-            row.alerted = score.zip(threshold).is_some_and(|(s, t)| s > t);
+            row.score = score.map(|(s, _)| s);
+            row.alerted = score.is_some_and(|(_, alerted)| alerted);
             h.record(row);
         }
         self.plan_learning(scale, start, end);
@@ -470,16 +693,29 @@ impl Scorer {
                     detector: new,
                     log_file,
                     fsync,
+                    model_dir,
                 } = *reload;
                 let new = Box::new(new);
-                let same_model = new.context.model_id == self.detector.context.model_id
-                    && new.thresholds() == self.detector.thresholds();
+                // The same model (its id is its weights' hash): the adaptive thresholds have
+                // moved since its state was saved, so they are compared by their settings,
+                // not their values.
+                let same_model = new.context.model_id == self.detector.context.model_id;
+                if let Some(saving) = self.threshold_saving.as_mut() {
+                    saving.dir = model_dir;
+                }
                 if same_model {
-                    // A routine reload (logrotate): keep the three-window run and the open
-                    // incident, take the other settings.
+                    // A routine reload (logrotate): keep the three-window run, the thresholds'
+                    // state and the open incident, take the other settings.
                     let d = &mut self.detector;
                     d.context = new.context;
                     d.top_features = new.top_features;
+                    if d.thresholds != new.thresholds {
+                        d.thresholds = new.thresholds;
+                        for sc in &mut d.scales {
+                            sc.threshold.reconfigure(&new.thresholds);
+                        }
+                        d.publish(&self.metrics);
+                    }
                     if d.incident != new.incident {
                         d.incident = new.incident;
                         self.tracker.set_config(new.incident);
@@ -587,14 +823,15 @@ impl Scorer {
     }
 
     /// One closed window of scale `scale`: score it, update the incident, write events; its
-    /// score, if any.
-    fn window(&mut self, scale: usize, w: Window) -> Option<f64> {
+    /// score and whether it alerted, if scored.
+    fn window(&mut self, scale: usize, w: Window) -> Option<(f64, bool)> {
         // A window comes every ω: retry events the alert log could not take.
         if let Some(report) = self.log.retry(Instant::now()) {
             self.after_log(report);
         }
         self.metrics.record_window(&w);
         self.windows += 1;
+        self.poll_feedback(false);
         if self.panic_at_window == Some(self.windows) {
             panic!("injected fault (NETANOM_FAULT_INJECT)");
         }
@@ -619,15 +856,15 @@ impl Scorer {
         };
         let start_ns = w.start_ns;
         let started = Instant::now();
-        let score = match sc.stage.push(w) {
-            Ok(scored) => {
+        let judged = match sc.push(w) {
+            Ok(judged) => {
                 // Alive means windows really get through the model (the watchdog follows this).
                 self.health.beat();
                 // A collapsed clock jump or a dropped window broke the run of windows.
-                if scored.sequence_broken {
+                if judged.sequence_broken {
                     self.end_incident(EndReason::SequenceBreak);
                 }
-                scored.score?
+                judged
             }
             Err(e) => {
                 self.end_incident(EndReason::SequenceBreak);
@@ -635,6 +872,7 @@ impl Scorer {
                 return None;
             }
         };
+        let score = judged.score?;
         self.scored += 1;
         let sc = &self.detector.scales[scale];
         if scale == 0 {
@@ -642,20 +880,27 @@ impl Scorer {
                 self.metrics.record_drift(sc.features_outside(w));
             }
         }
-        self.metrics
-            .record_score(sc.omega, scale == 0, score, sc.threshold, started.elapsed());
+        self.metrics.record_score(
+            sc.omega,
+            scale == 0,
+            score,
+            judged.alerting,
+            &sc.threshold,
+            started.elapsed(),
+        );
+        self.save_thresholds(false);
         let d = &self.detector;
         let sc = &d.scales[scale];
         let recent = sc.stage.recent();
         let Some(w) = recent.back() else {
-            return Some(score);
+            return Some((score, judged.alerting));
         };
         let scored = ScoredWindow {
             scale,
             start_ns: w.start_ns,
             end_ns: w.end_ns,
             score,
-            threshold: sc.threshold,
+            threshold: judged.threshold,
         };
         // The score covers three windows: explain the one that left the training range most.
         let explain = || {
@@ -669,7 +914,7 @@ impl Scorer {
             let alert = AlertEvent::from_incident_event(&d.context, &event, explain);
             self.emit(&event, &alert);
         }
-        Some(score)
+        Some((score, judged.alerting))
     }
 
     /// Ends the open incident (if any) for `reason` and writes its end event.
@@ -685,24 +930,57 @@ impl Scorer {
         }
     }
 
-    /// Writes an event to the alert log (flushed) and the tracing log, and counts it.
+    /// Writes an event to the alert log (flushed) and the tracing log, and counts it. An
+    /// incident that a suppress rule matches is written with `suppressed_by` and not counted
+    /// as firing.
     fn emit(&mut self, event: &IncidentEvent<Explanation>, alert: &AlertEvent) {
         let started = matches!(event, IncidentEvent::Start { .. });
+        let mut alert = alert.clone();
+        if let Some(fb) = self.feedback.as_mut() {
+            let now = wall_now();
+            let value = serde_json::to_value(&alert).unwrap_or_default();
+            if let Some(facts) = IncidentFacts::of_event(&value) {
+                let id = facts.id.clone();
+                let entry = fb
+                    .open
+                    .entry(id.clone())
+                    .or_insert_with(|| (IncidentFacts::default(), Vec::new()));
+                let mut all = std::mem::take(&mut entry.0);
+                if all.id.is_empty() {
+                    all = facts;
+                } else {
+                    all.merge(facts);
+                }
+                let by = fb.follower.rules().matching(Action::Suppress, &all, now);
+                if started && !by.is_empty() {
+                    self.metrics.record_suppressed_by_feedback();
+                }
+                *entry = (all, by.clone());
+                alert.suppressed_by = by;
+                if !started {
+                    fb.open.remove(&id);
+                }
+            }
+        }
+        let suppressed = !alert.suppressed_by.is_empty();
         self.metrics
-            .record_incident(started, self.tracker.is_active());
-        let report = self.log.write(alert);
+            .record_incident(started && !suppressed, self.firing());
+        let report = self.log.write(&alert);
         self.after_log(report);
-        let json = serde_json::to_string(alert).unwrap_or_default();
+        let json = serde_json::to_string(&alert).unwrap_or_default();
         // The top features and who caused them, for a reader of the journal.
         let explained = describe(&alert.top_features);
+        let suppressed_by = alert.suppressed_by.join(",");
         if started {
             tracing::warn!(
                 incident = %alert.incident.id,
                 score = alert.score,
                 threshold = alert.threshold,
                 %explained,
+                %suppressed_by,
                 event = %json,
-                "anomaly incident started"
+                "anomaly incident started{}",
+                if suppressed { " (suppressed by feedback)" } else { "" }
             );
         } else {
             tracing::warn!(
@@ -710,9 +988,19 @@ impl Scorer {
                 peak_score = alert.incident.peak_score,
                 duration_s = alert.incident.duration_s,
                 %explained,
+                %suppressed_by,
                 event = %json,
-                "anomaly incident ended"
+                "anomaly incident ended{}",
+                if suppressed { " (suppressed by feedback)" } else { "" }
             );
         }
     }
+}
+
+/// Wall-clock Unix seconds (rules expire in human time).
+fn wall_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
 }

@@ -2,3 +2,4 @@
 
 pub mod incident;
 pub mod score;
+pub mod threshold;

@@ -16,6 +16,8 @@ use crate::model::{Bundle, ModelError, ModelSet, Run, SEQ_LEN};
 use crate::window::features::{FeatureVector, NUM_FEATURES};
 use crate::window::{Omega, Window};
 
+use super::threshold::{Threshold, ThresholdConfig};
+
 /// One scale of a model set: its window length, scoring stage and threshold.
 pub struct Scale {
     /// The scale's ω.
@@ -24,8 +26,9 @@ pub struct Scale {
     pub model_id: String,
     /// Sequence rule, ring and model.
     pub stage: ScoringStage,
-    /// Alert threshold: a window alerts when its score is above it.
-    pub threshold: f64,
+    /// Alert threshold (fixed, adaptive or by hand): a window alerts when its score is above
+    /// the value in force.
+    pub threshold: Threshold,
     /// Training minima and maxima (to explain alerts, to count drift).
     pub min: Vec<f64>,
     pub max: Vec<f64>,
@@ -40,13 +43,27 @@ pub struct ThresholdForScales {
     pub scales: String,
 }
 
+/// What scoring and judging one window gave.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Judged {
+    /// The score of the run this window ends; `None` until three consecutive windows are in.
+    pub score: Option<f64>,
+    /// True when this window broke the sequence (gap or collapsed jump before it).
+    pub sequence_broken: bool,
+    /// The threshold the score was compared with (the value in force before it).
+    pub threshold: f64,
+    /// The score is above it.
+    pub alerting: bool,
+}
+
 impl Scale {
-    /// The scales of a model set, shortest ω first; `threshold` overrides a one-scale set's.
+    /// The scales of a model set, shortest ω first, with thresholds chosen by `config`
+    /// (`config.manual` is refused for several scales).
     pub fn from_set(
         set: ModelSet,
-        threshold: Option<f64>,
+        config: &ThresholdConfig,
     ) -> Result<Vec<Scale>, ThresholdForScales> {
-        if let (Some(threshold), true) = (threshold, set.is_multi_scale()) {
+        if let (Some(threshold), true) = (config.manual, set.is_multi_scale()) {
             return Err(ThresholdForScales {
                 threshold,
                 count: set.bundles().len(),
@@ -56,20 +73,50 @@ impl Scale {
         Ok(set
             .into_bundles()
             .into_iter()
-            .map(|b| Scale::from_bundle(b, threshold))
+            .map(|b| Scale::from_bundle(b, config))
             .collect())
     }
 
-    /// One scale from a bundle; `threshold` overrides the bundle's.
-    pub fn from_bundle(bundle: Bundle, threshold: Option<f64>) -> Scale {
+    /// One scale from a bundle, its threshold chosen by `config`.
+    pub fn from_bundle(bundle: Bundle, config: &ThresholdConfig) -> Scale {
         Scale {
             omega: bundle.omega(),
             model_id: bundle.model_id().to_string(),
-            threshold: threshold.unwrap_or_else(|| bundle.threshold()),
+            threshold: Threshold::of_bundle(&bundle, config),
             min: bundle.normalizer.min().to_vec(),
             max: bundle.normalizer.max().to_vec(),
             stage: ScoringStage::from_bundle(bundle),
         }
+    }
+
+    /// Scores the next window and judges the score against the threshold (which then learns
+    /// from it, under SPOT). An error (a non-finite feature) breaks the run, as in
+    /// [`ScoringStage::push`].
+    pub fn push(&mut self, w: Window) -> Result<Judged, ModelError> {
+        let scored = self.stage.push(w);
+        if !matches!(
+            scored,
+            Ok(Scored {
+                sequence_broken: false,
+                ..
+            })
+        ) {
+            self.threshold.break_sequence();
+        }
+        let scored = scored?;
+        let (threshold, alerting) = match scored.score {
+            Some(s) => {
+                let j = self.threshold.judge(s);
+                (j.threshold, j.alerting)
+            }
+            None => (self.threshold.value(), false),
+        };
+        Ok(Judged {
+            score: scored.score,
+            sequence_broken: scored.sequence_broken,
+            threshold,
+            alerting,
+        })
     }
 
     /// Features of `w` outside this scale's training range (drift).

@@ -30,6 +30,9 @@ pub struct WindowEval {
     pub end_ns: i64,
     /// The anomaly score of the window, `None` when the model gave none (first two windows).
     pub score: Option<f64>,
+    /// Whether the window alerted, as the threshold in force judged it (an adaptive threshold
+    /// moves); `None`: `score > threshold` of [`EvalConfig`].
+    pub alerted: Option<bool>,
     /// Attack packets in the window, all attack names together.
     pub attack_packets: u64,
     /// Attack packets in the window per attack name (indexed like [`super::Labels::names`]).
@@ -269,13 +272,14 @@ fn eval_p(
     threshold: f64,
 ) -> PEval {
     let is_pos = |i: usize| windows[i].attack_packets >= p;
+    let alerted = |s: f64, i: usize| windows[i].alerted.unwrap_or(s > threshold);
     let npos = scored.iter().filter(|&&(_, i)| is_pos(i)).count() as u64;
     let nneg = scored.len() as u64 - npos;
 
     // At the threshold.
     let (mut tp, mut fp) = (0u64, 0u64);
     for &(s, i) in scored {
-        if s > threshold {
+        if alerted(s, i) {
             if is_pos(i) {
                 tp += 1;
             } else {
@@ -421,6 +425,7 @@ mod tests {
 
     fn w(score: Option<f64>, attack: u64) -> WindowEval {
         WindowEval {
+            alerted: None,
             start_ns: 0,
             end_ns: 1,
             score,
@@ -717,6 +722,7 @@ mod tests {
     #[test]
     fn per_attack_counts_each_name() {
         let mk = |score: f64, a: u64, b: u64| WindowEval {
+            alerted: None,
             start_ns: 0,
             end_ns: 1,
             score: Some(score),

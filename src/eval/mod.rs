@@ -182,6 +182,7 @@ mod tests {
                 Some(0.02 * (1.0 + noise) + (total as f64).powi(2) * 0.05 * noise)
             };
             windows.push(WindowEval {
+                alerted: None,
                 start_ns: start,
                 end_ns: start + s,
                 score,

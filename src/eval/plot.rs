@@ -576,6 +576,7 @@ mod tests {
     #[test]
     fn score_data_log_range_and_clamping() {
         let w = |k: i64, score: Option<f64>| WindowEval {
+            alerted: None,
             start_ns: k * 1_000_000_000,
             end_ns: (k + 1) * 1_000_000_000,
             score,
@@ -620,6 +621,7 @@ mod tests {
         write_roc_plots(dir.path(), &e).unwrap();
         write_score_plots(dir.path(), &[], &e, &[], &[]).unwrap();
         let one = [WindowEval {
+            alerted: None,
             start_ns: 5,
             end_ns: 5,
             score: Some(-3.0),

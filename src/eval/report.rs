@@ -351,6 +351,7 @@ mod tests {
 
     fn small() -> Evaluation {
         let w = |score: Option<f64>, a: u64, b: u64| WindowEval {
+            alerted: None,
             start_ns: 0,
             end_ns: 1,
             score,

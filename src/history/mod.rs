@@ -25,7 +25,7 @@ use crate::window::features::{Feature, FeatureVector};
 use crate::window::{Omega, Window};
 
 pub use reader::{scan, HistoryScan, OmegaScan, SegmentFile, SegmentKind};
-pub use training::{training_set, TimeRange, TrainingSet};
+pub use training::{training_set, TimeRange, TrainingSet, TrainingSpans};
 pub use writer::{HistoryConfig, HistoryHandle, HistoryWriter};
 
 /// Default `[history] dir` (`StateDirectory=netanom` in the unit).

@@ -2,7 +2,8 @@
 //! the daemon's learning mode.
 //!
 //! Left out, in this order of precedence (a window is counted once, under the first rule):
-//! 1. windows that alerted;
+//! 1. windows that alerted, unless an operator marked their incident benign
+//!    ([`TrainingSpans`]: `netanom feedback benign`) and no other incident covers them;
 //! 2. windows within `SEQ_LEN − 1` windows (in time) of one that alerted, so no run of three
 //!    holds an alerted window;
 //! 3. windows with capture drops (their features undercount the traffic).
@@ -39,6 +40,27 @@ impl TimeRange {
     }
 }
 
+/// Spans of time (ns, start inclusive, end inclusive of the last window's end) that decide
+/// about alerted windows: one inside a `benign` span and inside no `other` span is trained on
+/// as normal traffic. Built from the feedback rules and the alert log (`feedback::incidents`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TrainingSpans {
+    /// Incidents marked benign.
+    pub benign: Vec<(i64, i64)>,
+    /// Every other incident.
+    pub other: Vec<(i64, i64)>,
+    /// The ids of the benign incidents (to report).
+    pub benign_incidents: Vec<String>,
+}
+
+impl TrainingSpans {
+    /// Whether the alerted window `[start, end)` is to be trained on.
+    pub fn takes_in(&self, start_ns: i64, end_ns: i64) -> bool {
+        let inside = |&(a, b): &(i64, i64)| start_ns >= a && end_ns <= b;
+        self.benign.iter().any(inside) && !self.other.iter().any(inside)
+    }
+}
+
 /// The training windows selected from a history, and what was left out.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct TrainingSet {
@@ -55,6 +77,8 @@ pub struct TrainingSet {
     pub rows: usize,
     /// Windows left out because they alerted.
     pub excluded_alerted: usize,
+    /// Alerted windows kept because their incident was marked benign.
+    pub included_benign: usize,
     /// Windows left out because they lie within `SEQ_LEN − 1` windows of one that alerted.
     pub excluded_near_alert: usize,
     /// Windows left out because libpcap dropped packets while they were open.
@@ -73,6 +97,7 @@ pub fn training_set(
     dir: &Path,
     omega: Omega,
     range: TimeRange,
+    spans: &TrainingSpans,
 ) -> Result<TrainingSet, HistoryError> {
     let history = scan(dir)?;
     let Some(stream) = history.get(omega) else {
@@ -88,7 +113,7 @@ pub fn training_set(
         });
     };
     let read = stream.read(range);
-    let mut set = select(&read.rows, omega);
+    let mut set = select(&read.rows, omega, spans);
     set.segments = read.segments;
     set.unreadable = read.unreadable.into_iter().map(|(p, _)| p).collect();
     set.duplicates = read.duplicates;
@@ -104,19 +129,30 @@ enum Verdict {
     Drops,
 }
 
-/// Selects the training windows among `rows` (sorted by start, one ω).
-pub fn select(rows: &[HistoryRow], omega: Omega) -> TrainingSet {
+/// Selects the training windows among `rows` (sorted by start, one ω); alerted windows
+/// that `spans` takes in count as normal.
+pub fn select(rows: &[HistoryRow], omega: Omega, spans: &TrainingSpans) -> TrainingSet {
     let reach = omega.nanos() * (SEQ_LEN as i64 - 1);
+    let alerted: Vec<bool> = rows
+        .iter()
+        .map(|r| r.alerted && !spans.takes_in(r.start_ns, r.end_ns))
+        .collect();
+    let included_benign = rows
+        .iter()
+        .zip(&alerted)
+        .filter(|(r, a)| r.alerted && !**a)
+        .count();
     let mut verdict: Vec<Verdict> = rows
         .iter()
-        .map(|r| match (r.alerted, r.capture_drops > 0) {
+        .zip(&alerted)
+        .map(|(r, &alerted)| match (alerted, r.capture_drops > 0) {
             (true, _) => Verdict::Alerted,
             (false, true) => Verdict::Drops,
             _ => Verdict::Keep,
         })
         .collect();
     for (i, r) in rows.iter().enumerate() {
-        if !r.alerted {
+        if !alerted[i] {
             continue;
         }
         let near = |j: usize| (rows[j].start_ns - r.start_ns).abs() <= reach;
@@ -138,6 +174,7 @@ pub fn select(rows: &[HistoryRow], omega: Omega) -> TrainingSet {
     let mut set = TrainingSet {
         omega: Some(omega),
         rows: rows.len(),
+        included_benign,
         ..TrainingSet::default()
     };
     let mut last_end: Option<i64> = None;
@@ -202,7 +239,7 @@ mod tests {
             .map(|k| row(k, k == 10, if k == 15 { 7 } else { 0 }))
             .collect();
         rows.extend((25..30).map(|k| row(k, k == 29, 0)));
-        let set = select(&rows, omega);
+        let set = select(&rows, omega, &TrainingSpans::default());
         assert_eq!(set.rows, 25);
         assert_eq!(set.excluded_alerted, 2);
         // 8, 9, 11, 12 around 10; 27, 28 before 29.
@@ -247,7 +284,7 @@ mod tests {
             from_ns: Some(2 * W),
             to_ns: Some(28 * W),
         };
-        let set = training_set(dir.path(), omega, range).unwrap();
+        let set = training_set(dir.path(), omega, range, &TrainingSpans::default()).unwrap();
         assert_eq!(set.rows, 26); // 2..28
         assert_eq!(set.segments, 2);
         assert_eq!(set.unreadable, vec![sub.join("c.parquet")]);
@@ -264,10 +301,42 @@ mod tests {
         assert_eq!(set.breaks, vec![6, 18]);
         assert_eq!((set.start_ns, set.end_ns), (2 * W, 28 * W));
 
-        let e =
-            training_set(dir.path(), Omega::from_micros(5_000_000).unwrap(), range).unwrap_err();
+        let e = training_set(
+            dir.path(),
+            Omega::from_micros(5_000_000).unwrap(),
+            range,
+            &TrainingSpans::default(),
+        )
+        .unwrap_err();
         assert!(matches!(e, HistoryError::NoSuchOmega { .. }), "{e}");
         assert!(e.to_string().contains("(it holds: 0.5 s)"), "{e}");
+    }
+
+    /// A benign incident's alerted windows are kept (and their neighbours), unless another
+    /// incident also covers them.
+    #[test]
+    fn benign_spans_take_alerted_windows_back_in() {
+        let omega = Omega::from_micros(500_000).unwrap();
+        // Alerts at 5, 6 (benign incident) and 15 (another incident).
+        let rows: Vec<HistoryRow> = (0..20)
+            .map(|k| row(k, [5, 6, 15].contains(&k), 0))
+            .collect();
+        let spans = TrainingSpans {
+            benign: vec![(5 * W, 7 * W)],
+            other: vec![(15 * W, 16 * W)],
+            benign_incidents: vec!["x-1".into()],
+        };
+        let set = select(&rows, omega, &spans);
+        assert_eq!(set.included_benign, 2);
+        assert_eq!((set.excluded_alerted, set.excluded_near_alert), (1, 4));
+        assert_eq!(set.windows.len(), 15);
+        // The same windows in an overlapping non-benign incident stay out.
+        let both = TrainingSpans {
+            other: vec![(4 * W, 8 * W), (15 * W, 16 * W)],
+            ..spans
+        };
+        let set = select(&rows, omega, &both);
+        assert_eq!((set.included_benign, set.excluded_alerted), (0, 3));
     }
 
     /// The range is start-inclusive, end-exclusive.

@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::lstm::{Architecture, LstmAutoencoder, WeightsError};
 use super::normalize::{MinMax, NormalizeError};
+use super::spot::SpotState;
 use super::train::{ScoreQuantiles, ThresholdRule, TrainedModel};
 use super::{ModelError, Run, SEQ_LEN};
 use crate::window::features::{FEATURE_NAMES, NUM_FEATURES};
@@ -107,6 +108,11 @@ pub struct ThresholdMeta {
     pub rule: ThresholdRule,
     /// Which scores the rule was applied to: `"validation"`.
     pub source: ThresholdSource,
+    /// The adaptive threshold's state calibrated on the same scores (SPOT, `model/spot.rs`);
+    /// absent in bundles made before it existed, or when the validation scores did not allow
+    /// it. Detection chooses between it and `value` (`alerts.threshold_rule`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spot: Option<SpotState>,
 }
 
 /// `training` in `model.json`: where the model came from.
@@ -315,6 +321,7 @@ impl Bundle {
                 value: trained.threshold,
                 rule: opts.threshold_rule,
                 source: ThresholdSource::Validation,
+                spot: trained.spot,
             },
             training: TrainingMeta {
                 files: data.files,
@@ -614,6 +621,10 @@ fn check_meta(
         .rule
         .validate()
         .map_err(|e| invalid(format!("threshold: {e}")))?;
+    if let Some(spot) = &meta.threshold.spot {
+        spot.validate()
+            .map_err(|e| invalid(format!("threshold.spot: {e}")))?;
+    }
     let hex_ok = meta.weights_sha256.len() == 64
         && meta.weights_sha256.bytes().all(|b| b.is_ascii_hexdigit());
     if !hex_ok {

@@ -14,6 +14,8 @@ pub mod bundle;
 pub mod lstm;
 pub mod normalize;
 pub mod set;
+pub mod spot;
+pub mod state;
 pub mod store;
 pub mod train;
 

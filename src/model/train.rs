@@ -23,6 +23,7 @@ use tch::{Reduction, Tensor};
 
 use super::lstm::{runs_at_to_f32, Architecture, LstmAutoencoder};
 use super::normalize::MinMax;
+use super::spot::{SpotOptions, SpotState};
 use super::{quantile_sorted, ModelError, SplitMix64, RUN_VALUES, SEQ_LEN};
 use crate::window::features::{FeatureVector, NUM_FEATURES};
 
@@ -132,6 +133,10 @@ pub struct TrainOptions {
     /// drawn once. `None`: every run. Default `None`.
     #[serde(default)]
     pub max_validation_runs: Option<usize>,
+    /// How the adaptive (SPOT) threshold is calibrated on the validation scores, besides the
+    /// fixed `threshold_rule` (docs/model.md, "Threshold rules").
+    #[serde(default)]
+    pub spot: SpotOptions,
 }
 
 impl Default for TrainOptions {
@@ -147,6 +152,7 @@ impl Default for TrainOptions {
             threshold_rule: ThresholdRule::default(),
             max_runs_per_epoch: None,
             max_validation_runs: None,
+            spot: SpotOptions::default(),
         }
     }
 }
@@ -187,6 +193,7 @@ impl TrainOptions {
                 self.validation_fraction
             ));
         }
+        self.spot.validate().map_err(ModelError::InvalidOption)?;
         self.threshold_rule
             .validate()
             .map_err(ModelError::InvalidOption)
@@ -254,6 +261,11 @@ pub struct TrainedModel {
     pub validation_quantiles: ScoreQuantiles,
     /// Alert threshold from `options.threshold_rule` applied to the validation scores.
     pub threshold: f64,
+    /// The adaptive threshold calibrated on the validation scores (`options.spot`); `None`
+    /// when they do not allow it (too few, all equal), with the reason in `spot_error`.
+    pub spot: Option<SpotState>,
+    /// Why `spot` is `None`.
+    pub spot_error: Option<String>,
     /// Windows in the training part.
     pub train_windows: usize,
     /// Windows in the validation part (the last ones).
@@ -419,6 +431,15 @@ pub fn train_segments(
         .threshold_rule
         .apply(&sorted)
         .ok_or_else(|| ModelError::TooLittleData("no validation run to score".into()))?;
+    let (spot, spot_error) = match SpotState::calibrate(&validation_scores, &opts.spot) {
+        Ok(state) => (Some(state), None),
+        Err(e) => {
+            tracing::warn!(
+                "no adaptive threshold for this model: {e}; it runs with its fixed threshold"
+            );
+            (None, Some(e.to_string()))
+        }
+    };
     tracing::info!(
         threshold,
         p99_5 = validation_quantiles.p99_5,
@@ -433,6 +454,8 @@ pub fn train_segments(
         validation_scores,
         validation_quantiles,
         threshold,
+        spot,
+        spot_error,
         train_windows: n_train,
         validation_windows: n - n_train,
     })

@@ -446,6 +446,10 @@ pub struct AlertEvent {
     pub top_features: Vec<FeatureDeviation>,
     /// Start: of `window`. End: of the peak window.
     pub top_talkers: TopTalkers,
+    /// The ids of the operators' `suppress` rules that match the incident (absent when none):
+    /// it is logged but does not fire (docs/alerts.md, "Suppressed incidents").
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suppressed_by: Vec<String>,
 }
 
 impl AlertEvent {
@@ -472,6 +476,7 @@ impl AlertEvent {
             incident: inc,
             top_features: ex.top_features.clone(),
             top_talkers: ex.top_talkers.clone(),
+            suppressed_by: Vec::new(),
         }
     }
 

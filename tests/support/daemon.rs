@@ -337,9 +337,19 @@ pub fn netanom_command() -> Command {
             cmd.env_remove(&k);
         }
     }
-    cmd.env(HISTORY_OFF.0, HISTORY_OFF.1);
+    cmd.env(HISTORY_OFF.0, HISTORY_OFF.1)
+        .env(FIXED_THRESHOLD.0, FIXED_THRESHOLD.1);
     cmd
 }
+
+/// The threshold rule these tests were written for: the bundle's fixed threshold (the
+/// paper's way), whose value `train`'s threshold options set. The adaptive threshold (the
+/// default) has its own tests (tests/feedback.rs, tests/threshold_state.rs), which set
+/// [`SPOT_THRESHOLD`].
+pub const FIXED_THRESHOLD: (&str, &str) = ("NETANOM_ALERTS__THRESHOLD_RULE", "fixed");
+
+/// The default threshold rule, for the tests of the adaptive threshold.
+pub const SPOT_THRESHOLD: (&str, &str) = ("NETANOM_ALERTS__THRESHOLD_RULE", "spot");
 
 /// The variable that keeps test daemons from recording to the host's history directory.
 pub const HISTORY_OFF: (&str, &str) = ("NETANOM_HISTORY__ENABLED", "false");
@@ -474,7 +484,10 @@ pub fn score_windows(model: &Path, pcap: &Path) -> Vec<ScoreRow> {
 /// As [`score_windows`] for several files replayed in order.
 pub fn score_files(model: &Path, pcaps: &[&Path]) -> Vec<ScoreRow> {
     let mut cmd = netanom_command();
-    cmd.arg("score").arg("--model").arg(model);
+    cmd.arg("score")
+        .arg("--model")
+        .arg(model)
+        .args(["--threshold-rule", "fixed"]);
     for p in pcaps {
         cmd.arg("--pcap").arg(p);
     }
@@ -580,6 +593,7 @@ impl Daemon {
     pub fn spawn(mut cmd: Command, envs: &[(&str, &str)]) -> Daemon {
         cmd.env("NETANOM_LOG__FORMAT", "json")
             .env(HISTORY_OFF.0, HISTORY_OFF.1)
+            .env(FIXED_THRESHOLD.0, FIXED_THRESHOLD.1)
             .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

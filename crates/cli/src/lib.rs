@@ -37,6 +37,108 @@ pub enum Command {
     Run(RunArgs),
     /// Summarise a feature history recorded by `netanom run`: what there is to train on.
     History(HistoryArgs),
+    /// Operator feedback: suppress incidents, mark them benign (trained on next time), list
+    /// and expire rules. The daemon applies new rules without a restart.
+    Feedback(FeedbackArgs),
+}
+
+/// Options of `netanom feedback`.
+#[derive(Debug, Args)]
+pub struct FeedbackArgs {
+    #[command(subcommand)]
+    pub command: FeedbackCommand,
+    /// Settings file naming `feedback.dir` and `alerts.path`; default
+    /// /etc/netanom/netanom.toml if it exists.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub config: Option<PathBuf>,
+    /// The state directory holding feedback.jsonl (overrides feedback.dir).
+    #[arg(long, value_name = "DIR", global = true)]
+    pub state_dir: Option<PathBuf>,
+    /// The alert log incident ids are looked up in (overrides alerts.path).
+    #[arg(long, value_name = "FILE", global = true)]
+    pub alert_log: Option<PathBuf>,
+}
+
+/// `netanom feedback` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum FeedbackCommand {
+    /// Matching incidents are still logged (with `suppressed_by`) but do not fire.
+    Suppress(FeedbackRuleArgs),
+    /// Matching incidents are normal traffic: the next training takes their windows in.
+    Benign(FeedbackRuleArgs),
+    /// The rules: active ones, or all with --all.
+    List(FeedbackListArgs),
+    /// Ends a rule now (an expiry is appended; nothing is rewritten).
+    Expire(FeedbackExpireArgs),
+}
+
+/// A new rule's scope and reasons. Scope options given together must all match.
+#[derive(Debug, Args)]
+pub struct FeedbackRuleArgs {
+    /// This incident (`incident.id` of the alert log).
+    #[arg(long, value_name = "ID")]
+    pub incident: Option<String>,
+    /// Incidents naming this host (a top feature's contributor or a top source).
+    #[arg(long, value_name = "IP")]
+    pub host: Option<std::net::IpAddr>,
+    /// Incidents naming a host in this subnet.
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<ipnet::IpNet>,
+    /// Incidents with this feature among their top features.
+    #[arg(long, value_name = "NAME", value_parser = parse_feature)]
+    pub feature: Option<String>,
+    /// Why (required): kept with the rule, shown by `list`.
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub comment: String,
+    /// The rule ends after this long (90s, 30m, 12h, 7d); default: never.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub expires: Option<std::time::Duration>,
+    /// Accept a scope that matches every incident (no scope, 0.0.0.0/0, ::/0).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Options of `netanom feedback list`.
+#[derive(Debug, Args)]
+pub struct FeedbackListArgs {
+    /// Expired rules too.
+    #[arg(long)]
+    pub all: bool,
+    /// One JSON object per rule, one per line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Options of `netanom feedback expire`.
+#[derive(Debug, Args)]
+pub struct FeedbackExpireArgs {
+    /// The rule's id (`netanom feedback list`).
+    pub id: String,
+    /// Why (required).
+    #[arg(long, value_name = "TEXT", required = true)]
+    pub comment: String,
+}
+
+/// A feature name (`--feature`): one of the 53, or an error naming the closest ones.
+pub fn parse_feature(text: &str) -> Result<String, String> {
+    use netanom_core::window::features::FEATURE_NAMES;
+    if FEATURE_NAMES.contains(&text) {
+        return Ok(text.to_string());
+    }
+    let key = |n: &str| {
+        let common = n
+            .split('_')
+            .filter(|p| text.split('_').any(|q| q == *p))
+            .count();
+        (common, usize::MAX - n.len().abs_diff(text.len()))
+    };
+    let mut close: Vec<&str> = FEATURE_NAMES.to_vec();
+    close.sort_by_key(|n| std::cmp::Reverse(key(n)));
+    Err(format!(
+        "unknown feature {text:?}; closest: {}; the features are: {}",
+        close[..3].join(", "),
+        FEATURE_NAMES.join(", ")
+    ))
 }
 
 /// Options of `netanom history`.
@@ -85,6 +187,10 @@ pub struct RunArgs {
     /// (90s, 30m, 12h, 7d), then train the first model in the background and start detecting.
     #[arg(long, value_name = "DURATION")]
     pub learn_for: Option<String>,
+    /// State directory holding the operators' feedback rules (`feedback.dir`, default
+    /// /var/lib/netanom): feedback.jsonl, written by `netanom feedback`.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Options of `netanom extract`.
@@ -132,6 +238,18 @@ pub struct TrainArgs {
     /// With --history: windows starting before this time (RFC 3339 UTC or epoch seconds).
     #[arg(long, value_name = "TIME", requires = "history", value_parser = parse_time_ns)]
     pub to: Option<i64>,
+    /// With --history: the settings file naming the feedback state directory and the alert
+    /// log (`feedback.dir`, `alerts.path`); default /etc/netanom/netanom.toml if it exists.
+    /// Windows of incidents marked `benign` (netanom feedback) are trained on.
+    #[arg(long, value_name = "FILE", requires = "history")]
+    pub config: Option<PathBuf>,
+    /// With --history: the feedback state directory (overrides feedback.dir).
+    #[arg(long, value_name = "DIR", requires = "history")]
+    pub state_dir: Option<PathBuf>,
+    /// With --history: the alert log that benign rules are matched against (overrides
+    /// alerts.path).
+    #[arg(long, value_name = "FILE", requires = "history")]
+    pub alert_log: Option<PathBuf>,
     /// Runs of three drawn (without replacement) for each epoch; 0 uses every run. The
     /// default keeps a week of history at ω = 0.5 s within about 15 minutes on 2 cores
     /// (docs/history.md).
@@ -178,6 +296,14 @@ pub struct TrainArgs {
     /// Margin factor applied to the quantile or maximum.
     #[arg(long, default_value_t = 1.5)]
     pub threshold_factor: f64,
+    /// Adaptive threshold (SPOT, stored beside the fixed one): quantile level of the
+    /// validation scores above which scores are peaks (lowered on small validation sets).
+    #[arg(long, value_name = "LEVEL", default_value_t = 0.98)]
+    pub spot_level: f64,
+    /// Adaptive threshold: DSPOT depth, scores taken relative to the mean of the last N
+    /// normal ones (follows a drift of the whole score distribution); 0 is plain SPOT.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub spot_depth: usize,
     /// Longest run of empty windows written for one gap (see `extract`).
     #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
     pub max_gap_windows: u64,
@@ -222,6 +348,32 @@ pub enum ThresholdRuleArg {
     Max,
 }
 
+/// The threshold options of `score` and `evaluate`: the daemon's `[alerts] threshold_rule`,
+/// `false_rate` and `model.threshold`, so that offline scoring judges windows as it does.
+#[derive(Debug, Args)]
+pub struct ThresholdArgs {
+    /// Use this fixed threshold instead of the bundle's (wins over --threshold-rule).
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// `spot`: the adaptive threshold, starting from the bundle's calibration and learning
+    /// from the windows that do not alert (as a freshly started daemon); `fixed`: the bundle's
+    /// fixed threshold (the paper's way).
+    #[arg(long, value_enum, default_value_t = DetectRuleArg::Spot)]
+    pub threshold_rule: DetectRuleArg,
+    /// With `spot`: the share of normal windows allowed to alert (1e-9 to 1e-2).
+    #[arg(long, value_name = "Q", default_value_t = 1e-5)]
+    pub false_rate: f64,
+}
+
+/// `--threshold-rule` of `score`, `evaluate` (`alerts.threshold_rule`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DetectRuleArg {
+    /// The adaptive threshold (SPOT).
+    Spot,
+    /// The bundle's fixed threshold.
+    Fixed,
+}
+
 /// Options of `netanom score`.
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
@@ -234,9 +386,9 @@ pub struct ScoreArgs {
     /// CSV output file (default: standard output).
     #[arg(long, short, value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Use this threshold instead of the bundle's.
-    #[arg(long)]
-    pub threshold: Option<f64>,
+    /// How each window's threshold is chosen (as the daemon does).
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
     /// Longest run of empty windows written for one gap (see `extract`).
     #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
     pub max_gap_windows: u64,
@@ -265,9 +417,9 @@ pub struct EvaluateArgs {
     /// Report directory (metrics.json, roc.csv, roc/score plots as PNG and SVG).
     #[arg(long, value_name = "DIR")]
     pub report: PathBuf,
-    /// Use this threshold instead of the bundle's.
-    #[arg(long)]
-    pub threshold: Option<f64>,
+    /// How each window's threshold is chosen (as the daemon does).
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
     /// Longest run of empty windows written for one gap (see `extract`).
     #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
     pub max_gap_windows: u64,

@@ -9,6 +9,7 @@ use prometheus::{
     IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+use crate::detect::threshold::{InForce, Threshold};
 use crate::window::Omega;
 use crate::window::Window;
 
@@ -72,9 +73,14 @@ pub struct Metrics {
     pub windows_dropped_total: IntCounter,
     pub windows_scored_total: IntCounter,
     pub alert_windows_total: IntCounter,
+    /// Incidents reported and not suppressed by feedback (`netanom_incidents_total`).
     pub incidents_total: IntCounter,
-    pub incidents_suppressed_total: IntCounter,
+    /// Incidents not counted as firing, by reason (`netanom_incidents_suppressed_total{reason}`).
+    incidents_suppressed: IntCounterVec,
+    /// 1 while a reported incident that no feedback rule suppresses is open.
     pub incident_active: IntGauge,
+    /// Feedback rules by action and state (`netanom_feedback_rules{action,state}`).
+    feedback_rules: IntGaugeVec,
     pub alert_write_errors_total: IntCounter,
     /// Alert events waiting to be written (`netanom_alert_events_queued`).
     pub alert_events_queued: IntGauge,
@@ -119,6 +125,10 @@ pub struct Metrics {
     scale_score: GaugeVec,
     /// Threshold per window length (`netanom_scale_threshold{omega_seconds}`).
     scale_threshold: GaugeVec,
+    /// The threshold rule in force per window length (`netanom_threshold_rule{omega_seconds,rule}`).
+    threshold_rule: IntGaugeVec,
+    /// Excesses the adaptive threshold keeps per window length (`netanom_threshold_excesses`).
+    threshold_excesses: IntGaugeVec,
     pcap_drops: Mutex<(WrappingCounter, WrappingCounter)>,
 }
 
@@ -210,6 +220,44 @@ impl Metrics {
             "scale_threshold",
             "Alert threshold of each window length the model runs.",
         );
+        let int_vec = |name: &str, help: &str, labels: &[&str]| {
+            let v = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge vec");
+            registry
+                .register(Box::new(v.clone()))
+                .expect("unique metric");
+            v
+        };
+        let threshold_rule = int_vec(
+            "threshold_rule",
+            "The threshold rule each window length runs (value 1): spot (adaptive, alerts.false_rate), fixed (the model's, fixed at training) or manual (model.threshold).",
+            &["omega_seconds", "rule"],
+        );
+        let threshold_excesses = int_vec(
+            "threshold_excesses",
+            "Peaks (scores above its peaks threshold) the adaptive threshold of each window length keeps to fit its tail (at most 1000 by default); 0 when it does not run.",
+            &["omega_seconds"],
+        );
+        let feedback_rules = int_vec(
+            "feedback_rules",
+            "Operator feedback rules (netanom feedback) by action (suppress, benign) and state (active, expired).",
+            &["action", "state"],
+        );
+        for action in ["suppress", "benign"] {
+            for state in ["active", "expired"] {
+                feedback_rules.with_label_values(&[action, state]).set(0);
+            }
+        }
+        let incidents_suppressed = IntCounterVec::new(
+            Opts::new("incidents_suppressed_total", "Incidents not counted as firing, by reason: min_windows (ended before alerts.min_windows alerting windows; not written), feedback (matched by a suppress rule; written with suppressed_by)."),
+            &["reason"],
+        )
+        .expect("valid counter vec");
+        registry
+            .register(Box::new(incidents_suppressed.clone()))
+            .expect("unique metric");
+        for reason in ["min_windows", "feedback"] {
+            incidents_suppressed.with_label_values(&[reason]);
+        }
         let build_info = IntGaugeVec::new(
             Opts::new("build_info", "netanom build (value 1)."),
             &["version"],
@@ -240,9 +288,10 @@ impl Metrics {
             ),
             windows_scored_total: counter(r, "windows_scored_total", "Windows that received an anomaly score (not the first two after a start or a break)."),
             alert_windows_total: counter(r, "alert_windows_total", "Scored windows whose score was above the threshold."),
-            incidents_total: counter(r, "incidents_total", "Incidents reported (incident_start events)."),
-            incidents_suppressed_total: counter(r, "incidents_suppressed_total", "Incidents that ended before reaching alerts.min_windows alerting windows (not reported)."),
-            incident_active: int_gauge(r, "incident_active", "1 while a reported incident is open, else 0."),
+            incidents_total: counter(r, "incidents_total", "Incidents reported (incident_start events) that no feedback rule suppresses."),
+            incidents_suppressed,
+            incident_active: int_gauge(r, "incident_active", "1 while a reported incident that no feedback rule suppresses is open, else 0."),
+            feedback_rules,
             alert_write_errors_total: counter(
                 r,
                 "alert_write_errors_total",
@@ -280,6 +329,8 @@ impl Metrics {
             model_info,
             scale_score,
             scale_threshold,
+            threshold_rule,
+            threshold_excesses,
             pcap_drops: Mutex::new((WrappingCounter::new(), WrappingCounter::new())),
             registry,
         }
@@ -301,18 +352,44 @@ impl Metrics {
         self.model_info.reset();
         self.scale_score.reset();
         self.scale_threshold.reset();
+        self.threshold_rule.reset();
+        self.threshold_excesses.reset();
         self.model_info
             .with_label_values(&[model_id, omegas])
             .set(1);
         self.model_loaded.set(1);
     }
 
-    /// Sets the threshold of the scale `omega` (the shortest one's is also
-    /// `netanom_threshold`, set by [`Self::record_score`]).
-    pub fn set_scale_threshold(&self, omega: Omega, threshold: f64) {
+    /// Publishes the threshold of the scale `omega`: its value, rule and SPOT memory (the
+    /// shortest scale's value is also `netanom_threshold`, set by [`Self::record_score`]).
+    pub fn set_scale_threshold(&self, omega: Omega, threshold: &Threshold) {
+        let o = omega.to_string();
         self.scale_threshold
-            .with_label_values(&[&omega.to_string()])
-            .set(threshold);
+            .with_label_values(&[&o])
+            .set(threshold.value());
+        for rule in [InForce::Spot, InForce::Fixed, InForce::Manual] {
+            let on = rule == threshold.in_force();
+            self.threshold_rule
+                .with_label_values(&[&o, rule.as_str()])
+                .set(i64::from(on));
+        }
+        self.threshold_excesses
+            .with_label_values(&[&o])
+            .set(i64::try_from(threshold.excesses()).unwrap_or(i64::MAX));
+    }
+
+    /// Sets `netanom_feedback_rules{action, state}`.
+    pub fn set_feedback_rules(&self, action: &str, state: &str, n: usize) {
+        self.feedback_rules
+            .with_label_values(&[action, state])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Counts an incident suppressed by a feedback rule.
+    pub fn record_suppressed_by_feedback(&self) {
+        self.incidents_suppressed
+            .with_label_values(&["feedback"])
+            .inc();
     }
 
     /// Counts one training of the learner with its `result` label.
@@ -359,31 +436,36 @@ impl Metrics {
     /// Incidents that ended unreported (below `alerts.min_windows`); feed it
     /// `IncidentTracker::take_suppressed()` after each `observe`/`flush`.
     pub fn record_suppressed(&self, n: u64) {
-        self.incidents_suppressed_total.inc_by(n);
+        self.incidents_suppressed
+            .with_label_values(&["min_windows"])
+            .inc_by(n);
     }
 
-    /// Records a window's score.
+    /// Records a window's score: `alerting` against the threshold it was judged by; the
+    /// threshold's value now (after it learned from the score) is published.
     /// `primary`: the shortest scale, whose score is also `netanom_anomaly_score`.
     pub fn record_score(
         &self,
         omega: Omega,
         primary: bool,
         score: f64,
-        threshold: f64,
+        alerting: bool,
+        threshold: &Threshold,
         scoring: Duration,
     ) {
         self.windows_scored_total.inc();
         if primary {
             self.anomaly_score.set(score);
-            self.threshold.set(threshold);
+            self.threshold.set(threshold.value());
         }
         self.scale_score
             .with_label_values(&[&omega.to_string()])
             .set(score);
+        self.set_scale_threshold(omega, threshold);
         if score.is_finite() {
             self.window_score.observe(score);
         }
-        if score > threshold {
+        if alerting {
             self.alert_windows_total.inc();
         }
         self.scoring_seconds.observe(scoring.as_secs_f64());
@@ -506,8 +588,15 @@ mod tests {
         m.set_model("m-2", "0.5"); // replaces m-1
         let half = Omega::from_micros(500_000).unwrap();
         m.record_window(&sample_window());
-        m.record_score(half, true, 7.0, 3.5, Duration::from_micros(250));
-        m.record_score(half, true, 0.01, 3.5, Duration::from_micros(300));
+        let fixed = Threshold::new(
+            3.5,
+            None,
+            &crate::detect::threshold::ThresholdConfig::fixed(None),
+        );
+        m.record_score(half, true, 7.0, true, &fixed, Duration::from_micros(250));
+        m.record_score(half, true, 0.01, false, &fixed, Duration::from_micros(300));
+        m.record_suppressed_by_feedback();
+        m.set_feedback_rules("benign", "active", 2);
         m.record_incident(true, true);
         m.add_packets(10, 1500);
         m.add_decode_errors(2, 1);
@@ -535,7 +624,32 @@ mod tests {
             ("netanom_windows_scored_total 2", ""),
             ("netanom_alert_windows_total 1", ""),
             ("netanom_incidents_total 1", ""),
-            ("netanom_incidents_suppressed_total 2", ""),
+            (
+                "netanom_incidents_suppressed_total{reason=\"min_windows\"} 2",
+                "",
+            ),
+            (
+                "netanom_incidents_suppressed_total{reason=\"feedback\"} 1",
+                "",
+            ),
+            ("netanom_scale_threshold{omega_seconds=\"0.5\"} 3.5", ""),
+            (
+                "netanom_threshold_rule{omega_seconds=\"0.5\",rule=\"fixed\"} 1",
+                "",
+            ),
+            (
+                "netanom_threshold_rule{omega_seconds=\"0.5\",rule=\"spot\"} 0",
+                "",
+            ),
+            ("netanom_threshold_excesses{omega_seconds=\"0.5\"} 0", ""),
+            (
+                "netanom_feedback_rules{action=\"benign\",state=\"active\"} 2",
+                "",
+            ),
+            (
+                "netanom_feedback_rules{action=\"suppress\",state=\"expired\"} 0",
+                "",
+            ),
             ("netanom_windows_dropped_total 1", ""),
             ("netanom_alert_write_errors_total 3", ""),
             ("netanom_alert_events_queued 7", ""),
