@@ -13,7 +13,7 @@ use crate::detect::score::{Scale, ThresholdForScales};
 use crate::history::HistoryHandle;
 use crate::model::ModelSet;
 use crate::output::alerts::{
-    describe, top_deviations, AlertContext, AlertEvent, AlertFile, AlertLog, Explanation, Flush,
+    describe, AlertContext, AlertEvent, AlertFile, AlertLog, Explanation, Flush,
 };
 use crate::output::metrics::{Health, Metrics};
 use crate::timestamp::format_ts;
@@ -116,30 +116,6 @@ fn incident_prefix(reloads: u32) -> String {
     } else {
         format!("{start}r{reloads}")
     }
-}
-
-/// The window of a run whose features lie farthest outside the training range.
-fn most_deviant<'a>(
-    recent: &'a std::collections::VecDeque<Window>,
-    min: &[f64],
-    max: &[f64],
-) -> &'a Window {
-    let key = |w: &Window| {
-        top_deviations(&w.features, min, max, 1)
-            .first()
-            .map(|d| (d.outside(), d.normalized))
-            .unwrap_or((0.0, 0.0))
-    };
-    let mut best = &recent[recent.len() - 1];
-    let mut best_key = key(best);
-    for w in recent.iter().rev().skip(1) {
-        let k = key(w);
-        if k > best_key {
-            best = w;
-            best_key = k;
-        }
-    }
-    best
 }
 
 /// How long a failing alert log is quiet in the daemon's log between two reports.
@@ -658,30 +634,35 @@ impl Scorer {
             threshold: sc.threshold,
         };
         // The score covers three windows: explain the one that left the training range most.
-        let explain = || {
-            let w = most_deviant(recent, &sc.min, &sc.max);
-            Explanation::of(w, &sc.min, &sc.max, d.top_features)
-        };
-        let event = self.tracker.observe(scored, explain);
+        // An alerting window's culprits decide its incident.
+        let explained = scored
+            .is_alerting()
+            .then(|| Explanation::of_run(recent.iter(), &sc.min, &sc.max, d.top_features));
+        let culprits = explained.as_ref().map_or(&[][..], |e| &e.culprits[..]);
+        let explain = || explained.clone().unwrap_or_default();
+        let events = self.tracker.observe(scored, culprits, explain);
         self.metrics
             .record_suppressed(self.tracker.take_suppressed());
-        if let Some(event) = event {
-            let alert = AlertEvent::from_incident_event(&d.context, &event, explain);
-            self.emit(&event, &alert);
+        let alerts: Vec<AlertEvent> = events
+            .iter()
+            .map(|e| AlertEvent::from_incident_event(&d.context, e, explain))
+            .collect();
+        for (event, alert) in events.iter().zip(&alerts) {
+            self.emit(event, alert);
         }
         Some(score)
     }
 
-    /// Ends the open incident (if any) for `reason` and writes its end event.
+    /// Ends the open incidents (if any) for `reason` and writes their end events.
     fn end_incident(&mut self, reason: EndReason) {
-        let event = self.tracker.flush(reason);
+        let events = self.tracker.flush(reason);
         self.metrics
             .record_suppressed(self.tracker.take_suppressed());
-        if let Some(event) = event {
-            let alert = AlertEvent::from_incident_event(&self.detector.context, &event, || {
+        for event in &events {
+            let alert = AlertEvent::from_incident_event(&self.detector.context, event, || {
                 Explanation::default()
             });
-            self.emit(&event, &alert);
+            self.emit(event, &alert);
         }
     }
 
@@ -689,26 +670,45 @@ impl Scorer {
     fn emit(&mut self, event: &IncidentEvent<Explanation>, alert: &AlertEvent) {
         let started = matches!(event, IncidentEvent::Start { .. });
         self.metrics
-            .record_incident(started, self.tracker.is_active());
+            .record_incident(started, self.tracker.open_incidents());
         let report = self.log.write(alert);
         self.after_log(report);
         let json = serde_json::to_string(alert).unwrap_or_default();
         // The top features and who caused them, for a reader of the journal.
         let explained = describe(&alert.top_features);
+        let culprits = alert
+            .incident
+            .culprits
+            .iter()
+            .map(|c| format!("{} ({})", c.ip, c.role))
+            .collect::<Vec<_>>()
+            .join(", ");
         if started {
             tracing::warn!(
                 incident = %alert.incident.id,
                 score = alert.score,
                 threshold = alert.threshold,
+                %culprits,
                 %explained,
                 event = %json,
                 "anomaly incident started"
+            );
+        } else if let Some(c) = &alert.culprit {
+            tracing::warn!(
+                incident = %alert.incident.id,
+                culprit = %c.ip,
+                role = %c.role,
+                %culprits,
+                %explained,
+                event = %json,
+                "anomaly incident culprit joined"
             );
         } else {
             tracing::warn!(
                 incident = %alert.incident.id,
                 peak_score = alert.incident.peak_score,
                 duration_s = alert.incident.duration_s,
+                %culprits,
                 %explained,
                 event = %json,
                 "anomaly incident ended"

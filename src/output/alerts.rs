@@ -26,15 +26,20 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use crate::detect::incident::{EndReason, IncidentEvent, IncidentSummary, ScoredWindow};
+use crate::detect::incident::{
+    rank, Culprit, EndReason, IncidentCulprit, IncidentEvent, IncidentSummary, ScoredWindow,
+    Target,
+};
 use crate::window::features::{
-    CountUnit, Family, Feature, FeatureVector, KeyKind, FEATURE_NAMES, NUM_FEATURES,
+    CountUnit, Family, Feature, FeatureSet, FeatureVector, Role, FEATURE_NAMES, NUM_FEATURES,
 };
 use crate::window::{Contributor, Contributors, Omega, Talkers, Window};
 
 /// Version of the event schema; bumped on an incompatible change.
 /// 2: `model.scales`, `incident.scales` (several window lengths, one incident across them).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: incidents split by culprit: `incident.culprits`, the `incident_culprit` event and its
+/// `culprit`, `role` on every contributor; replies credit the host they went to.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// `event_type` of an alert event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -42,8 +47,32 @@ pub const SCHEMA_VERSION: u32 = 2;
 pub enum EventType {
     /// The event that reports an incident.
     IncidentStart,
+    /// A new culprit joined a reported incident.
+    IncidentCulprit,
     /// The event that closes an incident.
     IncidentEnd,
+}
+
+impl EventType {
+    /// `start`, `culprit` or `end`: the kind of incident event.
+    pub fn kind(self) -> &'static str {
+        match self {
+            EventType::IncidentStart => "start",
+            EventType::IncidentCulprit => "culprit",
+            EventType::IncidentEnd => "end",
+        }
+    }
+}
+
+/// Suricata's name of an IP protocol (`proto` in EVE): `TCP`, `UDP`, `ICMP`, `IPv6-ICMP`.
+pub fn proto_name(proto: u8) -> Option<&'static str> {
+    match proto {
+        6 => Some("TCP"),
+        17 => Some("UDP"),
+        1 => Some("ICMP"),
+        58 => Some("IPv6-ICMP"),
+        _ => None,
+    }
 }
 
 const TIMESTAMP_FORMAT: &[BorrowedFormatItem<'static>] = format_description!(
@@ -105,8 +134,9 @@ pub struct FeatureContributor {
     pub count: u64,
     /// What it counts: packets, or values new in the window.
     pub unit: CountUnit,
-    /// Whether the host is the packets' source or their destination.
-    pub role: KeyKind,
+    /// What the count says of the host: it sent the packets, the replies went to it, or it
+    /// received packets from new sources.
+    pub role: Role,
     /// How much `count` may exceed the true count (0: exact).
     pub max_error: u64,
 }
@@ -118,18 +148,20 @@ impl FeatureContributor {
             ip: c.addr,
             count: c.count,
             unit: family.unit(),
-            role: family.key_kind(),
+            role: family.role(),
             max_error: c.max_error,
         }
     }
 }
 
 impl Serialize for FeatureContributor {
-    /// `{"ip": …, "packets" | "new_values": n}`, plus `"max_error"` when the count is not exact.
+    /// `{"ip": …, "role": …, "packets" | "new_values": n}`, plus `"max_error"` when the count
+    /// is not exact.
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut m = ser.serialize_map(None)?;
         m.serialize_entry("ip", &self.ip)?;
+        m.serialize_entry("role", &self.role)?;
         let unit = match self.unit {
             CountUnit::Packets => "packets",
             CountUnit::NewValues => "new_values",
@@ -143,15 +175,16 @@ impl Serialize for FeatureContributor {
 }
 
 impl std::fmt::Display for FeatureContributor {
-    /// `127.0.66.3 sent 4654`, `10.0.0.9 brought 1000 new`, `198.51.100.1 received 4000 new`;
-    /// ` (at least N)` when the count may be over.
+    /// `127.0.66.3 sent 4654`, `127.0.66.1 got 990 replies`, `10.0.0.9 brought 1000 new`,
+    /// `198.51.100.1 received 4000 new`; ` (at least N)` when the count may be over.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (ip, n) = (self.ip, self.count);
         match (self.unit, self.role) {
-            (CountUnit::Packets, KeyKind::SrcAddr) => write!(f, "{ip} sent {n}")?,
-            (CountUnit::Packets, KeyKind::DstAddr) => write!(f, "{ip} received {n}")?,
-            (CountUnit::NewValues, KeyKind::SrcAddr) => write!(f, "{ip} brought {n} new")?,
-            (CountUnit::NewValues, KeyKind::DstAddr) => write!(f, "{ip} received {n} new")?,
+            (CountUnit::Packets, Role::Source) => write!(f, "{ip} sent {n}")?,
+            (CountUnit::Packets, Role::ReplyTarget) => write!(f, "{ip} got {n} replies")?,
+            (CountUnit::Packets, Role::FloodTarget) => write!(f, "{ip} received {n}")?,
+            (CountUnit::NewValues, Role::Source) => write!(f, "{ip} brought {n} new")?,
+            (CountUnit::NewValues, _) => write!(f, "{ip} received {n} new")?,
         }
         if self.max_error > 0 {
             write!(
@@ -165,16 +198,18 @@ impl std::fmt::Display for FeatureContributor {
 }
 
 impl FeatureDeviation {
-    /// Fills [`Self::contributors`] from a window's contributors (those of the feature's family).
+    /// Fills [`Self::contributors`] from a window's contributors (those of the feature's
+    /// families, largest count first).
     pub fn with_contributors(mut self, contributors: &Contributors) -> Self {
         if let Some(feature) = Feature::from_name(self.name) {
-            let family = feature.family();
-            self.contributors = contributors
-                .of(family)
-                .iter()
-                .take(MAX_CONTRIBUTORS)
-                .map(|c| FeatureContributor::new(family, c))
+            let mut all: Vec<FeatureContributor> = contributors
+                .for_feature(feature)
+                .map(|(family, c)| FeatureContributor::new(family, c))
                 .collect();
+            // Stable: within a family the order is the summary's.
+            all.sort_by(|a, b| b.count.cmp(&a.count));
+            all.truncate(MAX_CONTRIBUTORS);
+            self.contributors = all;
         }
         self
     }
@@ -321,20 +356,144 @@ impl From<&Talkers> for TopTalkers {
 pub struct Explanation {
     pub top_features: Vec<FeatureDeviation>,
     pub top_talkers: TopTalkers,
+    /// The hosts that explain the window's deviation, in ranking order ([`window_culprits`]).
+    pub culprits: Vec<Culprit>,
 }
+
+/// Features the culprit weights are computed over: the window's most deviating ones
+/// (whatever `alerts.top_features` lists).
+pub const CULPRIT_FEATURES: usize = 5;
 
 impl Explanation {
     /// Explains `window` against the model's training range, listing `n_features` features,
-    /// each with the hosts that contributed most to it.
+    /// each with the hosts that contributed most to it, and the window's culprits.
     pub fn of(window: &Window, min: &[f64], max: &[f64], n_features: usize) -> Explanation {
+        let mut top = top_deviations(&window.features, min, max, n_features.max(CULPRIT_FEATURES));
+        let culprits = window_culprits(window, &top[..top.len().min(CULPRIT_FEATURES)]);
+        top.truncate(n_features);
         Explanation {
-            top_features: top_deviations(&window.features, min, max, n_features)
+            top_features: top
                 .into_iter()
                 .map(|d| d.with_contributors(&window.contributors))
                 .collect(),
             top_talkers: TopTalkers::from(&window.talkers),
+            culprits,
         }
     }
+
+    /// Explains a scored run of windows (oldest first) by the one whose features lie farthest
+    /// outside the training range (the latest of equals); the default for an empty run.
+    pub fn of_run<'a>(
+        run: impl DoubleEndedIterator<Item = &'a Window>,
+        min: &[f64],
+        max: &[f64],
+        n_features: usize,
+    ) -> Explanation {
+        let key = |w: &Window| {
+            top_deviations(&w.features, min, max, 1)
+                .first()
+                .map(|d| (d.outside(), d.normalized))
+                .unwrap_or((0.0, 0.0))
+        };
+        let mut best: Option<(&Window, (f64, f64))> = None;
+        for w in run.rev() {
+            let k = key(w);
+            if best.is_none_or(|(_, b)| k > b) {
+                best = Some((w, k));
+            }
+        }
+        best.map(|(w, _)| Explanation::of(w, min, max, n_features))
+            .unwrap_or_default()
+    }
+}
+
+/// The hosts that explain a window's deviation, attacker-side roles first, then by weight.
+///
+/// Over the given (most deviating) features f, with d(f) = 1 + the feature's distance outside
+/// the training range (normalised units), a host's weight is
+/// Σ_f d(f) · share_f(host) / Σ_f d(f), where share_f is the part of the feature's families'
+/// total the host certainly made (`count − max_error`, so spoofed one-packet sources weigh
+/// nothing). Its role is the role of most of its weight; its target is the other end of its
+/// heaviest flow (none for a flood's victim).
+pub fn window_culprits(window: &Window, deviations: &[FeatureDeviation]) -> Vec<Culprit> {
+    // (host, weight per role, features), a few dozen at most.
+    let mut acc: Vec<(IpAddr, [f64; 3], FeatureSet)> = Vec::new();
+    let mut total = 0.0;
+    for d in deviations {
+        let Some(feature) = Feature::from_name(d.name) else {
+            continue;
+        };
+        let outside = d.outside();
+        let fw = 1.0 + if outside.is_finite() { outside } else { 0.0 };
+        total += fw;
+        let n = window.contributors.feature_total(feature);
+        if n == 0 {
+            continue;
+        }
+        for (family, c) in window.contributors.for_feature(feature) {
+            let share = (c.at_least() as f64 / n as f64).min(1.0);
+            if share <= 0.0 {
+                continue;
+            }
+            let i = match acc.iter().position(|e| e.0 == c.addr) {
+                Some(i) => i,
+                None => {
+                    acc.push((c.addr, [0.0; 3], FeatureSet::default()));
+                    acc.len() - 1
+                }
+            };
+            let role = Role::ALL.iter().position(|&r| r == family.role()).unwrap_or(0);
+            acc[i].1[role] += fw * share;
+            acc[i].2.insert(feature);
+        }
+    }
+    if total <= 0.0 {
+        return Vec::new();
+    }
+    let mut out: Vec<Culprit> = acc
+        .into_iter()
+        .map(|(ip, by_role, features)| {
+            let (main, _) = by_role
+                .iter()
+                .enumerate()
+                .fold((0, f64::MIN), |best, (i, &w)| if w > best.1 { (i, w) } else { best });
+            let role = Role::ALL[main];
+            Culprit {
+                ip,
+                role,
+                weight: (by_role.iter().sum::<f64>() / total).min(1.0),
+                features,
+                target: if role.is_attacker_side() {
+                    target_of(&window.contributors, ip)
+                } else {
+                    None
+                },
+            }
+        })
+        .collect();
+    rank(&mut out);
+    out
+}
+
+/// Where `ip`'s packets went: the other end of its heaviest flow, ports seen from `ip`.
+fn target_of(contributors: &Contributors, ip: IpAddr) -> Option<Target> {
+    let f = contributors.flow_of(ip)?;
+    Some(if f.src == ip {
+        Target {
+            ip: f.dst,
+            proto: f.proto,
+            src_port: f.src_port,
+            dst_port: f.dst_port,
+        }
+    } else {
+        // Only its replies were seen: the flow back, turned around.
+        Target {
+            ip: f.src,
+            proto: f.proto,
+            src_port: f.dst_port,
+            dst_port: f.src_port,
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -424,6 +583,68 @@ pub struct IncidentRef {
     pub span_windows: u64,
     /// The window lengths that saw it, shortest first.
     pub scales: Vec<ScaleRef>,
+    /// Its culprits, attacker-side roles first, then by weight.
+    pub culprits: Vec<CulpritRef>,
+}
+
+/// Where a culprit's packets went (`incident.culprits[].target`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TargetRef {
+    pub ip: IpAddr,
+    /// `TCP`, `UDP`, `ICMP` or `IPv6-ICMP`, when one protocol carried most of the flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proto: Option<&'static str>,
+    /// The culprit's own port, when one carried most of the flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    /// The target's port, when one carried most of the flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest_port: Option<u16>,
+}
+
+impl From<&Target> for TargetRef {
+    fn from(t: &Target) -> Self {
+        TargetRef {
+            ip: t.ip,
+            proto: t.proto.and_then(proto_name),
+            src_port: t.src_port,
+            dest_port: t.dst_port,
+        }
+    }
+}
+
+/// One entry of `incident.culprits`, and the `culprit` of an `incident_culprit` event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CulpritRef {
+    pub ip: IpAddr,
+    /// `source`, `reply_target` or `flood_target` (a victim).
+    pub role: Role,
+    /// Its mean share of the explained deviation over the incident's alerting windows, 0–1.
+    pub weight: f64,
+    /// Alerting windows of the incident in which it was a culprit.
+    pub windows: u64,
+    /// The deviating features it contributed to.
+    pub features: Vec<&'static str>,
+    /// Start of the window in which it joined the incident.
+    pub joined: String,
+    /// Whom its packets went to, in the window where it weighed most.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetRef>,
+}
+
+impl From<&IncidentCulprit> for CulpritRef {
+    fn from(c: &IncidentCulprit) -> Self {
+        CulpritRef {
+            ip: c.ip,
+            role: c.role,
+            // Four decimals say enough of a share.
+            weight: (c.weight * 1e4).round() / 1e4,
+            windows: c.windows,
+            features: c.features.iter().map(Feature::name).collect(),
+            joined: format_timestamp(c.joined_ns),
+            target: c.target.as_ref().map(TargetRef::from),
+        }
+    }
 }
 
 /// One line of the alert log.
@@ -442,7 +663,10 @@ pub struct AlertEvent {
     pub threshold: f64,
     pub model: ModelRef,
     pub incident: IncidentRef,
-    /// Start: of `window`. End: of the peak window.
+    /// `incident_culprit` events only: the culprit that joined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub culprit: Option<CulpritRef>,
+    /// Start and culprit: of `window`. End: of the peak window.
     pub top_features: Vec<FeatureDeviation>,
     /// Start: of `window`. End: of the peak window.
     pub top_talkers: TopTalkers,
@@ -470,6 +694,7 @@ impl AlertEvent {
                 scales: ctx.omegas.iter().map(|o| o.secs_f64()).collect(),
             },
             incident: inc,
+            culprit: None,
             top_features: ex.top_features.clone(),
             top_talkers: ex.top_talkers.clone(),
         }
@@ -497,6 +722,7 @@ impl AlertEvent {
                     threshold: s.threshold,
                 })
                 .collect(),
+            culprits: inc.culprits.iter().map(CulpritRef::from).collect(),
         }
     }
 
@@ -516,6 +742,25 @@ impl AlertEvent {
         )
     }
 
+    /// `incident_culprit`: `culprit` joined the incident at `window`, explained by that window.
+    pub fn culprit(
+        ctx: &AlertContext,
+        incident: &IncidentSummary,
+        window: &ScoredWindow,
+        culprit: &IncidentCulprit,
+        explain: &Explanation,
+    ) -> AlertEvent {
+        let mut e = Self::base(
+            ctx,
+            EventType::IncidentCulprit,
+            window,
+            Self::incident_ref(incident),
+            explain,
+        );
+        e.culprit = Some(CulpritRef::from(culprit));
+        e
+    }
+
     /// `incident_end`; `peak` explains the incident's peak window.
     pub fn end(
         ctx: &AlertContext,
@@ -532,7 +777,7 @@ impl AlertEvent {
     }
 
     /// The event for a tracker's event whose payload is the peak's [`Explanation`];
-    /// `current` explains the window just observed (used by start events only).
+    /// `current` explains the window just observed (used by start and culprit events).
     pub fn from_incident_event(
         ctx: &AlertContext,
         event: &IncidentEvent<Explanation>,
@@ -542,6 +787,11 @@ impl AlertEvent {
             IncidentEvent::Start { incident, window } => {
                 Self::start(ctx, incident, window, &current())
             }
+            IncidentEvent::Culprit {
+                incident,
+                window,
+                culprit,
+            } => Self::culprit(ctx, incident, window, culprit, &current()),
             IncidentEvent::End {
                 incident,
                 reason,
@@ -982,10 +1232,9 @@ mod tests {
                 score,
                 threshold: 2.0,
             };
-            if let Some(ev) = tr.observe(sw, || Explanation::of(&w, &min, &max, 3)) {
-                out.push(AlertEvent::from_incident_event(&ctx(), &ev, || {
-                    Explanation::of(&w, &min, &max, 3)
-                }));
+            let ex = Explanation::of(&w, &min, &max, 3);
+            for ev in tr.observe(sw, &ex.culprits, || ex.clone()) {
+                out.push(AlertEvent::from_incident_event(&ctx(), &ev, || ex.clone()));
             }
         }
         assert_eq!(out.len(), 2);
@@ -1075,7 +1324,7 @@ mod tests {
             ip: "198.51.100.1".parse().unwrap(),
             count: 4000,
             unit: CountUnit::NewValues,
-            role: KeyKind::DstAddr,
+            role: Role::FloodTarget,
             max_error: 0,
         }];
         assert_eq!(
@@ -1085,7 +1334,7 @@ mod tests {
         let v = serde_json::to_value(&d.contributors).unwrap();
         assert_eq!(
             v,
-            serde_json::json!([{"ip": "198.51.100.1", "new_values": 4000}])
+            serde_json::json!([{"ip": "198.51.100.1", "role": "flood_target", "new_values": 4000}])
         );
     }
 
@@ -1095,7 +1344,7 @@ mod tests {
         let s: serde_json::Value =
             serde_json::from_str(&serde_json::to_string(&start).unwrap()).unwrap();
         assert_eq!(s["event_type"], "incident_start");
-        assert_eq!(s["schema_version"], 2);
+        assert_eq!(s["schema_version"], 3);
         assert_eq!(s["host"], "tap-01");
         assert!(
             ts_ok(s["timestamp"].as_str().unwrap()),
@@ -1136,8 +1385,8 @@ mod tests {
         assert_eq!(
             tf[0]["contributors"],
             serde_json::json!([
-                {"ip": "203.0.113.9", "packets": 480},
-                {"ip": "192.0.2.7", "packets": 20, "max_error": 3},
+                {"ip": "203.0.113.9", "role": "source", "packets": 480},
+                {"ip": "192.0.2.7", "role": "source", "packets": 20, "max_error": 3},
             ])
         );
         assert_eq!(tf[1]["contributors"], serde_json::json!([]));

@@ -75,7 +75,53 @@ pub enum Transport {
         src_port: u16,
         dst_port: u16,
     },
-    Icmp,
+    /// ICMPv4 or ICMPv6 (`v6`), with the message type of its header.
+    Icmp {
+        icmp_type: u8,
+        v6: bool,
+    },
+}
+
+impl Transport {
+    /// ICMPv4 type 3 (destination unreachable) or ICMPv6 type 1: a reply to a probe that
+    /// found no listener (a UDP port scan's answers, a sweep's unreachable hosts).
+    #[inline(always)]
+    pub const fn is_icmp_unreachable(self) -> bool {
+        matches!(
+            self,
+            Transport::Icmp {
+                icmp_type: 3,
+                v6: false
+            } | Transport::Icmp {
+                icmp_type: 1,
+                v6: true
+            }
+        )
+    }
+
+    /// The IP protocol number of the transport header (0: none decoded).
+    #[inline(always)]
+    pub const fn protocol(self) -> u8 {
+        match self {
+            Transport::None => 0,
+            Transport::Tcp { .. } => 6,
+            Transport::Udp { .. } => 17,
+            Transport::Icmp { v6: false, .. } => 1,
+            Transport::Icmp { v6: true, .. } => 58,
+        }
+    }
+
+    /// Source and destination ports of TCP and UDP (0, 0 otherwise).
+    #[inline(always)]
+    pub const fn ports(self) -> (u16, u16) {
+        match self {
+            Transport::Tcp {
+                src_port, dst_port, ..
+            }
+            | Transport::Udp { src_port, dst_port } => (src_port, dst_port),
+            _ => (0, 0),
+        }
+    }
 }
 
 /// Why the header walk stopped before a transport header (counted, never fatal).
@@ -376,17 +422,20 @@ fn decode_transport(protocol: IpNumber, data: &[u8], ipv6: bool, summary: &mut P
             }
             Err(_) => summary.issue = DecodeIssue::Truncated,
         },
-        IpNumber::ICMP if !ipv6 => icmp(data, summary),
-        IpNumber::IPV6_ICMP if ipv6 => icmp(data, summary),
+        IpNumber::ICMP if !ipv6 => icmp(data, false, summary),
+        IpNumber::IPV6_ICMP if ipv6 => icmp(data, true, summary),
         _ => {}
     }
 }
 
-/// ICMP counts when its 8-byte header was captured.
+/// ICMP counts when its 8-byte header was captured; its first byte is the type.
 #[inline]
-fn icmp(data: &[u8], summary: &mut PacketSummary) {
+fn icmp(data: &[u8], v6: bool, summary: &mut PacketSummary) {
     if data.len() >= 8 {
-        summary.transport = Transport::Icmp;
+        summary.transport = Transport::Icmp {
+            icmp_type: data[0],
+            v6,
+        };
     } else {
         summary.issue = DecodeIssue::Truncated;
     }

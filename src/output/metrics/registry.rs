@@ -75,6 +75,8 @@ pub struct Metrics {
     pub incidents_total: IntCounter,
     pub incidents_suppressed_total: IntCounter,
     pub incident_active: IntGauge,
+    /// Reported incidents open now (`netanom_incidents_open`).
+    pub incidents_open: IntGauge,
     pub alert_write_errors_total: IntCounter,
     /// Alert events waiting to be written (`netanom_alert_events_queued`).
     pub alert_events_queued: IntGauge,
@@ -242,7 +244,8 @@ impl Metrics {
             alert_windows_total: counter(r, "alert_windows_total", "Scored windows whose score was above the threshold."),
             incidents_total: counter(r, "incidents_total", "Incidents reported (incident_start events)."),
             incidents_suppressed_total: counter(r, "incidents_suppressed_total", "Incidents that ended before reaching alerts.min_windows alerting windows (not reported)."),
-            incident_active: int_gauge(r, "incident_active", "1 while a reported incident is open, else 0."),
+            incident_active: int_gauge(r, "incident_active", "1 while at least one reported incident is open, else 0."),
+            incidents_open: int_gauge(r, "incidents_open", "Reported incidents open now (attacks from different culprits are separate incidents)."),
             alert_write_errors_total: counter(
                 r,
                 "alert_write_errors_total",
@@ -389,12 +392,15 @@ impl Metrics {
         self.scoring_seconds.observe(scoring.as_secs_f64());
     }
 
-    /// Reflects the incident state machine: counts a reported start, sets the active gauge.
-    pub fn record_incident(&self, started: bool, active: bool) {
+    /// Reflects the incident state machine: counts a reported start, sets the open and active
+    /// gauges from the number of reported incidents open.
+    pub fn record_incident(&self, started: bool, open: usize) {
         if started {
             self.incidents_total.inc();
         }
-        self.incident_active.set(i64::from(active));
+        self.incidents_open
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+        self.incident_active.set(i64::from(open > 0));
     }
 
     /// Adds captured packets and their wire bytes (call per batch, not per packet).
@@ -508,7 +514,7 @@ mod tests {
         m.record_window(&sample_window());
         m.record_score(half, true, 7.0, 3.5, Duration::from_micros(250));
         m.record_score(half, true, 0.01, 3.5, Duration::from_micros(300));
-        m.record_incident(true, true);
+        m.record_incident(true, 2);
         m.add_packets(10, 1500);
         m.add_decode_errors(2, 1);
         m.record_pcap_stats(u32::MAX, 1);
@@ -541,6 +547,7 @@ mod tests {
             ("netanom_alert_events_queued 7", ""),
             ("netanom_alert_events_dropped_total 3", ""),
             ("netanom_incident_active 1", ""),
+            ("netanom_incidents_open 2", ""),
             ("netanom_packets_total 10", ""),
             ("netanom_bytes_total 1500", ""),
             ("netanom_decode_errors_total{kind=\"truncated\"} 2", ""),

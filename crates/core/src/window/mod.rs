@@ -11,9 +11,9 @@ pub mod omega;
 pub mod spacesaving;
 pub mod talkers;
 
-use crate::decode::{key_to_addr, tcp_flags, IpKey, IpSummary, PacketSummary, Transport};
-use culprits::{fingerprint, CulpritTally, CONTRIBUTORS_PER_FAMILY};
-pub use culprits::{Contributor, Contributors};
+use crate::decode::{key_to_addr, tcp_flags, IpSummary, PacketSummary, Transport};
+use culprits::{CulpritTally, Ends, CONTRIBUTORS_PER_FAMILY};
+pub use culprits::{Contributor, Contributors, Flow};
 use distinct::{AddrTally, PortTally};
 use features::{Family, Feature, FeatureVector, NUM_FEATURES, WELL_KNOWN_PORTS};
 pub use omega::{Omega, OmegaError, Scales, ScalesError};
@@ -313,18 +313,17 @@ impl WindowAggregator {
         s.ip += 1;
         s.ttl_sum += ttl;
         s.ttl_sq += ttl * ttl;
-        // The source's fingerprint, shared by every family keyed by source. The packets family
-        // needs no summary: the exact source tally below is its count.
-        let src_fp = fingerprint(src);
+        // Both ends with their fingerprints, once; each family's role picks its key. The
+        // packets family needs no summary: the exact source tally below is its count.
+        let ends = Ends::new(src, dst);
+        self.culprits.add_flow(&ends, p.transport);
         if self.src_addrs.add(src) {
             // A new source: credited to the destination it came to (a spoofed flood's victim).
-            self.culprits
-                .add(Family::NewSrcAddrs, dst, fingerprint(dst));
+            self.culprits.add(Family::NewSrcAddrs, &ends);
         }
         if self.dst_addrs.add(dst) {
-            self.culprits.add(Family::NewDstAddrs, src, src_fp);
+            self.culprits.add(Family::NewDstAddrs, &ends);
         }
-        let src = (src, src_fp);
         let s = &mut self.sums;
         match p.transport {
             Transport::Tcp {
@@ -339,40 +338,46 @@ impl WindowAggregator {
                 while mask != 0 {
                     let i = mask.trailing_zeros() as usize;
                     s.flags[i] += 1;
-                    self.culprits.add(Family::Flag(i as u8), src.0, src.1);
+                    self.culprits.add(Family::Flag(i as u8), &ends);
                     mask &= mask - 1;
                 }
-                self.count_ports(src_port, dst_port, src);
+                self.count_ports(src_port, dst_port, &ends);
             }
             Transport::Udp { src_port, dst_port } => {
                 s.udp += 1;
-                self.culprits.add(Family::Udp, src.0, src.1);
-                self.count_ports(src_port, dst_port, src);
+                self.culprits.add(Family::Udp, &ends);
+                self.count_ports(src_port, dst_port, &ends);
             }
-            Transport::Icmp => {
+            t @ Transport::Icmp { .. } => {
                 s.icmp += 1;
-                self.culprits.add(Family::Icmp, src.0, src.1);
+                // Unreachable errors answer someone's probes: a family of their own.
+                let family = if t.is_icmp_unreachable() {
+                    Family::IcmpUnreachable
+                } else {
+                    Family::Icmp
+                };
+                self.culprits.add(family, &ends);
             }
             Transport::None => {}
         }
     }
 
-    /// The port features of a TCP/UDP packet from `src` (address, fingerprint).
+    /// The port features of a TCP/UDP packet between `ends`.
     #[inline(always)]
-    fn count_ports(&mut self, src_port: u16, dst_port: u16, src: (IpKey, u16)) {
+    fn count_ports(&mut self, src_port: u16, dst_port: u16, ends: &Ends) {
         if let Some(i) = well_known_index(src_port) {
             self.sums.src_well_known[i] += 1;
-            self.culprits.add(Family::SrcPort(i as u8), src.0, src.1);
+            self.culprits.add(Family::SrcPort(i as u8), ends);
         }
         if let Some(i) = well_known_index(dst_port) {
             self.sums.dst_well_known[i] += 1;
-            self.culprits.add(Family::DstPort(i as u8), src.0, src.1);
+            self.culprits.add(Family::DstPort(i as u8), ends);
         }
         if self.src_ports.add(src_port) {
-            self.culprits.add(Family::NewSrcPorts, src.0, src.1);
+            self.culprits.add(Family::NewSrcPorts, ends);
         }
         if self.dst_ports.add(dst_port) {
-            self.culprits.add(Family::NewDstPorts, src.0, src.1);
+            self.culprits.add(Family::NewDstPorts, ends);
         }
     }
 
@@ -448,7 +453,7 @@ impl WindowAggregator {
                 dst_ports: self.dst_ports.top(k_top),
                 approximate: estimated,
             };
-            (talkers, self.culprits.take(packets))
+            (talkers, self.culprits.take(packets, s.ip))
         };
         let window = Window {
             start_ns,
