@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use crossbeam_channel::Sender;
 
-use super::scorer::{Control, Reload};
+use super::scorer::{Control, EveReload, Reload};
 use super::{detector, load_models, SettingsSource};
 use crate::config::{CaptureSource, LogFormat, LogLevel, Settings};
 use crate::model::ModelStore;
@@ -22,6 +22,9 @@ pub enum Apply {
     Live,
     /// Live: the new `alerts.path` is opened first; if that fails the old file stays.
     AlertPath,
+    /// Live: the new `alerts.eve_path` is opened first (if that fails the old file stays);
+    /// empty turns the EVE log off.
+    EvePath,
     /// Live when the log was set up with a level handle (`netanom run` does).
     LogLevel,
     /// Read at startup only: needs a restart.
@@ -223,6 +226,7 @@ pub static KEYS: &[Key] = &[
     key!("alerts.top_features", Live, "using", alerts.top_features),
     key!("alerts.host", Live, "using", alerts.host),
     key!("alerts.fsync", Live, "using", alerts.fsync),
+    key!("alerts.eve_path", EvePath, "writing EVE to", alerts.eve_path),
     key!("metrics.enabled", Restart, "using", metrics.enabled),
     key!("metrics.listen", Restart, "listening on", metrics.listen),
     key!(
@@ -344,6 +348,7 @@ pub(super) fn reload(
     };
     let changes = diff(running, &next);
     let mut log_file = None;
+    let mut eve = EveReload::Same;
     for c in &changes {
         let (key, from, to) = (c.key.name, &c.from, &c.to);
         match c.key.apply {
@@ -366,6 +371,22 @@ pub(super) fn reload(
                     tracing::error!(key, "{key} changed to {to}: {e}; still writing to {from}");
                     (c.key.keep)(&mut next, running);
                 }
+            },
+            Apply::EvePath => match &next.alerts.eve_path {
+                None => {
+                    eve = EveReload::Off;
+                    tracing::info!(key, "{key} changed to {to}: applied, no EVE log any more");
+                }
+                Some(path) => match AlertFile::open(path.clone()) {
+                    Ok(file) => {
+                        eve = EveReload::Open(file);
+                        tracing::info!(key, value = %to, "{key} changed to {to}: applied");
+                    }
+                    Err(e) => {
+                        tracing::error!(key, "{key} changed to {to}: {e}; still writing EVE to {from}");
+                        (c.key.keep)(&mut next, running);
+                    }
+                },
             },
             Apply::LogLevel => match set_log_level(next.log.level) {
                 Ok(()) => tracing::info!(key, value = %to, "{key} changed to {to}: applied"),
@@ -398,6 +419,7 @@ pub(super) fn reload(
     let reload = Reload {
         detector,
         log_file,
+        eve,
         fsync: next.alerts.fsync,
     };
     let _ = control.send(Control::Reload(Box::new(reload)));
@@ -441,6 +463,7 @@ mod tests {
         top_features = 5
         host = "a"
         fsync = true
+        eve_path = "/a/eve.json"
         [metrics]
         enabled = true
         listen = "127.0.0.1:9405"
@@ -488,6 +511,7 @@ mod tests {
         top_features = 2
         host = "b"
         fsync = false
+        eve_path = ""
         [metrics]
         enabled = false
         listen = "127.0.0.1:9406"
@@ -544,6 +568,7 @@ mod tests {
                     top_features: _,
                     host: _,
                     fsync: _,
+                    eve_path: _,
                 },
             metrics:
                 MetricsSettings {
@@ -605,6 +630,7 @@ mod tests {
             get("alerts.path"),
             ("\"/a/alerts.jsonl\"", "\"/b/alerts.jsonl\"")
         );
+        assert_eq!(get("alerts.eve_path"), ("\"/a/eve.json\"", "(unset)"));
         assert_eq!(get("metrics.listen"), ("127.0.0.1:9405", "127.0.0.1:9406"));
         assert_eq!(get("log.level"), ("\"info\"", "\"debug\""));
     }
@@ -633,6 +659,7 @@ mod tests {
                 ("alerts.top_features", Apply::Live),
                 ("alerts.host", Apply::Live),
                 ("alerts.fsync", Apply::Live),
+                ("alerts.eve_path", Apply::EvePath),
                 ("log.level", Apply::LogLevel),
             ]
         );

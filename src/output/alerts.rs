@@ -253,7 +253,7 @@ impl std::fmt::Display for FeatureDeviation {
 }
 
 /// A feature value for a log line: whole numbers without decimals, others to 4 places.
-fn number(x: f64) -> String {
+pub fn number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
         format!("{x:.0}")
     } else {

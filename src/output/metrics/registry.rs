@@ -82,6 +82,12 @@ pub struct Metrics {
     pub alert_events_queued: IntGauge,
     /// Alert events dropped from the full queue (`netanom_alert_events_dropped_total`).
     pub alert_events_dropped_total: IntCounter,
+    /// Failed EVE log calls (`netanom_eve_write_errors_total`).
+    pub eve_write_errors_total: IntCounter,
+    /// EVE records waiting to be written (`netanom_eve_events_queued`).
+    pub eve_events_queued: IntGauge,
+    /// EVE records dropped from the full queue (`netanom_eve_events_dropped_total`).
+    pub eve_events_dropped_total: IntCounter,
     pub packets_total: IntCounter,
     pub bytes_total: IntCounter,
     pub decode_errors_truncated: IntCounter,
@@ -253,6 +259,9 @@ impl Metrics {
             ),
             alert_events_queued: int_gauge(r, "alert_events_queued", "Alert events waiting to be written because the alert log could not be written (at most 10000)."),
             alert_events_dropped_total: counter(r, "alert_events_dropped_total", "Alert events dropped, oldest first, because 10000 were already waiting for the alert log."),
+            eve_write_errors_total: counter(r, "eve_write_errors_total", "Failed EVE log calls (open, stat, write, ftruncate, fdatasync), retries included."),
+            eve_events_queued: int_gauge(r, "eve_events_queued", "EVE records waiting to be written because the EVE log could not be written (at most 10000)."),
+            eve_events_dropped_total: counter(r, "eve_events_dropped_total", "EVE records dropped, oldest first, because 10000 were already waiting for the EVE log."),
             packets_total: counter(r, "packets_total", "Packets captured (or read from capture files)."),
             bytes_total: counter(r, "bytes_total", "Bytes of captured packets, as on the wire (not the captured length)."),
             decode_errors_truncated: decode_errors.with_label_values(&["truncated"]),
@@ -357,6 +366,14 @@ impl Metrics {
         self.alert_events_queued
             .set(i64::try_from(queued).unwrap_or(i64::MAX));
         self.alert_events_dropped_total.inc_by(dropped);
+    }
+
+    /// After an EVE log attempt, as [`Self::record_alert_log`].
+    pub fn record_eve_log(&self, errors: usize, queued: usize, dropped: u64) {
+        self.eve_write_errors_total.inc_by(errors as u64);
+        self.eve_events_queued
+            .set(i64::try_from(queued).unwrap_or(i64::MAX));
+        self.eve_events_dropped_total.inc_by(dropped);
     }
 
     /// Incidents that ended unreported (below `alerts.min_windows`); feed it
