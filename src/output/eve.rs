@@ -41,11 +41,14 @@ pub const fn signature_id(family: Family) -> u32 {
         Family::Flag(i) => 1_000_010 + i as u32,
         Family::Icmp => 1_000_020,
         Family::Udp => 1_000_021,
-        Family::IcmpUnreachable => 1_000_022,
+        Family::IcmpReplies => 1_000_022,
         Family::NewDstAddrs => 1_000_030,
         Family::NewSrcAddrs => 1_000_031,
         Family::NewSrcPorts => 1_000_032,
         Family::NewDstPorts => 1_000_033,
+        Family::NewDstAddrsInReplies => 1_000_034,
+        Family::NewSrcPortsInReplies => 1_000_035,
+        Family::NewDstPortsInReplies => 1_000_036,
         // The port itself in the last digits: 1010443 is source port 443.
         Family::SrcPort(i) => 1_010_000 + WELL_KNOWN_PORTS[i as usize] as u32,
         Family::DstPort(i) => 1_020_000 + WELL_KNOWN_PORTS[i as usize] as u32,
@@ -59,9 +62,16 @@ pub const fn category(family: Option<Family>) -> &'static str {
     const DOS: &str = "Attempted Denial of Service";
     const BAD: &str = "Potentially Bad Traffic";
     match family {
-        // Replies to probes, new destinations, FIN and URG probes.
+        // Replies to probes, new destinations and ports, FIN and URG probes.
         Some(Family::Flag(1 | 3 | 4 | 7 | 8))
-        | Some(Family::IcmpUnreachable | Family::NewDstAddrs | Family::NewDstPorts) => SCAN,
+        | Some(
+            Family::IcmpReplies
+            | Family::NewDstAddrs
+            | Family::NewDstPorts
+            | Family::NewDstAddrsInReplies
+            | Family::NewSrcPortsInReplies
+            | Family::NewDstPortsInReplies,
+        ) => SCAN,
         Some(
             Family::Packets
             | Family::Flag(_)

@@ -83,20 +83,27 @@ pub enum Transport {
 }
 
 impl Transport {
-    /// ICMPv4 type 3 (destination unreachable) or ICMPv6 type 1: a reply to a probe that
-    /// found no listener (a UDP port scan's answers, a sweep's unreachable hosts).
+    /// A reply to someone else's packet, which says more about the host it goes to than
+    /// about its sender: a TCP SYN+ACK or RST+ACK (the answer to a SYN, open or closed port),
+    /// or an ICMP echo reply, destination unreachable or time exceeded (ICMPv4 types 0, 3, 11;
+    /// ICMPv6 129, 1, 3). A scan's and a flood's answers are replies; so is a server's
+    /// SYN+ACK to an ordinary client.
     #[inline(always)]
-    pub const fn is_icmp_unreachable(self) -> bool {
-        matches!(
-            self,
-            Transport::Icmp {
-                icmp_type: 3,
-                v6: false
-            } | Transport::Icmp {
-                icmp_type: 1,
-                v6: true
+    pub const fn is_reply(self) -> bool {
+        match self {
+            Transport::Tcp { flags, .. } => {
+                flags & tcp_flags::ACK != 0 && flags & (tcp_flags::SYN | tcp_flags::RST) != 0
             }
-        )
+            Transport::Icmp {
+                icmp_type,
+                v6: false,
+            } => matches!(icmp_type, 0 | 3 | 11),
+            Transport::Icmp {
+                icmp_type,
+                v6: true,
+            } => matches!(icmp_type, 1 | 3 | 129),
+            _ => false,
+        }
     }
 
     /// The IP protocol number of the transport header (0: none decoded).

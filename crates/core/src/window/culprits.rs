@@ -666,12 +666,42 @@ mod tests {
         assert_eq!(first(Feature::RstAckRatio), (scanner, 990, Role::ReplyTarget));
         assert_eq!(first(Feature::SynAckCount), (scanner, 10, Role::ReplyTarget));
         assert_eq!(first(Feature::SynCount), (scanner, 1000, Role::Source));
-        // The RSTs: 990 RST+ACK to the scanner, the scanner's own 10 RSTs to the victim.
-        let rst = top(&w, Feature::RstCount);
-        assert_eq!((rst[0].addr, rst[0].count), (scanner, 990));
-        assert_eq!((rst[1].addr, rst[1].count), (victim, 10));
-        assert_eq!(w.contributors.total(Family::Flag(3)), 1000);
+        // The RSTs: the scanner's own 10 (it sent them), 990 RST+ACK (it provoked them).
+        let rst: Vec<_> = w
+            .contributors
+            .for_feature(Feature::RstCount)
+            .map(|(fam, c)| (fam, c.addr, c.count))
+            .collect();
+        assert_eq!(
+            rst,
+            [(Family::Flag(3), scanner, 10), (Family::Flag(7), scanner, 990)]
+        );
+        assert_eq!(w.features[Feature::RstCount.index()], 1000.0);
         assert_eq!(w.contributors.feature_total(Feature::RstCount), 1000);
+        // The victim appears nowhere: not for the source ports of its answers either.
+        let sports: Vec<_> = w
+            .contributors
+            .for_feature(Feature::SrcPortDistinct)
+            .map(|(fam, c)| (fam, c.addr, c.count))
+            .collect();
+        assert!(
+            sports.contains(&(Family::NewSrcPortsInReplies, scanner, 999)),
+            "{sports:?}"
+        );
+        let victim_ports: u64 = sports.iter().filter(|e| e.1 == victim).map(|e| e.2).sum();
+        assert_eq!(victim_ports, 1, "only its own port 443 in its own packets");
+        for f in [Feature::SynCount, Feature::RstAckCount, Feature::RstCount] {
+            assert!(w.contributors.for_feature(f).all(|(_, c)| c.addr != victim), "{f}");
+        }
+        // Its ordinary replies to the client brought one new destination port; its answers to
+        // the scanner count for the scanner.
+        let dports: Vec<_> = w
+            .contributors
+            .for_feature(Feature::DstPortDistinct)
+            .map(|(fam, c)| (fam, c.addr, c.count))
+            .collect();
+        assert!(dports.contains(&(Family::NewDstPorts, scanner, 999)), "{dports:?}");
+        assert!(dports.contains(&(Family::NewDstPorts, victim, 1)), "{dports:?}");
         // Whom the scanner's packets went to: one source port, no dominant destination port.
         let flow = w.contributors.flow_of(scanner).expect("the scanner's flow");
         assert_eq!((flow.src, flow.dst, flow.packets), (scanner, victim, 1010));
@@ -709,15 +739,17 @@ mod tests {
             .for_feature(Feature::IcmpCount)
             .map(|(fam, c)| (fam, c.addr, c.count))
             .collect();
-        // Echo traffic by its senders; the errors credited to the scanner, not their sender.
+        // Echo requests by their sender; the replies and errors credited to the hosts they
+        // answer, not to their sender.
         assert_eq!(
             icmp,
             [
                 (Family::Icmp, pinger, 40),
-                (Family::Icmp, victim, 40),
-                (Family::IcmpUnreachable, scanner, 300),
+                (Family::IcmpReplies, scanner, 300),
+                (Family::IcmpReplies, pinger, 40),
             ]
         );
+        assert!(icmp.iter().all(|e| e.1 != victim));
         assert_eq!(w.contributors.feature_total(Feature::IcmpCount), 380);
         let flow = w.contributors.flow_of(scanner).unwrap();
         assert_eq!((flow.proto, flow.src_port, flow.dst_port), (Some(17), Some(50_000), None));
@@ -733,7 +765,7 @@ mod tests {
         v4.extend([3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         let p = decode(LinkType::RawIp, &v4, 0, v4.len() as u32);
         assert_eq!(p.transport, Transport::Icmp { icmp_type: 3, v6: false });
-        assert!(p.transport.is_icmp_unreachable());
+        assert!(p.transport.is_reply());
         assert_eq!(p.transport.protocol(), 1);
         for (t, unreachable) in [(1u8, true), (128, false)] {
             let mut v6 = vec![0x60, 0, 0, 0, 0, 8, 58, 64];
@@ -744,12 +776,17 @@ mod tests {
             v6.extend([t, 0, 0, 0, 0, 0, 0, 0]);
             let p = decode(LinkType::RawIp, &v6, 0, v6.len() as u32);
             assert_eq!(p.transport, Transport::Icmp { icmp_type: t, v6: true });
-            assert_eq!(p.transport.is_icmp_unreachable(), unreachable);
+            assert_eq!(p.transport.is_reply(), unreachable);
             assert_eq!(p.transport.protocol(), 58);
         }
-        // ICMPv4 type 1 is not unreachable (unassigned), nor ICMPv6 type 3 (time exceeded).
-        assert!(!Transport::Icmp { icmp_type: 1, v6: false }.is_icmp_unreachable());
-        assert!(!Transport::Icmp { icmp_type: 3, v6: true }.is_icmp_unreachable());
+        // Replies: echo replies, unreachable, time exceeded (either version); not requests.
+        let icmp = |icmp_type, v6| Transport::Icmp { icmp_type, v6 }.is_reply();
+        assert!(icmp(0, false) && icmp(11, false) && icmp(129, true) && icmp(3, true));
+        assert!(!icmp(8, false) && !icmp(1, false) && !icmp(128, true) && !icmp(0, true));
+        let tcp = |flags| Transport::Tcp { src_port: 1, dst_port: 2, flags }.is_reply();
+        assert!(tcp(tcp_flags::SYN | tcp_flags::ACK) && tcp(tcp_flags::RST | tcp_flags::ACK));
+        assert!(!tcp(tcp_flags::SYN) && !tcp(tcp_flags::RST) && !tcp(tcp_flags::ACK));
+        assert!(!Transport::Udp { src_port: 1, dst_port: 2 }.is_reply());
     }
 
     #[test]

@@ -226,34 +226,51 @@ pub enum Family {
     /// Every IP packet, by source (counts, sizes, TTL).
     Packets,
     /// TCP packets with one of the flag combinations of [`Feature::FLAG_COUNTS`]: the index
-    /// into that list. By source, except the replies (RST, RST+ACK, SYN+ACK: by destination).
+    /// into that list. SYN+ACK and RST+ACK (replies) by destination: the host whose SYN they
+    /// answer. The others by source; SYN, RST and ACK count only packets that are not
+    /// replies (a reply is in the SYN+ACK or RST+ACK family instead).
     Flag(u8),
-    /// ICMPv4 and ICMPv6 packets other than unreachable errors, by source.
+    /// ICMPv4 and ICMPv6 packets other than replies, by source.
     Icmp,
     /// UDP packets, by source.
     Udp,
-    /// ICMPv4 type 3 and ICMPv6 type 1 (destination unreachable), by destination: the host
-    /// whose probes they answer.
-    IcmpUnreachable,
+    /// ICMP replies (echo reply, destination unreachable, time exceeded), by destination: the
+    /// host whose packets they answer.
+    IcmpReplies,
     /// TCP/UDP packets from the `i`-th port of [`WELL_KNOWN_PORTS`], by source.
     SrcPort(u8),
     /// TCP/UDP packets to the `i`-th port of [`WELL_KNOWN_PORTS`], by source.
     DstPort(u8),
-    /// Destination addresses first seen in the window, by the source that sent to them.
+    /// Destination addresses first seen in the window, by the source that sent to them (a
+    /// sweep); replies aside.
     NewDstAddrs,
     /// Source addresses first seen in the window, by the destination they sent to.
     NewSrcAddrs,
-    /// TCP/UDP source ports first seen in the window, by source address.
+    /// TCP/UDP source ports first seen in the window, by source address; replies aside.
     NewSrcPorts,
-    /// TCP/UDP destination ports first seen in the window, by source address.
+    /// TCP/UDP destination ports first seen in the window, by source address (a port scan);
+    /// replies aside.
     NewDstPorts,
+    /// Destination addresses first seen in the window in a reply, by that destination.
+    NewDstAddrsInReplies,
+    /// Source ports first seen in the window in a reply (a scanned port answering), by the
+    /// reply's destination: the host that probed the port.
+    NewSrcPortsInReplies,
+    /// Destination ports first seen in the window in a reply (a flood's varying source ports
+    /// answered), by the reply's destination.
+    NewDstPortsInReplies,
 }
 
 /// Number of families (the length of [`Family::ALL`]).
-pub const NUM_FAMILIES: usize = 1 + 10 + 3 + 2 * WELL_KNOWN_PORTS.len() + 4;
+pub const NUM_FAMILIES: usize = 1 + 10 + 3 + 2 * WELL_KNOWN_PORTS.len() + 7;
 
-/// Indices into [`Feature::FLAG_COUNTS`] of the flag combinations that are replies.
-const REPLY_FLAGS: [u8; 3] = [3, 7, 8];
+/// Indices into [`Feature::FLAG_COUNTS`] of the flag combinations that are replies
+/// (RST+ACK, SYN+ACK).
+const REPLY_FLAGS: [u8; 2] = [7, 8];
+
+/// Indices into [`Feature::FLAG_COUNTS`] of the combinations a reply also has but whose
+/// families leave replies out (SYN, RST, ACK).
+pub const REPLY_SHARED_FLAGS: [u8; 3] = [0, 3, 5];
 
 impl Family {
     /// Every family, in [`Family::index`] order.
@@ -284,13 +301,16 @@ impl Family {
             Family::Flag(i) => Self::FLAG_BASE + i as usize,
             Family::Icmp => Self::FLAG_BASE + 10,
             Family::Udp => Self::FLAG_BASE + 11,
-            Family::IcmpUnreachable => Self::FLAG_BASE + 12,
+            Family::IcmpReplies => Self::FLAG_BASE + 12,
             Family::SrcPort(i) => Self::SRC_PORT_BASE + i as usize,
             Family::DstPort(i) => Self::DST_PORT_BASE + i as usize,
             Family::NewDstAddrs => Self::NEW_BASE,
             Family::NewSrcAddrs => Self::NEW_BASE + 1,
             Family::NewSrcPorts => Self::NEW_BASE + 2,
             Family::NewDstPorts => Self::NEW_BASE + 3,
+            Family::NewDstAddrsInReplies => Self::NEW_BASE + 4,
+            Family::NewSrcPortsInReplies => Self::NEW_BASE + 5,
+            Family::NewDstPortsInReplies => Self::NEW_BASE + 6,
         }
     }
 
@@ -301,13 +321,16 @@ impl Family {
             i if i < Self::FLAG_BASE + 10 => Family::Flag((i - Self::FLAG_BASE) as u8),
             i if i == Self::FLAG_BASE + 10 => Family::Icmp,
             i if i == Self::FLAG_BASE + 11 => Family::Udp,
-            i if i == Self::FLAG_BASE + 12 => Family::IcmpUnreachable,
+            i if i == Self::FLAG_BASE + 12 => Family::IcmpReplies,
             i if i < Self::DST_PORT_BASE => Family::SrcPort((i - Self::SRC_PORT_BASE) as u8),
             i if i < Self::NEW_BASE => Family::DstPort((i - Self::DST_PORT_BASE) as u8),
             i if i == Self::NEW_BASE => Family::NewDstAddrs,
             i if i == Self::NEW_BASE + 1 => Family::NewSrcAddrs,
             i if i == Self::NEW_BASE + 2 => Family::NewSrcPorts,
             i if i == Self::NEW_BASE + 3 => Family::NewDstPorts,
+            i if i == Self::NEW_BASE + 4 => Family::NewDstAddrsInReplies,
+            i if i == Self::NEW_BASE + 5 => Family::NewSrcPortsInReplies,
+            i if i == Self::NEW_BASE + 6 => Family::NewDstPortsInReplies,
             _ => Family::Packets,
         }
     }
@@ -315,10 +338,11 @@ impl Family {
     /// Whom its counts credit: the sender, the target of replies, or a flood's victim.
     pub const fn role(self) -> Role {
         match self {
-            Family::Flag(i) if i == REPLY_FLAGS[0] || i == REPLY_FLAGS[1] || i == REPLY_FLAGS[2] => {
-                Role::ReplyTarget
-            }
-            Family::IcmpUnreachable => Role::ReplyTarget,
+            Family::Flag(i) if i == REPLY_FLAGS[0] || i == REPLY_FLAGS[1] => Role::ReplyTarget,
+            Family::IcmpReplies
+            | Family::NewDstAddrsInReplies
+            | Family::NewSrcPortsInReplies
+            | Family::NewDstPortsInReplies => Role::ReplyTarget,
             Family::NewSrcAddrs => Role::FloodTarget,
             _ => Role::Source,
         }
@@ -335,29 +359,45 @@ impl Family {
             Family::NewDstAddrs
             | Family::NewSrcAddrs
             | Family::NewSrcPorts
-            | Family::NewDstPorts => CountUnit::NewValues,
+            | Family::NewDstPorts
+            | Family::NewDstAddrsInReplies
+            | Family::NewSrcPortsInReplies
+            | Family::NewDstPortsInReplies => CountUnit::NewValues,
             _ => CountUnit::Packets,
         }
     }
 }
 
-/// Per feature: its families (the second one only for `icmp_count`) and how many.
-const FEATURE_FAMILIES: [([Family; 2], usize); NUM_FEATURES] = {
-    let mut t = [([Family::Packets; 2], 1); NUM_FEATURES];
+/// Most families one feature has.
+pub const MAX_FEATURE_FAMILIES: usize = 3;
+
+/// Per feature: its families and how many. A feature whose packets include replies is
+/// explained by its own family (the packets that are not replies) and the reply families
+/// that hold the rest.
+const FEATURE_FAMILIES: [([Family; MAX_FEATURE_FAMILIES], usize); NUM_FEATURES] = {
+    let mut t = [([Family::Packets; MAX_FEATURE_FAMILIES], 1); NUM_FEATURES];
+    let (syn_ack, rst_ack) = (Family::Flag(8), Family::Flag(7));
     let mut i = 0;
     while i < NUM_FEATURES {
         let f = Feature::ALL[i];
-        t[i].0[0] = primary_family(f);
-        if let Feature::IcmpCount = f {
-            t[i] = ([Family::Icmp, Family::IcmpUnreachable], 2);
-        }
+        let p = primary_family(f);
+        t[i] = match f {
+            Feature::SynCount | Feature::SynRatio => ([p, syn_ack, p], 2),
+            Feature::RstCount | Feature::RstRatio => ([p, rst_ack, p], 2),
+            Feature::AckCount | Feature::AckRatio => ([p, rst_ack, syn_ack], 3),
+            Feature::IcmpCount => ([p, Family::IcmpReplies, p], 2),
+            Feature::DstIpDistinct => ([p, Family::NewDstAddrsInReplies, p], 2),
+            Feature::SrcPortDistinct => ([p, Family::NewSrcPortsInReplies, p], 2),
+            Feature::DstPortDistinct => ([p, Family::NewDstPortsInReplies, p], 2),
+            _ => ([p, p, p], 1),
+        };
         i += 1;
     }
     t
 };
 
 /// The family whose packets a feature counts (a ratio: its numerator's; a distinct count:
-/// the first sightings of new values); `icmp_count`'s unreachable errors aside.
+/// the first sightings of new values), replies aside.
 const fn primary_family(f: Feature) -> Family {
     use Feature as F;
     let i = f as usize;
@@ -398,9 +438,10 @@ const fn primary_family(f: Feature) -> Family {
 }
 
 impl Feature {
-    /// The families whose heavy hitters explain this feature: one, except `icmp_count`
-    /// (ICMP senders, and the hosts the unreachable errors went to). The one mapping of
-    /// features to families.
+    /// The families whose heavy hitters explain this feature: its own, and for a feature
+    /// that replies also make (SYN, RST and ACK counts and ratios, `icmp_count`, the distinct
+    /// addresses and ports) the reply families that hold those. They partition the feature's
+    /// packets (a SYN+RST+ACK packet aside). The one mapping of features to families.
     pub fn families(self) -> &'static [Family] {
         let (families, n) = &FEATURE_FAMILIES[self as usize];
         &families[..*n]
@@ -533,33 +574,42 @@ mod tests {
         assert_eq!(Family::NewSrcAddrs.key_kind(), KeyKind::DstAddr);
         assert_eq!(Family::NewDstPorts.unit(), CountUnit::NewValues);
         assert_eq!(Family::Flag(0).unit(), CountUnit::Packets);
-        // The families listed by each feature are the same as its first one, but for ICMP.
+        // Each feature's first family is its own; the rest hold its replies.
         for f in Feature::ALL {
             assert_eq!(f.families()[0], f.family(), "{f}");
-            let want = if f == Feature::IcmpCount { 2 } else { 1 };
-            assert_eq!(f.families().len(), want, "{f}");
+            assert_eq!(f.family().role(), if f == Feature::SrcIpDistinct { Role::FloodTarget } else if matches!(f, Feature::RstAckCount | Feature::RstAckRatio | Feature::SynAckCount | Feature::SynAckRatio) { Role::ReplyTarget } else { Role::Source }, "{f}");
+            for fam in &f.families()[1..] {
+                assert_eq!(fam.role(), Role::ReplyTarget, "{f}: {fam:?}");
+            }
         }
+        assert_eq!(Feature::IcmpCount.families(), [Family::Icmp, Family::IcmpReplies]);
+        assert_eq!(Feature::SynRatio.families(), [Family::Flag(0), Family::Flag(8)]);
+        assert_eq!(Feature::RstCount.families(), [Family::Flag(3), Family::Flag(7)]);
         assert_eq!(
-            Feature::IcmpCount.families(),
-            [Family::Icmp, Family::IcmpUnreachable]
+            Feature::AckCount.families(),
+            [Family::Flag(5), Family::Flag(7), Family::Flag(8)]
         );
+        assert_eq!(
+            Feature::SrcPortDistinct.families(),
+            [Family::NewSrcPorts, Family::NewSrcPortsInReplies]
+        );
+        let multi = Feature::ALL.iter().filter(|f| f.families().len() > 1).count();
+        assert_eq!(multi, 10);
     }
 
     #[test]
     fn replies_credit_their_destination_and_a_flood_target_is_a_victim() {
         let role = |f: Feature| f.family().role();
         for f in [
-            Feature::RstCount,
             Feature::RstAckCount,
             Feature::SynAckCount,
-            Feature::RstRatio,
             Feature::RstAckRatio,
             Feature::SynAckRatio,
         ] {
             assert_eq!(role(f), Role::ReplyTarget, "{f}");
             assert_eq!(f.family().key_kind(), KeyKind::DstAddr, "{f}");
         }
-        assert_eq!(Family::IcmpUnreachable.role(), Role::ReplyTarget);
+        assert_eq!(Family::IcmpReplies.role(), Role::ReplyTarget);
         assert_eq!(role(Feature::SrcIpDistinct), Role::FloodTarget);
         assert!(!Role::FloodTarget.is_attacker_side());
         assert!(Role::ReplyTarget.is_attacker_side() && Role::Source.is_attacker_side());
@@ -568,9 +618,10 @@ mod tests {
             .into_iter()
             .filter(|f| f.key_kind() == KeyKind::DstAddr)
             .collect();
-        assert_eq!(by_dst.len(), 5, "{by_dst:?}");
+        assert_eq!(by_dst.len(), 7, "{by_dst:?}");
         for f in [
             Feature::SynCount,
+            Feature::RstCount,
             Feature::AckCount,
             Feature::FinCount,
             Feature::UdpCount,

@@ -15,7 +15,9 @@ use crate::decode::{key_to_addr, tcp_flags, IpSummary, PacketSummary, Transport}
 use culprits::{CulpritTally, Ends, CONTRIBUTORS_PER_FAMILY};
 pub use culprits::{Contributor, Contributors, Flow};
 use distinct::{AddrTally, PortTally};
-use features::{Family, Feature, FeatureVector, NUM_FEATURES, WELL_KNOWN_PORTS};
+use features::{
+    Family, Feature, FeatureVector, NUM_FEATURES, REPLY_SHARED_FLAGS, WELL_KNOWN_PORTS,
+};
 pub use omega::{Omega, OmegaError, Scales, ScalesError};
 pub use talkers::Talkers;
 
@@ -316,13 +318,21 @@ impl WindowAggregator {
         // Both ends with their fingerprints, once; each family's role picks its key. The
         // packets family needs no summary: the exact source tally below is its count.
         let ends = Ends::new(src, dst);
+        // A reply (SYN+ACK, RST+ACK, ICMP echo reply / unreachable / time exceeded) is counted
+        // for the host it answers, in the reply families.
+        let reply = p.transport.is_reply();
         self.culprits.add_flow(&ends, p.transport);
         if self.src_addrs.add(src) {
             // A new source: credited to the destination it came to (a spoofed flood's victim).
             self.culprits.add(Family::NewSrcAddrs, &ends);
         }
         if self.dst_addrs.add(dst) {
-            self.culprits.add(Family::NewDstAddrs, &ends);
+            let family = if reply {
+                Family::NewDstAddrsInReplies
+            } else {
+                Family::NewDstAddrs
+            };
+            self.culprits.add(family, &ends);
         }
         let s = &mut self.sums;
         match p.transport {
@@ -333,26 +343,29 @@ impl WindowAggregator {
             } => {
                 s.tcp += 1;
                 // One table load gives the flag counts this packet is in; each is counted in
-                // the sums and its family together (usually one to three of them).
+                // the sums and, unless a reply leaves it to the reply families, its family
+                // (usually one to three of them).
                 let mut mask = FLAG_COUNT_BITS[usize::from(flags & 0x3f)];
+                let credited = if reply { mask & !REPLY_SHARED_MASK } else { mask };
                 while mask != 0 {
                     let i = mask.trailing_zeros() as usize;
                     s.flags[i] += 1;
-                    self.culprits.add(Family::Flag(i as u8), &ends);
+                    if credited & (1 << i) != 0 {
+                        self.culprits.add(Family::Flag(i as u8), &ends);
+                    }
                     mask &= mask - 1;
                 }
-                self.count_ports(src_port, dst_port, &ends);
+                self.count_ports(src_port, dst_port, &ends, reply);
             }
             Transport::Udp { src_port, dst_port } => {
                 s.udp += 1;
                 self.culprits.add(Family::Udp, &ends);
-                self.count_ports(src_port, dst_port, &ends);
+                self.count_ports(src_port, dst_port, &ends, false);
             }
-            t @ Transport::Icmp { .. } => {
+            Transport::Icmp { .. } => {
                 s.icmp += 1;
-                // Unreachable errors answer someone's probes: a family of their own.
-                let family = if t.is_icmp_unreachable() {
-                    Family::IcmpUnreachable
+                let family = if reply {
+                    Family::IcmpReplies
                 } else {
                     Family::Icmp
                 };
@@ -362,9 +375,10 @@ impl WindowAggregator {
         }
     }
 
-    /// The port features of a TCP/UDP packet between `ends`.
+    /// The port features of a TCP/UDP packet between `ends` (`reply`: a SYN+ACK or RST+ACK,
+    /// whose new ports count for the host it answers).
     #[inline(always)]
-    fn count_ports(&mut self, src_port: u16, dst_port: u16, ends: &Ends) {
+    fn count_ports(&mut self, src_port: u16, dst_port: u16, ends: &Ends, reply: bool) {
         if let Some(i) = well_known_index(src_port) {
             self.sums.src_well_known[i] += 1;
             self.culprits.add(Family::SrcPort(i as u8), ends);
@@ -374,10 +388,20 @@ impl WindowAggregator {
             self.culprits.add(Family::DstPort(i as u8), ends);
         }
         if self.src_ports.add(src_port) {
-            self.culprits.add(Family::NewSrcPorts, ends);
+            let family = if reply {
+                Family::NewSrcPortsInReplies
+            } else {
+                Family::NewSrcPorts
+            };
+            self.culprits.add(family, ends);
         }
         if self.dst_ports.add(dst_port) {
-            self.culprits.add(Family::NewDstPorts, ends);
+            let family = if reply {
+                Family::NewDstPortsInReplies
+            } else {
+                Family::NewDstPorts
+            };
+            self.culprits.add(family, ends);
         }
     }
 
@@ -506,6 +530,17 @@ const FLAG_COUNT_BITS: [u16; 64] = {
         f += 1;
     }
     t
+};
+
+/// The bits of [`FLAG_COUNT_BITS`] whose families leave replies out (SYN, RST, ACK).
+const REPLY_SHARED_MASK: u16 = {
+    let mut m = 0u16;
+    let mut i = 0;
+    while i < REPLY_SHARED_FLAGS.len() {
+        m |= 1 << REPLY_SHARED_FLAGS[i];
+        i += 1;
+    }
+    m
 };
 
 /// Multiplier of the perfect hash of [`WELL_KNOWN_PORTS`]: `(port × M mod 2^16) >> 12` is a
