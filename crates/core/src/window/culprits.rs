@@ -11,8 +11,8 @@
 //! them) and for new sources (a spoofed flood's victim). That choice is made here, in
 //! [`CulpritTally::add`], from the packet's [`Ends`]; a distinct-count family counts a key
 //! only when the packet brought a value not yet seen in the window. One more summary, keyed
-//! by the (source, destination) pair, keeps per flow a majority vote of its protocol and
-//! ports: whom a culprit's packets went to, and how. [`Contributors`] is what a closed window
+//! by the (source, destination) pair, keeps per flow the protocol and ports its packets all
+//! shared, if they did: whom a culprit's packets went to, and how. [`Contributors`] is what a closed window
 //! keeps: the top few of each family, each family's total, the top flows.
 
 use std::net::IpAddr;
@@ -67,99 +67,69 @@ impl Ends {
     }
 }
 
-/// One candidate of a majority vote (Boyer and Moore's MJRTY): the candidate and its margin.
-/// If one value has most of the votes it is the candidate; a candidate with `votes` has at
-/// least that many, and the votes merge.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Vote<T> {
-    pub value: T,
-    pub votes: u32,
-}
-
-impl<T: Copy + PartialEq> Vote<T> {
-    /// A vote started by one value.
-    #[inline(always)]
-    const fn start(value: T) -> Self {
-        Vote { value, votes: 1 }
-    }
-
-    /// One more value.
-    #[inline(always)]
-    fn add(&mut self, value: T) {
-        if self.value == value {
-            self.votes = self.votes.saturating_add(1);
-        } else if self.votes == 0 {
-            *self = Vote::start(value);
-        } else {
-            self.votes -= 1;
-        }
-    }
-
-    /// The votes of another part of the stream.
-    fn merge(&mut self, other: &Self) {
-        if self.value == other.value {
-            self.votes = self.votes.saturating_add(other.votes);
-        } else if other.votes > self.votes {
-            *self = Vote {
-                value: other.value,
-                votes: other.votes - self.votes,
-            };
-        } else {
-            self.votes -= other.votes;
-        }
-    }
-
-    /// The candidate, if it had at least half of `seen` values (guaranteed when it had at
-    /// least three quarters of them).
-    fn dominant(&self, seen: u64) -> Option<T> {
-        (self.votes > 0 && 2 * u64::from(self.votes) >= seen).then_some(self.value)
-    }
-}
-
-/// What a flow's slot keeps: votes on its packets' protocol and ports.
+/// A packet as a flow's slot sees it: protocol number and ports (0 without ports) packed in
+/// one word, `proto << 32 | src_port << 16 | dst_port`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlowVotes {
-    proto: Vote<u8>,
-    src_port: Vote<u16>,
-    dst_port: Vote<u16>,
+pub struct FlowShape(u64);
+
+impl FlowShape {
+    /// A packet of IP protocol `proto` between these ports.
+    #[inline(always)]
+    pub const fn new(proto: u8, src_port: u16, dst_port: u16) -> Self {
+        FlowShape((proto as u64) << 32 | (src_port as u64) << 16 | dst_port as u64)
+    }
+
+    /// The shape of a packet with this transport header.
+    #[inline(always)]
+    pub const fn of(transport: Transport) -> Self {
+        let (src_port, dst_port) = transport.ports();
+        FlowShape::new(transport.protocol(), src_port, dst_port)
+    }
 }
 
-/// A packet as a flow's votes see it: protocol number and ports (0 without ports).
+/// What a flow's slot keeps of its packets' shapes: the first one, and the bits in which any
+/// later one differed from it (two instructions an update; merges exactly: the bits either
+/// part saw differ, and those in which the two first shapes differ).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlowShape {
-    proto: u8,
-    src_port: u16,
-    dst_port: u16,
+pub struct FlowSeen {
+    first: u64,
+    differ: u64,
 }
 
-impl SlotValue for FlowVotes {
+/// The bits of each field of a [`FlowShape`].
+const PROTO_BITS: u64 = 0xff << 32;
+const SRC_PORT_BITS: u64 = 0xffff << 16;
+const DST_PORT_BITS: u64 = 0xffff;
+
+impl FlowSeen {
+    /// The field under `mask` (shifted down by `shift`), if every packet seen had the same.
+    fn same(&self, mask: u64, shift: u32) -> Option<u64> {
+        (self.differ & mask == 0).then_some((self.first & mask) >> shift)
+    }
+}
+
+impl SlotValue for FlowSeen {
     type Input = FlowShape;
-    const EMPTY: Self = FlowVotes {
-        proto: Vote { value: 0, votes: 0 },
-        src_port: Vote { value: 0, votes: 0 },
-        dst_port: Vote { value: 0, votes: 0 },
+    const EMPTY: Self = FlowSeen {
+        first: 0,
+        differ: 0,
     };
 
     #[inline(always)]
     fn start(x: FlowShape) -> Self {
-        FlowVotes {
-            proto: Vote::start(x.proto),
-            src_port: Vote::start(x.src_port),
-            dst_port: Vote::start(x.dst_port),
+        FlowSeen {
+            first: x.0,
+            differ: 0,
         }
     }
 
     #[inline(always)]
     fn hit(&mut self, x: FlowShape) {
-        self.proto.add(x.proto);
-        self.src_port.add(x.src_port);
-        self.dst_port.add(x.dst_port);
+        self.differ |= self.first ^ x.0;
     }
 
     fn merge(&mut self, other: &Self) {
-        self.proto.merge(&other.proto);
-        self.src_port.merge(&other.src_port);
-        self.dst_port.merge(&other.dst_port);
+        self.differ |= other.differ | (self.first ^ other.first);
     }
 }
 
@@ -168,7 +138,7 @@ pub struct CulpritTally {
     // Inline, not boxed: one load less per update (the aggregator itself lives on the heap
     // or the stack of its thread, allocated once).
     families: [SpaceSaving; NUM_FAMILIES],
-    flows: SpaceSaving<(IpKey, IpKey), FlowVotes>,
+    flows: SpaceSaving<(IpKey, IpKey), FlowSeen>,
 }
 
 impl Default for CulpritTally {
@@ -202,14 +172,8 @@ impl CulpritTally {
     /// Counts one IP packet in its flow (once per IP packet).
     #[inline(always)]
     pub fn add_flow(&mut self, ends: &Ends, transport: Transport) {
-        let (src_port, dst_port) = transport.ports();
-        let shape = FlowShape {
-            proto: transport.protocol(),
-            src_port,
-            dst_port,
-        };
         self.flows
-            .add_with((ends.src, ends.dst), ends.pair_fp(), shape);
+            .add_with((ends.src, ends.dst), ends.pair_fp(), FlowShape::of(transport));
     }
 
     /// Adds the tally of another part of the same window (counted apart, e.g. on another
@@ -310,28 +274,29 @@ pub struct Flow {
     pub packets: u64,
     /// How much `packets` may exceed the true number.
     pub max_error: u64,
-    /// The IP protocol (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6) of at least half of its packets.
+    /// The IP protocol (6 TCP, 17 UDP, 1 ICMP, 58 ICMPv6) of every packet of it the
+    /// summary saw, if they all had the same.
     pub proto: Option<u8>,
-    /// The TCP/UDP source port of at least half of its packets (only for TCP or UDP flows).
+    /// The TCP/UDP source port of every packet seen, if one (only for TCP or UDP flows).
     pub src_port: Option<u16>,
-    /// The TCP/UDP destination port of at least half of its packets (likewise).
+    /// The TCP/UDP destination port of every packet seen, if one (likewise).
     pub dst_port: Option<u16>,
 }
 
 impl Flow {
-    /// A flow from its slot: what dominates among the packets the slot saw.
-    fn new(src: IpKey, dst: IpKey, packets: u64, max_error: u64, v: &FlowVotes) -> Flow {
-        let seen = packets.saturating_sub(max_error);
-        let proto = v.proto.dominant(seen);
+    /// A flow from its slot: the protocol and ports all its packets had.
+    fn new(src: IpKey, dst: IpKey, packets: u64, max_error: u64, v: &FlowSeen) -> Flow {
+        let proto = v.same(PROTO_BITS, 32).map(|p| p as u8);
         let ported = matches!(proto, Some(6 | 17));
+        let port = |mask, shift| v.same(mask, shift).filter(|_| ported).map(|p| p as u16);
         Flow {
             src: key_to_addr(src),
             dst: key_to_addr(dst),
             packets,
             max_error,
             proto,
-            src_port: v.src_port.dominant(seen).filter(|_| ported),
-            dst_port: v.dst_port.dominant(seen).filter(|_| ported),
+            src_port: port(SRC_PORT_BITS, 16),
+            dst_port: port(DST_PORT_BITS, 0),
         }
     }
 }
@@ -794,15 +759,21 @@ mod tests {
         let a = v4([127, 0, 66, 3]);
         let d = v4([127, 0, 0, 1]);
         let mut packets = Vec::new();
-        // 3 of 4 packets to port 80 (the rest to 443), from changing source ports.
+        // 3 of 4 packets to port 80 (the rest to 443), from changing source ports: no port
+        // is every packet's.
         for i in 0..4_000u16 {
             let dport = if i % 4 == 3 { 443 } else { 80 };
             packets.push(tcp(a, d, 1_024 + i, dport, tcp_flags::SYN));
         }
         let w = window_of(packets);
         let flow = w.contributors.flow_of(key_to_addr(a)).unwrap();
-        assert_eq!((flow.proto, flow.src_port, flow.dst_port), (Some(6), None, Some(80)));
+        assert_eq!((flow.proto, flow.src_port, flow.dst_port), (Some(6), None, None));
         assert_eq!((flow.packets, flow.max_error), (4_000, 0));
+        // All to port 80: that port.
+        let packets = (0..4_000u16).map(|i| tcp(a, d, 1_024 + i, 80, tcp_flags::SYN));
+        let w = window_of(packets);
+        let flow = w.contributors.flow_of(key_to_addr(a)).unwrap();
+        assert_eq!((flow.proto, flow.src_port, flow.dst_port), (Some(6), None, Some(80)));
     }
 
     #[test]

@@ -85,8 +85,9 @@ pub struct SpaceSaving<K = IpKey, V = ()> {
     min: u32,
     /// `min + 1` (saturated), what a replacing key starts at.
     next: u32,
-    /// Total weight N counted (or merged) since the last reset.
-    total: u64,
+    /// N − Σ counts: 0 until a merge (each update adds one to exactly one count, so the
+    /// counts add up to N and the hot path keeps no total of its own).
+    merged_extra: u64,
 }
 
 impl<K: SlotKey, V: SlotValue> Default for SpaceSaving<K, V> {
@@ -115,14 +116,13 @@ impl<K: SlotKey, V: SlotValue> SpaceSaving<K, V> {
             at_min: ALL_SLOTS,
             min: 0,
             next: 1,
-            total: 0,
+            merged_extra: 0,
         }
     }
 
     /// Counts one for `key` (fingerprint `fp`), bringing `x` to its slot's value.
     #[inline(always)]
     pub fn add_with(&mut self, key: K, fp: u16, x: V::Input) {
-        self.total += 1;
         // Two bits per slot: 2i and 2i + 1 for slot i.
         let hits = eq_mask2_u16(&self.fps, fp);
         if hits == 0 {
@@ -217,12 +217,13 @@ impl<K: SlotKey, V: SlotValue> SpaceSaving<K, V> {
         self.at_min = ALL_SLOTS;
         self.min = 0;
         self.next = 1;
-        self.total = 0;
+        self.merged_extra = 0;
     }
 
     /// The total weight N counted since the last reset (merges included).
     pub fn total(&self) -> u64 {
-        self.total
+        let held: u64 = self.counts.iter().map(|&c| u64::from(c)).sum();
+        held + self.merged_extra
     }
 
     /// The held keys, largest count first (ties by key): `(key, count, error)`, where the true
@@ -300,9 +301,8 @@ impl<K: SlotKey, V: SlotValue> SpaceSaving<K, V> {
         }
         let cand = &mut cand[..n];
         cand.sort_unstable_by(|a, b| (b.0, std::cmp::Reverse(b.2)).cmp(&(a.0, std::cmp::Reverse(a.2))));
-        let total = self.total + other.total;
+        let total = self.total() + other.total();
         self.reset();
-        self.total = total;
         for (i, &(c, e, key, fp, v)) in cand.iter().take(SLOTS).enumerate() {
             self.fps[i] = fp;
             self.keys[i] = key;
@@ -310,6 +310,7 @@ impl<K: SlotKey, V: SlotValue> SpaceSaving<K, V> {
             self.errors[i] = u32::try_from(e).unwrap_or(u32::MAX);
             self.values[i] = v;
         }
+        self.merged_extra = total.saturating_sub(self.total());
         self.scan_min();
     }
 }
