@@ -1184,10 +1184,10 @@ mod tests {
         let mut events = Vec::new();
         for k in 0..20i64 {
             let c = match k {
-                0..5 => vec![cw(A, Role::Source, 0.95)],
-                5..12 => vec![cw(A, Role::Source, 0.6), cw(B, Role::Source, 0.35)],
+                0..=4 => vec![cw(A, Role::Source, 0.95)],
+                5..=11 => vec![cw(A, Role::Source, 0.6), cw(B, Role::Source, 0.35)],
                 // B now the heavier one: still the same incident, which names it.
-                12..15 => vec![cw(B, Role::Source, 0.7), cw(A, Role::Source, 0.25)],
+                12..=14 => vec![cw(B, Role::Source, 0.7), cw(A, Role::Source, 0.25)],
                 _ => vec![],
             };
             let score = if c.is_empty() { 0.1 } else { 6.0 };
@@ -1222,8 +1222,8 @@ mod tests {
         let mut events = Vec::new();
         for k in 0..20i64 {
             let c = match k {
-                0..4 => vec![cw(A, Role::Source, 0.9)],
-                5..9 => vec![cw(B, Role::Source, 0.9), cw(V, Role::Source, 0.05)],
+                0..=3 => vec![cw(A, Role::Source, 0.9)],
+                5..=8 => vec![cw(B, Role::Source, 0.9), cw(V, Role::Source, 0.05)],
                 _ => vec![],
             };
             let score = if c.is_empty() { 0.1 } else { 6.0 };

@@ -381,3 +381,228 @@ impl EveLog {
         self.log.write_json(&record)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::incident::{IncidentConfig, IncidentTracker, ScoredWindow};
+    use crate::output::alerts::{AlertContext, AlertFile, Explanation};
+    use crate::window::features::{NUM_FAMILIES, NUM_FEATURES};
+    use crate::window::{Contributor, Contributors, Flow, Omega, Talkers, Window};
+    use std::collections::HashSet;
+
+    const S: i64 = 1_000_000_000;
+    // 2026-12-02T10:29:08Z
+    const T0: i64 = 1_796_207_348 * S;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    /// A 0.5 s window `k` whose SYNs (`syn` of them) come from `attacker` to 127.0.0.41:80.
+    fn window(k: i64, syn: f64, attacker: &str) -> Window {
+        let mut features = [1.0; NUM_FEATURES];
+        features[Feature::SynCount.index()] = syn;
+        let c = |addr: &str, count| Contributor {
+            addr: ip(addr),
+            count,
+            max_error: 0,
+        };
+        Window {
+            start_ns: T0 + k * S / 2,
+            end_ns: T0 + (k + 1) * S / 2,
+            features,
+            talkers: Talkers::default(),
+            contributors: Contributors::from_lists(&[(
+                Family::Flag(0),
+                vec![c(attacker, syn as u64 - 10), c("10.0.0.7", 10)],
+            )])
+            .with_flows(vec![Flow {
+                src: ip(attacker),
+                dst: ip("127.0.0.41"),
+                packets: syn as u64 - 10,
+                max_error: 0,
+                proto: Some(6),
+                src_port: Some(61_000),
+                dst_port: Some(80),
+            }]),
+            distinct_estimated: false,
+            late_packets: 0,
+            after_time_jump: false,
+        }
+    }
+
+    /// The alert events of windows (score, SYNs, attacker) through a tracker, then a flush.
+    fn events(windows: &[(f64, f64, &str)]) -> Vec<AlertEvent> {
+        let (min, mut max) = (vec![0.0; NUM_FEATURES], vec![2.0; NUM_FEATURES]);
+        max[Feature::SynCount.index()] = 28.0;
+        let ctx = AlertContext {
+            host: "tap-01".into(),
+            model_id: "m-1".into(),
+            omegas: vec![Omega::from_micros(500_000).unwrap()],
+        };
+        let mut tr: IncidentTracker<Explanation> =
+            IncidentTracker::new(IncidentConfig::default(), &ctx.omegas, "abc");
+        let mut out = Vec::new();
+        for (k, &(score, syn, attacker)) in windows.iter().enumerate() {
+            let w = window(k as i64, syn, attacker);
+            let sw = ScoredWindow {
+                scale: 0,
+                start_ns: w.start_ns,
+                end_ns: w.end_ns,
+                score,
+                threshold: 2.0,
+            };
+            let ex = Explanation::of(&w, &min, &max, 3);
+            for ev in tr.observe(sw, &ex.culprits, || ex.clone()) {
+                out.push(AlertEvent::from_incident_event(&ctx, &ev, || ex.clone()));
+            }
+        }
+        for ev in tr.flush(crate::detect::incident::EndReason::Shutdown) {
+            out.push(AlertEvent::from_incident_event(&ctx, &ev, Explanation::default));
+        }
+        out
+    }
+
+    #[test]
+    fn a_record_names_the_attacker_as_source_and_its_flow() {
+        let ev = events(&[(25.0, 4662.0, "127.0.66.1"), (3.0, 900.0, "127.0.66.1")]);
+        assert_eq!(ev.len(), 2);
+        let mut log = EveLog::new(
+            AlertLog::with_file(AlertFile::open("/dev/null").unwrap(), false, 10),
+            Some("eth0".into()),
+        );
+        let start = log.record(&ev[0]);
+        let v = serde_json::to_value(&start).unwrap();
+        assert_eq!(v["timestamp"], "2026-12-02T10:29:08.500000+0000");
+        assert_eq!(v["event_type"], "alert");
+        assert_eq!(v["in_iface"], "eth0");
+        assert_eq!(v["host"], "tap-01");
+        assert_eq!(v["src_ip"], "127.0.66.1");
+        assert_eq!(v["src_port"], 61_000);
+        assert_eq!(v["dest_ip"], "127.0.0.41");
+        assert_eq!(v["dest_port"], 80);
+        assert_eq!(v["proto"], "TCP");
+        let a = &v["alert"];
+        assert_eq!(a["action"], "allowed");
+        assert_eq!((a["gid"].as_u64(), a["rev"].as_u64()), (Some(1), Some(1)));
+        assert_eq!(a["signature_id"], 1_000_010, "the SYN family");
+        assert_eq!(a["signature"], "NETANOM anomaly: syn_count 4662 (max 28)");
+        assert_eq!(a["category"], "Attempted Denial of Service");
+        assert_eq!(a["severity"], 1, "12.5 times the threshold");
+        assert_eq!(a["source"], serde_json::json!({"ip": "127.0.66.1", "port": 61000}));
+        assert_eq!(a["target"], serde_json::json!({"ip": "127.0.0.41", "port": 80}));
+        let m = a["metadata"].as_object().unwrap();
+        for (k, v) in m {
+            let items = v.as_array().unwrap_or_else(|| panic!("{k}: {v}"));
+            assert!(!items.is_empty() && items.iter().all(|s| s.is_string()), "{k}: {v}");
+        }
+        assert_eq!(m["netanom_event"], serde_json::json!(["start"]));
+        assert_eq!(m["netanom_incident_id"], serde_json::json!(["abc-1"]));
+        assert_eq!(m["netanom_culprits"], serde_json::json!(["127.0.66.1"]));
+        assert_eq!(m["netanom_culprit_roles"], serde_json::json!(["source"]));
+        assert_eq!(m["netanom_schema_version"], serde_json::json!(["3"]));
+        assert!(m.get("netanom_end_reason").is_none());
+        // The end: same signature id, the incident's end fields.
+        let end = log.record(&ev[1]);
+        assert_eq!(end.alert.signature_id, 1_000_010);
+        assert_eq!(end.alert.metadata["netanom_event"], ["end"]);
+        assert_eq!(end.alert.metadata["netanom_end_reason"], ["shutdown"]);
+        assert_eq!(end.src_ip, Some(ip("127.0.66.1")));
+        assert!(log.sids.is_empty(), "forgotten once ended");
+    }
+
+    #[test]
+    fn signature_ids_are_stable_distinct_and_in_the_local_range() {
+        let sids: HashSet<u32> = Family::ALL.iter().map(|&f| signature_id(f)).collect();
+        assert_eq!(sids.len(), NUM_FAMILIES);
+        assert!(sids.iter().all(|s| (1_000_000..=1_999_999).contains(s)));
+        assert!(!sids.contains(&SID_UNEXPLAINED));
+        // The published table (docs/alerts.md) must not move.
+        assert_eq!(signature_id(Family::Packets), 1_000_001);
+        assert_eq!(signature_id(Family::Flag(0)), 1_000_010);
+        assert_eq!(signature_id(Family::Flag(7)), 1_000_017);
+        assert_eq!(signature_id(Family::IcmpReplies), 1_000_022);
+        assert_eq!(signature_id(Family::NewDstPorts), 1_000_033);
+        assert_eq!(signature_id(Family::SrcPort(3)), 1_010_443);
+        assert_eq!(signature_id(Family::DstPort(1)), 1_020_022);
+        assert_eq!(category(Some(Family::NewDstPorts)), "Detection of a Network Scan");
+        assert_eq!(category(Some(Family::Flag(7))), "Detection of a Network Scan");
+        assert_eq!(category(Some(Family::NewSrcAddrs)), "Attempted Denial of Service");
+        assert_eq!(category(None), "Potentially Bad Traffic");
+        assert_eq!((severity(10.0), severity(9.99), severity(3.0), severity(1.01)), (1, 2, 2, 3));
+        assert_eq!(suricata_timestamp("1970-01-01T00:00:00.000000+00:00"), "1970-01-01T00:00:00.000000+0000");
+    }
+
+    #[test]
+    fn a_new_culprit_is_the_source_of_its_own_record() {
+        // A floods; B joins with a substantial share (A 0.6 / B 0.4 of the SYNs).
+        let mut ev = events(&[(25.0, 1000.0, "127.0.66.1")]);
+        assert_eq!(ev.len(), 2);
+        let mut culprit = ev[0].clone();
+        culprit.event_type = EventType::IncidentCulprit;
+        let mut c = culprit.incident.culprits[0].clone();
+        c.ip = ip("127.0.66.2");
+        c.target = None;
+        culprit.culprit = Some(c.clone());
+        culprit.incident.culprits.push(c);
+        let mut log = EveLog::new(
+            AlertLog::with_file(AlertFile::open("/dev/null").unwrap(), false, 10),
+            None,
+        );
+        let start = log.record(&ev[0]);
+        let joined = log.record(&culprit);
+        assert_eq!(joined.src_ip, Some(ip("127.0.66.2")));
+        assert_eq!((joined.dest_ip, joined.proto), (None, None), "its flow was not seen");
+        assert_eq!(joined.alert.signature_id, start.alert.signature_id);
+        assert_eq!(joined.alert.metadata["netanom_event"], ["culprit"]);
+        assert_eq!(joined.alert.metadata["netanom_new_culprit"], ["127.0.66.2"]);
+        assert_eq!(
+            joined.alert.metadata["netanom_culprits"],
+            ["127.0.66.1", "127.0.66.2"]
+        );
+        assert!(joined.in_iface.is_none());
+        // A flood's victim alone: the destination, no source.
+        let e = &mut ev[0];
+        e.incident.culprits[0].role = Role::FloodTarget;
+        e.incident.culprits[0].target = None;
+        let r = log.record(e);
+        assert_eq!((r.src_ip, r.dest_ip), (None, Some(ip("127.0.66.1"))));
+        assert!(r.alert.source.is_none());
+    }
+
+    #[test]
+    fn the_eve_log_follows_rotation_and_queues_on_a_full_disk() {
+        let ev = events(&[(25.0, 4662.0, "127.0.66.1"), (3.0, 900.0, "127.0.66.1")]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("eve.json");
+        let mut log = EveLog::new(AlertLog::open(&path, false).unwrap(), None);
+        assert_eq!(log.write(&ev[0]).written, 1);
+        std::fs::rename(&path, dir.path().join("eve.json.1")).unwrap();
+        let f = log.write(&ev[1]);
+        assert!(f.reopened && f.written == 1, "{f:?}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 1);
+        let v: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(v["alert"]["metadata"]["netanom_event"], serde_json::json!(["end"]));
+        // /dev/full: every write fails; the records wait, in order, for another file.
+        let mut full = EveLog::new(
+            AlertLog::with_file(AlertFile::open("/dev/full").unwrap(), false, 10),
+            None,
+        );
+        for e in &ev {
+            assert_eq!(full.write(e).written, 0);
+        }
+        assert_eq!(full.log().queued(), 2);
+        let other = dir.path().join("eve2.json");
+        full.log_mut().switch(AlertFile::open(&other).unwrap());
+        assert_eq!(full.log_mut().flush().written, 2);
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&other)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let kinds: Vec<_> = lines.iter().map(|v| v["alert"]["metadata"]["netanom_event"][0].clone()).collect();
+        assert_eq!(kinds, ["start", "end"]);
+    }
+}
