@@ -260,7 +260,7 @@ fn score_evaluate_and_run_see_every_scale_and_a_slow_scan_is_one_incident() {
     let events = read_alerts(&log);
     assert_eq!(events.len(), 2, "one incident:\n{events:#?}");
     for e in &events {
-        assert_eq!(e["schema_version"], 2);
+        assert_eq!(e["schema_version"], 3);
         assert_eq!(e["model"]["scales"], serde_json::json!([0.5, 5.0]));
         check_event(e, e["model"]["omega_s"].as_f64().unwrap());
     }

@@ -48,11 +48,11 @@ use crate::window::Omega;
 
 /// Least weight (share of a window's explained deviation) of a culprit that can be a window's
 /// primary culprit, join an incident, or keep one open.
-pub const MIN_CULPRIT_WEIGHT: f64 = 0.05;
+pub const MIN_CULPRIT_WEIGHT: f64 = 0.1;
 
 /// A culprit of a window is substantial, and may join the primary culprit's incident, when it
 /// weighs at least this share of the primary culprit's weight.
-pub const SECONDARY_SHARE: f64 = 0.25;
+pub const SECONDARY_SHARE: f64 = 0.5;
 
 /// Most incidents open at once; beyond, the most recently alerting one takes new windows.
 pub const MAX_OPEN_INCIDENTS: usize = 16;

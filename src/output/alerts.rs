@@ -409,22 +409,32 @@ impl Explanation {
 
 /// The hosts that explain a window's deviation, attacker-side roles first, then by weight.
 ///
-/// Over the given (most deviating) features f, with d(f) = 1 + the feature's distance outside
-/// the training range (normalised units), a host's weight is
-/// Σ_f d(f) · share_f(host) / Σ_f d(f), where share_f is the part of the feature's families'
-/// total the host certainly made (`count − max_error`, so spoofed one-packet sources weigh
-/// nothing). Its role is the role of most of its weight; its target is the other end of its
-/// heaviest flow (none for a flood's victim).
+/// Only the features at or above their training maximum (normalised value ≥ 1) are
+/// explained: they are what the window has too much of, and a feature below its minimum is
+/// nobody's doing. If none of the given features is, all of them are. Over those features f,
+/// with d(f) their normalised value (how many training ranges high they are), a host's weight
+/// is Σ_f d(f) · share_f(host) / Σ_f d(f), where share_f is the part of the total of the
+/// feature's families the host certainly made (`count − max_error`, so spoofed one-packet
+/// sources weigh nothing). Its role is the role of most of its weight; its target is the other
+/// end of its heaviest flow (none for a flood's victim).
 pub fn window_culprits(window: &Window, deviations: &[FeatureDeviation]) -> Vec<Culprit> {
+    let excess = |d: &&FeatureDeviation| d.normalized >= 1.0 && d.normalized.is_finite();
+    let explained: Vec<&FeatureDeviation> = if deviations.iter().any(|d| excess(&d)) {
+        deviations.iter().filter(excess).collect()
+    } else {
+        deviations
+            .iter()
+            .filter(|d| d.normalized > 0.0 && d.normalized.is_finite())
+            .collect()
+    };
     // (host, weight per role, features), a few dozen at most.
     let mut acc: Vec<(IpAddr, [f64; 3], FeatureSet)> = Vec::new();
     let mut total = 0.0;
-    for d in deviations {
+    for d in explained {
         let Some(feature) = Feature::from_name(d.name) else {
             continue;
         };
-        let outside = d.outside();
-        let fw = 1.0 + if outside.is_finite() { outside } else { 0.0 };
+        let fw = d.normalized;
         total += fw;
         let n = window.contributors.feature_total(feature);
         if n == 0 {
