@@ -411,19 +411,28 @@ impl Explanation {
 ///
 /// Only the features at or above their training maximum (normalised value ≥ 1) are
 /// explained: they are what the window has too much of, and a feature below its minimum is
-/// nobody's doing. If none of the given features is, all of them are. Over those features f,
+/// nobody's doing. If none of the given features is, all of them are. Means and variances
+/// (packet size, TTL) are left out: a host's share of the packets does not say how much it
+/// moved an average (one odd TTL among many packets moves the variance most). Over those features f,
 /// with d(f) their normalised value (how many training ranges high they are), a host's weight
 /// is Σ_f d(f) · share_f(host) / Σ_f d(f), where share_f is the part of the total of the
 /// feature's families the host certainly made (`count − max_error`, so spoofed one-packet
 /// sources weigh nothing). Its role is the role of most of its weight; its target is the other
 /// end of its heaviest flow (none for a flood's victim).
 pub fn window_culprits(window: &Window, deviations: &[FeatureDeviation]) -> Vec<Culprit> {
+    let shares = |d: &&FeatureDeviation| {
+        !matches!(
+            Feature::from_name(d.name),
+            None | Some(Feature::PktSizeMean | Feature::PktSizeVar | Feature::TtlMean | Feature::TtlVar)
+        )
+    };
     let excess = |d: &&FeatureDeviation| d.normalized >= 1.0 && d.normalized.is_finite();
-    let explained: Vec<&FeatureDeviation> = if deviations.iter().any(|d| excess(&d)) {
-        deviations.iter().filter(excess).collect()
+    let counted: Vec<&FeatureDeviation> = deviations.iter().filter(shares).collect();
+    let explained: Vec<&FeatureDeviation> = if counted.iter().any(excess) {
+        counted.into_iter().filter(excess).collect()
     } else {
-        deviations
-            .iter()
+        counted
+            .into_iter()
             .filter(|d| d.normalized > 0.0 && d.normalized.is_finite())
             .collect()
     };
