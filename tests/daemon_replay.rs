@@ -389,9 +389,12 @@ fn a_flood_names_its_source_not_the_busiest_host() {
     // Exact: the flooder sent 1,000 SYNs in the window, held from its first.
     assert_eq!(
         syn["contributors"][0],
-        serde_json::json!({"ip": "127.0.66.3", "packets": 1000}),
+        serde_json::json!({"ip": "127.0.66.3", "role": "source", "packets": 1000}),
         "{syn}"
     );
+    // The incident's first culprit is the flooder, not the busiest host.
+    assert_eq!(start["incident"]["culprits"][0]["ip"], "127.0.66.3", "{start}");
+    assert_eq!(start["incident"]["culprits"][0]["role"], "source", "{start}");
     assert!(syn["contributors"].as_array().unwrap().len() <= 3);
     // Every top feature names at most three contributors, with an address and a count.
     for f in tf {
