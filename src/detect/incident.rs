@@ -14,7 +14,8 @@
 //!   it). A window without P joins the most recently alerting open incident, or opens one.
 //!   Among several candidates, the most recently alerting wins.
 //! - **New culprits.** P and every substantial culprit that no open incident names join the
-//!   incident that took the window (at most [`MAX_CULPRITS`] each). A culprit that joins a
+//!   incident that took the window (at most [`MAX_CULPRITS`] each) if they weigh at least
+//!   [`JOIN_WEIGHT`] — or, for P, if the incident names no culprit yet. A culprit that joins a
 //!   reported incident is an event of its own, [`IncidentEvent::Culprit`].
 //! - **Kept open.** Another open incident that names a culprit of the window weighing at least
 //!   [`MIN_CULPRIT_WEIGHT`] counts it as the end of its latest activity (its culprit is still
@@ -53,6 +54,9 @@ pub const MIN_CULPRIT_WEIGHT: f64 = 0.1;
 /// A culprit of a window is substantial, and may join the primary culprit's incident, when it
 /// weighs at least this share of the primary culprit's weight.
 pub const SECONDARY_SHARE: f64 = 0.5;
+
+/// Least weight of a culprit joining an incident that already names one.
+pub const JOIN_WEIGHT: f64 = 0.25;
 
 /// Most incidents open at once; beyond, the most recently alerting one takes new windows.
 pub const MAX_OPEN_INCIDENTS: usize = 16;
@@ -483,7 +487,7 @@ impl<P> IncidentTracker<P> {
         };
         match self.assign(primary, &substantial) {
             Assign::Existing(i) => {
-                let joined = self.count_in(i, w, culprits, &substantial);
+                let joined = self.count_in(i, w, culprits, &substantial, primary.map(|p| p.ip));
                 let o = &mut self.open[i];
                 if w.exceeds(&o.summary.peak) {
                     o.summary.peak = w;
@@ -494,7 +498,7 @@ impl<P> IncidentTracker<P> {
             Assign::New => {
                 self.open.push(self.opened(w, payload()));
                 let i = self.open.len() - 1;
-                (i, self.count_in(i, w, culprits, &substantial))
+                (i, self.count_in(i, w, culprits, &substantial, primary.map(|p| p.ip)))
             }
         }
     }
@@ -508,6 +512,7 @@ impl<P> IncidentTracker<P> {
         w: ScoredWindow,
         culprits: &[Culprit],
         substantial: &[&Culprit],
+        primary: Option<IpAddr>,
     ) -> Vec<IpAddr> {
         let named_elsewhere = |ip: IpAddr| {
             self.open
@@ -515,8 +520,12 @@ impl<P> IncidentTracker<P> {
                 .enumerate()
                 .any(|(j, o)| j != i && o.summary.names(ip))
         };
+        // The first culprit of an incident always joins it; later ones only when they weigh
+        // JOIN_WEIGHT (a normal host's share of a weak window is no culprit).
+        let first = self.open[i].summary.culprits.is_empty();
         let admit: Vec<IpAddr> = substantial
             .iter()
+            .filter(|c| (first && Some(c.ip) == primary) || c.weight >= JOIN_WEIGHT)
             .map(|c| c.ip)
             .filter(|&ip| !named_elsewhere(ip))
             .collect();

@@ -1358,6 +1358,69 @@ mod tests {
     }
 
     #[test]
+    fn culprit_weights_follow_the_excess_features_and_certain_counts() {
+        let c = |addr: &str, count, max_error| Contributor {
+            addr: addr.parse().unwrap(),
+            count,
+            max_error,
+        };
+        let (min, mut max) = (vec![0.0; NUM_FEATURES], vec![2.0; NUM_FEATURES]);
+        max[Feature::SynCount.index()] = 10.0;
+        max[Feature::SrcIpDistinct.index()] = 100.0;
+        max[Feature::PktCount.index()] = 100.0;
+        let mut w = window(0, 1.0);
+        // 500 SYNs (50 ranges over the maximum): 300 certain from 203.0.113.9, a spoofed
+        // source's count all error. 400 new sources (4 ranges over), all to the victim; ttl_var
+        // far out, but a variance is nobody's share.
+        w.features[Feature::SynCount.index()] = 500.0;
+        w.features[Feature::SrcIpDistinct.index()] = 400.0;
+        w.features[Feature::TtlVar.index()] = 1000.0;
+        w.features[Feature::AckRatio.index()] = 1.5; // inside: normalised 0.75
+        w.contributors = Contributors::from_lists(&[
+            (
+                Family::Flag(0),
+                vec![c("203.0.113.9", 300, 0), c("100.64.0.1", 120, 119)],
+            ),
+            (Family::NewSrcAddrs, vec![c("198.51.100.1", 400, 0)]),
+            (Family::Packets, vec![c("192.0.2.7", 5000, 0)]),
+            (Family::Flag(5), vec![c("192.0.2.7", 900, 0)]),
+        ])
+        .with_total(Family::Flag(0), 500)
+        .with_total(Family::Packets, 6000);
+        let ex = Explanation::of(&w, &min, &max, 5);
+        let got: Vec<(String, Role, f64)> = ex
+            .culprits
+            .iter()
+            .map(|c| (c.ip.to_string(), c.role, (c.weight * 1e4).round() / 1e4))
+            .collect();
+        // syn_count d = 50, src_ip_distinct d = 4; ack_ratio is inside, ttl_var a variance.
+        let syn = 50.0 * 300.0 / 500.0 / 54.0;
+        let spoofed = 50.0 * 1.0 / 500.0 / 54.0;
+        let victim = 4.0 / 54.0;
+        let r = |x: f64| (x * 1e4).round() / 1e4;
+        assert_eq!(
+            got,
+            [
+                ("203.0.113.9".into(), Role::Source, r(syn)),
+                ("100.64.0.1".into(), Role::Source, r(spoofed)),
+                ("198.51.100.1".into(), Role::FloodTarget, r(victim)),
+            ],
+            "attacker side first, the victim last; the busiest host nowhere"
+        );
+        assert!(ex.culprits[0].features.contains(Feature::SynCount));
+        assert!(!ex.culprits[0].features.contains(Feature::TtlVar));
+        // Nothing over the maximum: the features with a positive normalised value count.
+        let mut calm = window(0, 1.0);
+        calm.features[Feature::AckRatio.index()] = 1.5;
+        calm.contributors = Contributors::from_lists(&[(
+            Family::Flag(5),
+            vec![c("192.0.2.7", 900, 0), c("192.0.2.8", 100, 0)],
+        )]);
+        let ex = Explanation::of(&calm, &min, &max, 5);
+        assert_eq!(ex.culprits[0].ip.to_string(), "192.0.2.7");
+    }
+
+    #[test]
     fn start_and_end_schema() {
         let (start, end) = events();
         let s: serde_json::Value =
