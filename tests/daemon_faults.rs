@@ -232,7 +232,10 @@ fn an_interface_taken_down_and_up_is_reopened_in_the_same_process() {
         if let Some(e) = events.iter().find(|e| names_flooder(e)) {
             break e["incident"]["id"].clone();
         }
-        assert!(Instant::now() < deadline, "no incident of the flooder: {events:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "no incident of the flooder: {events:#?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
 
@@ -275,7 +278,10 @@ fn an_interface_taken_down_and_up_is_reopened_in_the_same_process() {
         if let Some(end) = end {
             break end.clone();
         }
-        assert!(Instant::now() < deadline, "the flood's incident did not end: {events:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "the flood's incident did not end: {events:#?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     assert_eq!(end["incident"]["end_reason"], "cooldown", "{end:#}");

@@ -140,7 +140,11 @@ wait $tp || true
     cmd.args(["--net", "--", "bash", "-c", &script]);
     let f = run_with_timeout(cmd, Duration::from_secs(180), name);
     f.assert_ok(&format!("recording {name}"));
-    assert!(out.is_file(), "{name}: no capture ({})", std::fs::read_to_string(&err).unwrap_or_default());
+    assert!(
+        out.is_file(),
+        "{name}: no capture ({})",
+        std::fs::read_to_string(&err).unwrap_or_default()
+    );
     out
 }
 
@@ -166,7 +170,11 @@ fn as_lan_host(mut frame: Vec<u8>) -> Vec<u8> {
     if ipv4 {
         let ihl = usize::from(frame[IP] & 0x0f) * 4;
         if frame.len() >= IP + ihl {
-            frame[IP + 8] = if frame[IP + 12..IP + 16] == victim.octets() { 63 } else { 64 };
+            frame[IP + 8] = if frame[IP + 12..IP + 16] == victim.octets() {
+                63
+            } else {
+                64
+            };
             frame[IP + 10..IP + 12].copy_from_slice(&[0, 0]);
             let sum = common::checksum(&frame[IP..IP + ihl]);
             frame[IP + 10..IP + 12].copy_from_slice(&sum.to_be_bytes());
@@ -197,15 +205,24 @@ fn fixture() -> &'static Fixture {
             .arg(&model)
             .args(["--hidden", "16", "--epochs", "8", "--seed", "7"])
             .args(["--threshold-factor", "3"]);
-        run_with_timeout(cmd, Duration::from_secs(600), "netanom train --window 0.5,5")
-            .assert_ok("netanom train");
+        run_with_timeout(
+            cmd,
+            Duration::from_secs(600),
+            "netanom train --window 0.5,5",
+        )
+        .assert_ok("netanom train");
         // The capture: normal traffic of another seed with the recorded attacks spliced in.
         let mut t = Traffic::new();
         t.lan(&mut Rng::new(2), T1, CAPTURE_S * 2);
         let mut spans = Vec::new();
         for a in attacks() {
             let recorded = frames(&record(&dir, a.name, &a.command));
-            assert!(recorded.len() > 20, "{}: {} packets recorded", a.name, recorded.len());
+            assert!(
+                recorded.len() > 20,
+                "{}: {} packets recorded",
+                a.name,
+                recorded.len()
+            );
             let first = recorded[0].0;
             let shift = T1 + a.at_s * 1_000_000_000 - first;
             let last = recorded.last().map_or(first, |p| p.0) + shift;
@@ -235,7 +252,10 @@ fn fixture() -> &'static Fixture {
         run_with_timeout(cmd, Duration::from_secs(300), "netanom run --eve-log")
             .assert_ok("netanom run --eve-log");
         let eve_text = std::fs::read_to_string(&eve_log).expect("the EVE log");
-        assert!(eve_text.ends_with('\n'), "the EVE log's last line is not complete");
+        assert!(
+            eve_text.ends_with('\n'),
+            "the EVE log's last line is not complete"
+        );
         Fixture {
             alerts: read_alerts(&alert_log),
             eve_lines: eve_text.lines().map(str::to_string).collect(),
@@ -299,7 +319,11 @@ fn every_attack_is_one_incident_with_its_attacker_first_and_as_eve_source() {
                     .any(|c| c["ip"] == attacker)
             })
             .collect();
-        assert_eq!(named.len(), 1, "{name}: one incident names {attacker}:\n{all}");
+        assert_eq!(
+            named.len(),
+            1,
+            "{name}: one incident names {attacker}:\n{all}"
+        );
         let (start, end) = named[0];
         let end = end.as_ref().unwrap();
         let inc = &end["incident"];
@@ -343,11 +367,26 @@ fn every_attack_is_one_incident_with_its_attacker_first_and_as_eve_source() {
         assert_eq!(kinds.first(), Some(&"start"), "{name}: {kinds:?}");
         assert_eq!(kinds.last(), Some(&"end"), "{name}: {kinds:?}");
         let starts_src = &mine[0]["src_ip"];
-        assert_eq!(starts_src, attacker, "{name}: EVE src_ip of the start: {}", mine[0]);
-        assert_eq!(mine.last().unwrap()["src_ip"], attacker, "{name}: EVE src_ip of the end");
-        assert_eq!(mine[0]["dest_ip"], VICTIM_IP, "{name}: EVE dest_ip: {}", mine[0]);
+        assert_eq!(
+            starts_src, attacker,
+            "{name}: EVE src_ip of the start: {}",
+            mine[0]
+        );
+        assert_eq!(
+            mine.last().unwrap()["src_ip"],
+            attacker,
+            "{name}: EVE src_ip of the end"
+        );
+        assert_eq!(
+            mine[0]["dest_ip"], VICTIM_IP,
+            "{name}: EVE dest_ip: {}",
+            mine[0]
+        );
         let sid = &mine[0]["alert"]["signature_id"];
-        assert!(mine.iter().all(|r| &r["alert"]["signature_id"] == sid), "{name}: one signature");
+        assert!(
+            mine.iter().all(|r| &r["alert"]["signature_id"] == sid),
+            "{name}: one signature"
+        );
     }
     // Protocols as Suricata names them, where one carried the attacker's flow.
     let proto_of = |attacker: &str| {
@@ -370,11 +409,20 @@ fn every_attack_is_one_incident_with_its_attacker_first_and_as_eve_source() {
     };
     assert_eq!(port_of("127.0.66.3", "dest_port"), 80);
     assert_eq!(port_of("127.0.66.4", "dest_port"), 53);
-    assert!(port_of("127.0.66.1", "src_port").is_u64(), "nmap's one source port");
-    assert!(port_of("127.0.66.1", "dest_port").is_null(), "a scan has no one destination port");
+    assert!(
+        port_of("127.0.66.1", "src_port").is_u64(),
+        "nmap's one source port"
+    );
+    assert!(
+        port_of("127.0.66.1", "dest_port").is_null(),
+        "a scan has no one destination port"
+    );
     // Incidents of other hosts than the attackers (false alarms of the model) are not counted
     // here, but none may name an attacker (checked above) and they are few.
-    assert!(pairs.len() <= fx.spans.len() + 3, "too many incidents:\n{all}");
+    assert!(
+        pairs.len() <= fx.spans.len() + 3,
+        "too many incidents:\n{all}"
+    );
     let _ = &fx.dir;
 }
 
@@ -390,52 +438,89 @@ fn check_eve(r: &Value) {
     let pattern = b"dddd-dd-ddTdd:dd:dd.dddddd+0000";
     assert!(
         b.len() == pattern.len()
-            && b.iter().zip(pattern).all(|(&c, &p)| if p == b'd' { c.is_ascii_digit() } else { c == p }),
+            && b.iter().zip(pattern).all(|(&c, &p)| if p == b'd' {
+                c.is_ascii_digit()
+            } else {
+                c == p
+            }),
         "timestamp {ts:?} is not Suricata's YYYY-MM-DDTHH:MM:SS.ffffff+0000"
     );
     assert_eq!(r["event_type"], "alert");
     assert!(!r["host"].as_str().expect("host").is_empty());
     for k in ["src_ip", "dest_ip"] {
         if let Some(ip) = r.get(k) {
-            assert!(ip.as_str().and_then(|s| s.parse::<IpAddr>().ok()).is_some(), "{k} {ip}");
+            assert!(
+                ip.as_str().and_then(|s| s.parse::<IpAddr>().ok()).is_some(),
+                "{k} {ip}"
+            );
         }
     }
     for k in ["src_port", "dest_port"] {
         if let Some(p) = r.get(k) {
             assert!(p.as_u64().is_some_and(|p| p <= 65_535), "{k} {p}");
-            assert!(matches!(r["proto"].as_str(), Some("TCP" | "UDP")), "{k} without TCP/UDP");
+            assert!(
+                matches!(r["proto"].as_str(), Some("TCP" | "UDP")),
+                "{k} without TCP/UDP"
+            );
         }
     }
     if let Some(p) = r.get("proto") {
-        assert!(["TCP", "UDP", "ICMP", "IPv6-ICMP"].contains(&p.as_str().unwrap_or("")), "proto {p}");
+        assert!(
+            ["TCP", "UDP", "ICMP", "IPv6-ICMP"].contains(&p.as_str().unwrap_or("")),
+            "proto {p}"
+        );
     }
     let a = &r["alert"];
     assert_eq!(a["action"], "allowed");
     assert_eq!((a["gid"].as_u64(), a["rev"].as_u64()), (Some(1), Some(1)));
     let sid = a["signature_id"].as_u64().expect("signature_id");
     assert!((1_000_000..=1_999_999).contains(&sid), "signature_id {sid}");
-    assert!(a["signature"].as_str().expect("signature").starts_with("NETANOM anomaly"));
+    assert!(a["signature"]
+        .as_str()
+        .expect("signature")
+        .starts_with("NETANOM anomaly"));
     assert!(
-        ["Detection of a Network Scan", "Attempted Denial of Service", "Potentially Bad Traffic"]
-            .contains(&a["category"].as_str().expect("category")),
+        [
+            "Detection of a Network Scan",
+            "Attempted Denial of Service",
+            "Potentially Bad Traffic"
+        ]
+        .contains(&a["category"].as_str().expect("category")),
         "category {}",
         a["category"]
     );
-    assert!(a["severity"].as_u64().is_some_and(|s| (1..=3).contains(&s)), "severity");
+    assert!(
+        a["severity"].as_u64().is_some_and(|s| (1..=3).contains(&s)),
+        "severity"
+    );
     if let Some(src) = r.get("src_ip") {
         assert_eq!(&a["source"]["ip"], src, "alert.source is the source");
     }
     let m = a["metadata"].as_object().expect("alert.metadata");
     for (k, v) in m {
         assert!(k.starts_with("netanom_"), "metadata key {k}");
-        let items = v.as_array().unwrap_or_else(|| panic!("metadata {k} is not an array"));
-        assert!(!items.is_empty() && items.iter().all(Value::is_string), "metadata {k}: {v}");
+        let items = v
+            .as_array()
+            .unwrap_or_else(|| panic!("metadata {k} is not an array"));
+        assert!(
+            !items.is_empty() && items.iter().all(Value::is_string),
+            "metadata {k}: {v}"
+        );
     }
-    for k in ["netanom_event", "netanom_incident_id", "netanom_model_id", "netanom_score", "netanom_threshold"] {
+    for k in [
+        "netanom_event",
+        "netanom_incident_id",
+        "netanom_model_id",
+        "netanom_score",
+        "netanom_threshold",
+    ] {
         assert!(m.contains_key(k), "metadata {k} missing");
     }
     let event = m["netanom_event"][0].as_str().unwrap();
-    assert!(["start", "culprit", "end"].contains(&event), "netanom_event {event}");
+    assert!(
+        ["start", "culprit", "end"].contains(&event),
+        "netanom_event {event}"
+    );
     assert_eq!(m.contains_key("netanom_end_reason"), event == "end");
 }
 
@@ -452,7 +537,11 @@ fn every_eve_record_validates_against_suricatas_schema() {
     let validator = jsonschema::validator_for(&schema).expect("Suricata's schema compiles");
     let records = eve(fx);
     // One record per alert log event, in the same order.
-    assert_eq!(records.len(), fx.alerts.len(), "one EVE record per incident event");
+    assert_eq!(
+        records.len(),
+        fx.alerts.len(),
+        "one EVE record per incident event"
+    );
     for (r, a) in records.iter().zip(&fx.alerts) {
         let errors: Vec<String> = validator
             .iter_errors(r)
@@ -462,7 +551,10 @@ fn every_eve_record_validates_against_suricatas_schema() {
         check_eve(r);
         let m = &r["alert"]["metadata"];
         assert_eq!(m["netanom_incident_id"][0], a["incident"]["id"]);
-        let kind = a["event_type"].as_str().unwrap().trim_start_matches("incident_");
+        let kind = a["event_type"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("incident_");
         assert_eq!(m["netanom_event"][0], kind);
         assert_eq!(
             r["timestamp"].as_str().unwrap(),
@@ -477,10 +569,16 @@ fn every_eve_record_validates_against_suricatas_schema() {
     assert!(!validator.is_valid(&bad), "a string signature_id passed");
     let mut bad = records[0].clone();
     bad["netanom"] = Value::from(1);
-    assert!(!validator.is_valid(&bad), "an unknown top-level field passed");
+    assert!(
+        !validator.is_valid(&bad),
+        "an unknown top-level field passed"
+    );
     let mut bad = records[0].clone();
     bad["timestamp"] = Value::from("2026-12-02 10:29:08");
-    assert!(!validator.is_valid(&bad), "a timestamp without Suricata's format passed");
+    assert!(
+        !validator.is_valid(&bad),
+        "a timestamp without Suricata's format passed"
+    );
 }
 
 /// Reads from `s` until `n` lines came or the deadline passed.
@@ -488,15 +586,24 @@ fn read_lines(s: &mut UnixStream, n: usize, deadline: Instant) -> Vec<String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 65_536];
     while buf.iter().filter(|&&b| b == b'\n').count() < n && Instant::now() < deadline {
-        s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(k) => buf.extend_from_slice(&chunk[..k]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => panic!("reading FEVER's output socket: {e}"),
         }
     }
-    String::from_utf8(buf).expect("UTF-8").lines().map(str::to_string).collect()
+    String::from_utf8(buf)
+        .expect("UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Kills FEVER when the test ends, however it ends.
@@ -549,7 +656,10 @@ fn fever_forwards_every_alert_record_unchanged() {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20))
             }
-            Err(e) => panic!("FEVER did not connect to its output socket ({e}):\n{}", log()),
+            Err(e) => panic!(
+                "FEVER did not connect to its output socket ({e}):\n{}",
+                log()
+            ),
         }
     };
     forwarded.set_nonblocking(false).unwrap();
@@ -572,10 +682,17 @@ fn fever_forwards_every_alert_record_unchanged() {
         .write_all(b"{\"timestamp\":\"2026-12-02T10:29:08.500000+0000\",\"event_type\":\"flow\",\"src_ip\":\"10.0.0.1\"}\n")
         .unwrap();
     drop(sender);
-    let got = read_lines(&mut forwarded, fx.eve_lines.len(), Instant::now() + Duration::from_secs(30));
+    let got = read_lines(
+        &mut forwarded,
+        fx.eve_lines.len(),
+        Instant::now() + Duration::from_secs(30),
+    );
     // Nothing more comes (the flow event is not an alert): a second to be sure.
     let more = read_lines(&mut forwarded, 1, Instant::now() + Duration::from_secs(1));
-    assert!(more.is_empty(), "FEVER forwarded what it should not: {more:?}");
+    assert!(
+        more.is_empty(),
+        "FEVER forwarded what it should not: {more:?}"
+    );
     assert_eq!(
         got.len(),
         fx.eve_lines.len(),
@@ -586,7 +703,10 @@ fn fever_forwards_every_alert_record_unchanged() {
     );
     for (g, sent) in got.iter().zip(&fx.eve_lines) {
         assert_eq!(g, sent, "forwarded as written");
-        let (g, s): (Value, Value) = (serde_json::from_str(g).unwrap(), serde_json::from_str(sent).unwrap());
+        let (g, s): (Value, Value) = (
+            serde_json::from_str(g).unwrap(),
+            serde_json::from_str(sent).unwrap(),
+        );
         assert_eq!(g["alert"]["signature_id"], s["alert"]["signature_id"]);
         assert_eq!(g["src_ip"], s["src_ip"]);
         assert_eq!(

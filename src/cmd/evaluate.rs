@@ -47,18 +47,16 @@ impl Evaluation<'_> {
     /// Records what an incident event says.
     fn incident_event(&mut self, event: IncidentEvent<()>) {
         match event {
-            IncidentEvent::Start { incident, window } => {
-                self.incidents.push(IncidentRecord {
-                    id: incident.id.clone(),
-                    start: incident.start_ns as f64 / 1e9,
-                    end: incident.last_alert_end_ns as f64 / 1e9,
-                    reported: window.end_ns as f64 / 1e9,
-                    peak_score: incident.peak.score,
-                    windows: incident.alerting_windows,
-                    scales: Vec::new(),
-                    attacks: Vec::new(),
-                })
-            }
+            IncidentEvent::Start { incident, window } => self.incidents.push(IncidentRecord {
+                id: incident.id.clone(),
+                start: incident.start_ns as f64 / 1e9,
+                end: incident.last_alert_end_ns as f64 / 1e9,
+                reported: window.end_ns as f64 / 1e9,
+                peak_score: incident.peak.score,
+                windows: incident.alerting_windows,
+                scales: Vec::new(),
+                attacks: Vec::new(),
+            }),
             IncidentEvent::End { incident, .. } => {
                 if let Some(r) = self
                     .incidents

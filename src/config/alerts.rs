@@ -184,13 +184,23 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(validate(raw, &mut ck, None, None).unwrap().host, None);
-        let eve = validate(RawAlerts::default(), &mut ck, None, Some("/tmp/eve.json".into()));
+        let eve = validate(
+            RawAlerts::default(),
+            &mut ck,
+            None,
+            Some("/tmp/eve.json".into()),
+        );
         assert_eq!(eve.unwrap().eve_path, Some(PathBuf::from("/tmp/eve.json")));
         assert!(ck.into_problems().is_empty());
 
         let mut ck = Checker::default();
         assert_eq!(
-            validate(RawAlerts::default(), &mut ck, Some("/var/log/..".into()), None),
+            validate(
+                RawAlerts::default(),
+                &mut ck,
+                Some("/var/log/..".into()),
+                None
+            ),
             None
         );
         let problems = ck.into_problems();

@@ -472,7 +472,12 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
         w.omega = Some(scales);
     }
     let model = model::validate(raw.model, &mut ck, cli.model_dir.clone());
-    let alerts = alerts::validate(raw.alerts, &mut ck, cli.alert_log.clone(), cli.eve_log.clone());
+    let alerts = alerts::validate(
+        raw.alerts,
+        &mut ck,
+        cli.alert_log.clone(),
+        cli.eve_log.clone(),
+    );
     let metrics = metrics::validate(raw.metrics, &mut ck, cli.metrics_listen.clone());
     let log = log::validate(raw.log, &mut ck);
     let history = history::validate(raw.history, &mut ck, cli.history_dir.clone());

@@ -226,7 +226,12 @@ pub static KEYS: &[Key] = &[
     key!("alerts.top_features", Live, "using", alerts.top_features),
     key!("alerts.host", Live, "using", alerts.host),
     key!("alerts.fsync", Live, "using", alerts.fsync),
-    key!("alerts.eve_path", EvePath, "writing EVE to", alerts.eve_path),
+    key!(
+        "alerts.eve_path",
+        EvePath,
+        "writing EVE to",
+        alerts.eve_path
+    ),
     key!("metrics.enabled", Restart, "using", metrics.enabled),
     key!("metrics.listen", Restart, "listening on", metrics.listen),
     key!(
@@ -383,7 +388,10 @@ pub(super) fn reload(
                         tracing::info!(key, value = %to, "{key} changed to {to}: applied");
                     }
                     Err(e) => {
-                        tracing::error!(key, "{key} changed to {to}: {e}; still writing EVE to {from}");
+                        tracing::error!(
+                            key,
+                            "{key} changed to {to}: {e}; still writing EVE to {from}"
+                        );
                         (c.key.keep)(&mut next, running);
                     }
                 },

@@ -659,7 +659,11 @@ impl Scorer {
         if let Some(report) = self.log.retry(Instant::now()) {
             self.after_log(report);
         }
-        if let Some(report) = self.eve.as_mut().and_then(|e| e.log_mut().retry(Instant::now())) {
+        if let Some(report) = self
+            .eve
+            .as_mut()
+            .and_then(|e| e.log_mut().retry(Instant::now()))
+        {
             self.after_eve(report);
         }
         self.metrics.record_window(&w);

@@ -147,7 +147,11 @@ impl Culprit {
 /// The sort key of the culprit ranking: attacker side first, weight descending, address.
 fn rank_key(role: Role, weight: f64, ip: IpAddr) -> (bool, std::cmp::Reverse<u64>, IpAddr) {
     // Weights are in [0, 1]: their bits order as the numbers do.
-    let w = if weight.is_finite() { weight.max(0.0) } else { 0.0 };
+    let w = if weight.is_finite() {
+        weight.max(0.0)
+    } else {
+        0.0
+    };
     (!role.is_attacker_side(), std::cmp::Reverse(w.to_bits()), ip)
 }
 
@@ -447,7 +451,11 @@ impl<P> IncidentTracker<P> {
             .collect();
         let mut kept = Vec::with_capacity(self.open.len());
         let mut taken_now = None;
-        for (i, (o, due)) in std::mem::take(&mut self.open).into_iter().zip(due).enumerate() {
+        for (i, (o, due)) in std::mem::take(&mut self.open)
+            .into_iter()
+            .zip(due)
+            .enumerate()
+        {
             if due {
                 events.extend(self.close(o, EndReason::Cooldown, w));
             } else {
@@ -498,7 +506,10 @@ impl<P> IncidentTracker<P> {
             Assign::New => {
                 self.open.push(self.opened(w, payload()));
                 let i = self.open.len() - 1;
-                (i, self.count_in(i, w, culprits, &substantial, primary.map(|p| p.ip)))
+                (
+                    i,
+                    self.count_in(i, w, culprits, &substantial, primary.map(|p| p.ip)),
+                )
             }
         }
     }
@@ -649,10 +660,7 @@ impl<P> IncidentTracker<P> {
 
     /// The open, reported incidents, oldest first.
     pub fn current(&self) -> impl Iterator<Item = &IncidentSummary> {
-        self.open
-            .iter()
-            .filter(|o| o.reported)
-            .map(|o| &o.summary)
+        self.open.iter().filter(|o| o.reported).map(|o| &o.summary)
     }
 
     /// Incidents reported so far (Start events emitted).
@@ -679,7 +687,12 @@ impl<P> IncidentTracker<P> {
 
     /// After incident `i` took window `w`: its Start once it has `min_windows` alerting
     /// windows, or, already reported, a Culprit event per culprit that joined now.
-    fn report_if_due(&mut self, i: usize, w: ScoredWindow, joined: &[IpAddr]) -> Vec<IncidentEvent<P>> {
+    fn report_if_due(
+        &mut self,
+        i: usize,
+        w: ScoredWindow,
+        joined: &[IpAddr],
+    ) -> Vec<IncidentEvent<P>> {
         let min_windows = u64::from(self.config.min_windows);
         let Some(o) = self.open.get_mut(i) else {
             return Vec::new();
@@ -709,7 +722,12 @@ impl<P> IncidentTracker<P> {
     }
 
     /// Ends an incident taken out of the open list; its End event, if it was reported.
-    fn close(&mut self, o: Open<P>, reason: EndReason, window: ScoredWindow) -> Option<IncidentEvent<P>> {
+    fn close(
+        &mut self,
+        o: Open<P>,
+        reason: EndReason,
+        window: ScoredWindow,
+    ) -> Option<IncidentEvent<P>> {
         if !o.reported {
             self.suppressed += 1;
             return None;
@@ -910,7 +928,10 @@ mod tests {
         assert_eq!(payload, 2);
         assert_eq!(w, win(3, 0.5), "the last window observed");
         assert!(!tr.is_active());
-        assert!(tr.flush(EndReason::Shutdown).is_empty(), "nothing left to flush");
+        assert!(
+            tr.flush(EndReason::Shutdown).is_empty(),
+            "nothing left to flush"
+        );
     }
 
     #[test]
@@ -1121,7 +1142,11 @@ mod tests {
             push(k, tr.observe(swin(0, 1, k, score), &c, || k));
             if (k + 1) % 10 == 0 {
                 let j = k / 10;
-                let c = (j * 10..=k).rev().map(&at).find(|c| !c.is_empty()).unwrap_or_default();
+                let c = (j * 10..=k)
+                    .rev()
+                    .map(&at)
+                    .find(|c| !c.is_empty())
+                    .unwrap_or_default();
                 let score = if c.is_empty() { 0.1 } else { 2.0 };
                 push(k, tr.observe(swin(1, 10, j, score), &c, || 1000 + j));
             }
@@ -1143,7 +1168,11 @@ mod tests {
             let a = (100..130).contains(&t);
             let b = (124..197).contains(&t);
             match (a, b) {
-                (true, true) => vec![cw(A, Role::Source, 0.9), cw(V, Role::Source, 0.08), cw(B, Role::Source, 0.01)],
+                (true, true) => vec![
+                    cw(A, Role::Source, 0.9),
+                    cw(V, Role::Source, 0.08),
+                    cw(B, Role::Source, 0.01),
+                ],
                 (true, false) => vec![cw(A, Role::Source, 0.92), cw(V, Role::Source, 0.08)],
                 (false, true) => vec![cw(B, Role::ReplyTarget, 0.85), cw(V, Role::Source, 0.1)],
                 _ => vec![],
@@ -1151,8 +1180,14 @@ mod tests {
         });
         let starts: Vec<_> = ev.iter().filter(|e| e.1 == "start").collect();
         assert_eq!(starts.len(), 2, "{ev:#?}");
-        assert_eq!((starts[0].0, starts[0].3.as_slice()), (100, [A.to_string()].as_slice()));
-        assert_eq!((starts[1].0, starts[1].3.as_slice()), (130, [B.to_string()].as_slice()));
+        assert_eq!(
+            (starts[0].0, starts[0].3.as_slice()),
+            (100, [A.to_string()].as_slice())
+        );
+        assert_eq!(
+            (starts[1].0, starts[1].3.as_slice()),
+            (130, [B.to_string()].as_slice())
+        );
         let ends: Vec<_> = ev.iter().filter(|e| e.1 == "end").collect();
         assert_eq!(ends.len(), 2, "{ev:#?}");
         // A's incident ends 30 s (3 long windows) after its last alert, while B's goes on.
@@ -1206,7 +1241,9 @@ mod tests {
             .iter()
             .map(|e| match e {
                 IncidentEvent::Start { .. } => "start",
-                IncidentEvent::Culprit { culprit, window, .. } => {
+                IncidentEvent::Culprit {
+                    culprit, window, ..
+                } => {
                     assert_eq!(culprit.ip.to_string(), B);
                     assert_eq!(window.start_ns, 50 * S);
                     assert_eq!(culprit.joined_ns, 50 * S);
@@ -1220,7 +1257,9 @@ mod tests {
         let ips: Vec<String> = inc.culprits.iter().map(|c| c.ip.to_string()).collect();
         assert_eq!(ips, [A, B], "A weighs more over the incident");
         assert_eq!(inc.alerting_windows, 15);
-        assert!((inc.culprits[0].weight - (5.0 * 0.95 + 7.0 * 0.6 + 3.0 * 0.25) / 15.0).abs() < 1e-12);
+        assert!(
+            (inc.culprits[0].weight - (5.0 * 0.95 + 7.0 * 0.6 + 3.0 * 0.25) / 15.0).abs() < 1e-12
+        );
         assert_eq!(inc.culprits[1].windows, 10);
     }
 
@@ -1242,7 +1281,13 @@ mod tests {
         }
         let summary: Vec<_> = events
             .iter()
-            .map(|(k, e)| (*k, matches!(e, IncidentEvent::Start { .. }), e.incident().id.clone()))
+            .map(|(k, e)| {
+                (
+                    *k,
+                    matches!(e, IncidentEvent::Start { .. }),
+                    e.incident().id.clone(),
+                )
+            })
             .collect();
         assert_eq!(
             summary,
@@ -1257,7 +1302,20 @@ mod tests {
         // With no culprits the same windows would be one incident (time only).
         let mut tr = tracker(3, 1);
         let n = (0..20i64)
-            .flat_map(|k| tr.observe(win(k, if (0..4).contains(&k) || (5..9).contains(&k) { 6.0 } else { 0.1 }), &[], || k))
+            .flat_map(|k| {
+                tr.observe(
+                    win(
+                        k,
+                        if (0..4).contains(&k) || (5..9).contains(&k) {
+                            6.0
+                        } else {
+                            0.1
+                        },
+                    ),
+                    &[],
+                    || k,
+                )
+            })
             .count();
         assert_eq!(n, 2);
     }
@@ -1284,7 +1342,10 @@ mod tests {
             events.extend(tr.observe(win(k, 4.0), &c, || k));
         }
         events.extend(tr.flush(EndReason::Shutdown));
-        let starts = events.iter().filter(|e| matches!(e, IncidentEvent::Start { .. })).count();
+        let starts = events
+            .iter()
+            .filter(|e| matches!(e, IncidentEvent::Start { .. }))
+            .count();
         assert_eq!(starts, 1, "{events:#?}");
         let (inc, _, _, _) = end_of(events.last().unwrap());
         assert_eq!(inc.culprits.len(), 4);
@@ -1305,7 +1366,10 @@ mod tests {
         // Ten seconds a window, cooldown 3: the oldest ended, the rest are open.
         assert!(tr.open_incidents() <= MAX_OPEN_INCIDENTS);
         let mut tr = IncidentTracker::<i64>::new(
-            IncidentConfig { cooldown_windows: 1000, min_windows: 1 },
+            IncidentConfig {
+                cooldown_windows: 1000,
+                min_windows: 1,
+            },
             &[Omega::from_micros(10_000_000).unwrap()],
             "t",
         );

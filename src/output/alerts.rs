@@ -27,8 +27,7 @@ use time::macros::format_description;
 use time::OffsetDateTime;
 
 use crate::detect::incident::{
-    rank, Culprit, EndReason, IncidentCulprit, IncidentEvent, IncidentSummary, ScoredWindow,
-    Target,
+    rank, Culprit, EndReason, IncidentCulprit, IncidentEvent, IncidentSummary, ScoredWindow, Target,
 };
 use crate::window::features::{
     CountUnit, Family, Feature, FeatureSet, FeatureVector, Role, FEATURE_NAMES, NUM_FEATURES,
@@ -207,7 +206,7 @@ impl FeatureDeviation {
                 .map(|(family, c)| FeatureContributor::new(family, c))
                 .collect();
             // Stable: within a family the order is the summary's.
-            all.sort_by(|a, b| b.count.cmp(&a.count));
+            all.sort_by_key(|c| std::cmp::Reverse(c.count));
             all.truncate(MAX_CONTRIBUTORS);
             self.contributors = all;
         }
@@ -423,7 +422,9 @@ pub fn window_culprits(window: &Window, deviations: &[FeatureDeviation]) -> Vec<
     let shares = |d: &&FeatureDeviation| {
         !matches!(
             Feature::from_name(d.name),
-            None | Some(Feature::PktSizeMean | Feature::PktSizeVar | Feature::TtlMean | Feature::TtlVar)
+            None | Some(
+                Feature::PktSizeMean | Feature::PktSizeVar | Feature::TtlMean | Feature::TtlVar
+            )
         )
     };
     let excess = |d: &&FeatureDeviation| d.normalized >= 1.0 && d.normalized.is_finite();
@@ -461,7 +462,10 @@ pub fn window_culprits(window: &Window, deviations: &[FeatureDeviation]) -> Vec<
                     acc.len() - 1
                 }
             };
-            let role = Role::ALL.iter().position(|&r| r == family.role()).unwrap_or(0);
+            let role = Role::ALL
+                .iter()
+                .position(|&r| r == family.role())
+                .unwrap_or(0);
             acc[i].1[role] += fw * share;
             acc[i].2.insert(feature);
         }
@@ -475,7 +479,10 @@ pub fn window_culprits(window: &Window, deviations: &[FeatureDeviation]) -> Vec<
             let (main, _) = by_role
                 .iter()
                 .enumerate()
-                .fold((0, f64::MIN), |best, (i, &w)| if w > best.1 { (i, w) } else { best });
+                .fold(
+                    (0, f64::MIN),
+                    |best, (i, &w)| if w > best.1 { (i, w) } else { best },
+                );
             let role = Role::ALL[main];
             Culprit {
                 ip,

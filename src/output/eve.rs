@@ -253,7 +253,9 @@ impl EveAlert {
 /// `2026-12-02T10:29:08.500000+0000`.
 pub fn suricata_timestamp(iso: &str) -> String {
     match iso.len().checked_sub(3) {
-        Some(i) if iso.as_bytes().get(i) == Some(&b':') => format!("{}{}", &iso[..i], &iso[i + 1..]),
+        Some(i) if iso.as_bytes().get(i) == Some(&b':') => {
+            format!("{}{}", &iso[..i], &iso[i + 1..])
+        }
         _ => iso.to_string(),
     }
 }
@@ -459,7 +461,11 @@ mod tests {
             }
         }
         for ev in tr.flush(crate::detect::incident::EndReason::Shutdown) {
-            out.push(AlertEvent::from_incident_event(&ctx, &ev, Explanation::default));
+            out.push(AlertEvent::from_incident_event(
+                &ctx,
+                &ev,
+                Explanation::default,
+            ));
         }
         out
     }
@@ -490,12 +496,21 @@ mod tests {
         assert_eq!(a["signature"], "NETANOM anomaly: syn_count 4662 (max 28)");
         assert_eq!(a["category"], "Attempted Denial of Service");
         assert_eq!(a["severity"], 1, "12.5 times the threshold");
-        assert_eq!(a["source"], serde_json::json!({"ip": "127.0.66.1", "port": 61000}));
-        assert_eq!(a["target"], serde_json::json!({"ip": "127.0.0.41", "port": 80}));
+        assert_eq!(
+            a["source"],
+            serde_json::json!({"ip": "127.0.66.1", "port": 61000})
+        );
+        assert_eq!(
+            a["target"],
+            serde_json::json!({"ip": "127.0.0.41", "port": 80})
+        );
         let m = a["metadata"].as_object().unwrap();
         for (k, v) in m {
             let items = v.as_array().unwrap_or_else(|| panic!("{k}: {v}"));
-            assert!(!items.is_empty() && items.iter().all(|s| s.is_string()), "{k}: {v}");
+            assert!(
+                !items.is_empty() && items.iter().all(|s| s.is_string()),
+                "{k}: {v}"
+            );
         }
         assert_eq!(m["netanom_event"], serde_json::json!(["start"]));
         assert_eq!(m["netanom_incident_id"], serde_json::json!(["abc-1"]));
@@ -526,12 +541,32 @@ mod tests {
         assert_eq!(signature_id(Family::NewDstPorts), 1_000_033);
         assert_eq!(signature_id(Family::SrcPort(3)), 1_010_443);
         assert_eq!(signature_id(Family::DstPort(1)), 1_020_022);
-        assert_eq!(category(Some(Family::NewDstPorts)), "Detection of a Network Scan");
-        assert_eq!(category(Some(Family::Flag(7))), "Detection of a Network Scan");
-        assert_eq!(category(Some(Family::NewSrcAddrs)), "Attempted Denial of Service");
+        assert_eq!(
+            category(Some(Family::NewDstPorts)),
+            "Detection of a Network Scan"
+        );
+        assert_eq!(
+            category(Some(Family::Flag(7))),
+            "Detection of a Network Scan"
+        );
+        assert_eq!(
+            category(Some(Family::NewSrcAddrs)),
+            "Attempted Denial of Service"
+        );
         assert_eq!(category(None), "Potentially Bad Traffic");
-        assert_eq!((severity(10.0), severity(9.99), severity(3.0), severity(1.01)), (1, 2, 2, 3));
-        assert_eq!(suricata_timestamp("1970-01-01T00:00:00.000000+00:00"), "1970-01-01T00:00:00.000000+0000");
+        assert_eq!(
+            (
+                severity(10.0),
+                severity(9.99),
+                severity(3.0),
+                severity(1.01)
+            ),
+            (1, 2, 2, 3)
+        );
+        assert_eq!(
+            suricata_timestamp("1970-01-01T00:00:00.000000+00:00"),
+            "1970-01-01T00:00:00.000000+0000"
+        );
     }
 
     #[test]
@@ -553,7 +588,11 @@ mod tests {
         let start = log.record(&ev[0]);
         let joined = log.record(&culprit);
         assert_eq!(joined.src_ip, Some(ip("127.0.66.2")));
-        assert_eq!((joined.dest_ip, joined.proto), (None, None), "its flow was not seen");
+        assert_eq!(
+            (joined.dest_ip, joined.proto),
+            (None, None),
+            "its flow was not seen"
+        );
         assert_eq!(joined.alert.signature_id, start.alert.signature_id);
         assert_eq!(joined.alert.metadata["netanom_event"], ["culprit"]);
         assert_eq!(joined.alert.metadata["netanom_new_culprit"], ["127.0.66.2"]);
@@ -584,7 +623,10 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1);
         let v: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
-        assert_eq!(v["alert"]["metadata"]["netanom_event"], serde_json::json!(["end"]));
+        assert_eq!(
+            v["alert"]["metadata"]["netanom_event"],
+            serde_json::json!(["end"])
+        );
         // /dev/full: every write fails; the records wait, in order, for another file.
         let mut full = EveLog::new(
             AlertLog::with_file(AlertFile::open("/dev/full").unwrap(), false, 10),
@@ -602,7 +644,10 @@ mod tests {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
-        let kinds: Vec<_> = lines.iter().map(|v| v["alert"]["metadata"]["netanom_event"][0].clone()).collect();
+        let kinds: Vec<_> = lines
+            .iter()
+            .map(|v| v["alert"]["metadata"]["netanom_event"][0].clone())
+            .collect();
         assert_eq!(kinds, ["start", "end"]);
     }
 }

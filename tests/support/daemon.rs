@@ -1218,11 +1218,17 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
     check_culprits(v, windows);
     if event_type == "incident_culprit" {
         // A culprit joined the reported incident at `window`, an alerting window of it.
-        assert!(score > threshold, "culprit: score {score} not above {threshold}");
+        assert!(
+            score > threshold,
+            "culprit: score {score} not above {threshold}"
+        );
         for k in ["end", "end_epoch", "end_reason"] {
             assert!(inc.get(k).is_none(), "incident.{k} in a culprit event: {v}");
         }
-        assert!(windows >= min_windows, "culprit event before the incident was reported");
+        assert!(
+            windows >= min_windows,
+            "culprit event before the incident was reported"
+        );
         assert!(
             num(v, "window.end_epoch") <= inc_start_epoch + duration + 1e-6,
             "culprit: its window after the incident's last alert: {v}"
@@ -1244,7 +1250,10 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
             "culprit.joined is not its window's start: {v}"
         );
     } else {
-        assert!(v.get("culprit").is_none(), "culprit in a {event_type} event: {v}");
+        assert!(
+            v.get("culprit").is_none(),
+            "culprit in a {event_type} event: {v}"
+        );
     }
     if event_type == "incident_start" {
         // The window that reported it: with min_windows 1 the first alerting one, the peak.
@@ -1343,7 +1352,10 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
             assert!(n <= last, "contributors not largest first: {f}");
             last = n;
             if let Some(e) = c.get("max_error") {
-                assert!(e.as_u64().is_some_and(|e| e >= 1 && e <= n), "max_error {c}");
+                assert!(
+                    e.as_u64().is_some_and(|e| e >= 1 && e <= n),
+                    "max_error {c}"
+                );
             }
         }
         for k in ["value", "training_min", "training_max", "normalized"] {
@@ -1422,7 +1434,10 @@ fn check_culprits(v: &Value, windows: u64) {
     let mut last = (false, f64::INFINITY);
     for c in list {
         check_culprit(c, windows);
-        assert!(seen.insert(c["ip"].as_str().unwrap().to_string()), "a culprit twice: {v}");
+        assert!(
+            seen.insert(c["ip"].as_str().unwrap().to_string()),
+            "a culprit twice: {v}"
+        );
         let victim = c["role"] == "flood_target";
         let w = c["weight"].as_f64().unwrap();
         assert!(
@@ -1435,24 +1450,41 @@ fn check_culprits(v: &Value, windows: u64) {
 
 /// One culprit entry: `ip`, `role`, `weight` 0–1, `windows`, `features`, `joined`, `target`.
 fn check_culprit(c: &Value, windows: u64) {
-    let ip = c["ip"].as_str().unwrap_or_else(|| panic!("culprit ip in {c}"));
+    let ip = c["ip"]
+        .as_str()
+        .unwrap_or_else(|| panic!("culprit ip in {c}"));
     assert!(ip.parse::<IpAddr>().is_ok(), "culprit ip {ip:?}");
-    let role = c["role"].as_str().unwrap_or_else(|| panic!("culprit role in {c}"));
+    let role = c["role"]
+        .as_str()
+        .unwrap_or_else(|| panic!("culprit role in {c}"));
     assert!(ROLES.contains(&role), "culprit role {role:?}");
-    let w = c["weight"].as_f64().unwrap_or_else(|| panic!("culprit weight in {c}"));
+    let w = c["weight"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("culprit weight in {c}"));
     assert!((0.0..=1.0).contains(&w), "culprit weight {w}");
-    let n = c["windows"].as_u64().unwrap_or_else(|| panic!("culprit windows in {c}"));
-    assert!(n >= 1 && n <= windows, "culprit windows {n} of {windows}: {c}");
-    let features = c["features"].as_array().unwrap_or_else(|| panic!("culprit features in {c}"));
+    let n = c["windows"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("culprit windows in {c}"));
+    assert!(
+        n >= 1 && n <= windows,
+        "culprit windows {n} of {windows}: {c}"
+    );
+    let features = c["features"]
+        .as_array()
+        .unwrap_or_else(|| panic!("culprit features in {c}"));
     assert!(!features.is_empty(), "a culprit of no feature: {c}");
     for f in features {
         let f = f.as_str().expect("feature name");
         assert!(FEATURE_NAMES.contains(&f), "culprit feature {f:?}");
     }
-    let joined = c["joined"].as_str().unwrap_or_else(|| panic!("culprit joined in {c}"));
+    let joined = c["joined"]
+        .as_str()
+        .unwrap_or_else(|| panic!("culprit joined in {c}"));
     assert!(is_timestamp(joined), "culprit joined {joined:?}");
     if let Some(t) = c.get("target") {
-        let tip = t["ip"].as_str().unwrap_or_else(|| panic!("target ip in {c}"));
+        let tip = t["ip"]
+            .as_str()
+            .unwrap_or_else(|| panic!("target ip in {c}"));
         assert!(tip.parse::<IpAddr>().is_ok(), "target ip {tip:?}");
         assert_ne!(role, "flood_target", "a flood's victim has no target: {c}");
         if let Some(p) = t.get("proto") {
@@ -1484,11 +1516,16 @@ pub fn pair_incidents(events: &[Value], allow_open: bool) -> Vec<(Value, Option<
         let at = out.iter().position(|(s, _)| &s["incident"]["id"] == id);
         match (e["event_type"].as_str(), at) {
             (Some("incident_start"), None) => out.push((e.clone(), None)),
-            (Some("incident_start"), Some(_)) => panic!("a second incident_start of {id}: {events:#?}"),
+            (Some("incident_start"), Some(_)) => {
+                panic!("a second incident_start of {id}: {events:#?}")
+            }
             (Some(kind @ ("incident_culprit" | "incident_end")), Some(i)) => {
                 let (s, end) = &mut out[i];
                 assert!(end.is_none(), "{kind} after the end of {id}: {events:#?}");
-                assert_eq!(s["incident"]["start"], e["incident"]["start"], "incident.start");
+                assert_eq!(
+                    s["incident"]["start"], e["incident"]["start"],
+                    "incident.start"
+                );
                 // One model; `omega_s` is the scale of each event's own window.
                 assert_eq!(s["model"]["id"], e["model"]["id"], "model.id");
                 assert_eq!(s["model"]["scales"], e["model"]["scales"], "model.scales");

@@ -172,8 +172,11 @@ impl CulpritTally {
     /// Counts one IP packet in its flow (once per IP packet).
     #[inline(always)]
     pub fn add_flow(&mut self, ends: &Ends, transport: Transport) {
-        self.flows
-            .add_with((ends.src, ends.dst), ends.pair_fp(), FlowShape::of(transport));
+        self.flows.add_with(
+            (ends.src, ends.dst),
+            ends.pair_fp(),
+            FlowShape::of(transport),
+        );
     }
 
     /// Adds the tally of another part of the same window (counted apart, e.g. on another
@@ -608,17 +611,35 @@ mod tests {
         // Ordinary traffic of the victim with a client (replies carry ACK, never RST).
         for _ in 0..200 {
             packets.push(tcp(client, victim, 40_000, 443, tcp_flags::ACK));
-            packets.push(tcp(victim, client, 443, 40_000, tcp_flags::ACK | tcp_flags::PSH));
+            packets.push(tcp(
+                victim,
+                client,
+                443,
+                40_000,
+                tcp_flags::ACK | tcp_flags::PSH,
+            ));
         }
         // nmap -sS: one source port, 1000 destination ports; closed ones answer RST+ACK,
         // open ones (every 100th) SYN+ACK, which the scanner resets.
         for port in 1..=1000u16 {
             packets.push(tcp(scanner, victim, 61_000, port, tcp_flags::SYN));
             if port % 100 == 0 {
-                packets.push(tcp(victim, scanner, port, 61_000, tcp_flags::SYN | tcp_flags::ACK));
+                packets.push(tcp(
+                    victim,
+                    scanner,
+                    port,
+                    61_000,
+                    tcp_flags::SYN | tcp_flags::ACK,
+                ));
                 packets.push(tcp(scanner, victim, 61_000, port, tcp_flags::RST));
             } else {
-                packets.push(tcp(victim, scanner, port, 61_000, tcp_flags::RST | tcp_flags::ACK));
+                packets.push(tcp(
+                    victim,
+                    scanner,
+                    port,
+                    61_000,
+                    tcp_flags::RST | tcp_flags::ACK,
+                ));
             }
         }
         let w = window_of(packets);
@@ -627,9 +648,18 @@ mod tests {
             let (fam, c) = w.contributors.for_feature(f).next().expect("a contributor");
             (c.addr, c.count, fam.role())
         };
-        assert_eq!(first(Feature::RstAckCount), (scanner, 990, Role::ReplyTarget));
-        assert_eq!(first(Feature::RstAckRatio), (scanner, 990, Role::ReplyTarget));
-        assert_eq!(first(Feature::SynAckCount), (scanner, 10, Role::ReplyTarget));
+        assert_eq!(
+            first(Feature::RstAckCount),
+            (scanner, 990, Role::ReplyTarget)
+        );
+        assert_eq!(
+            first(Feature::RstAckRatio),
+            (scanner, 990, Role::ReplyTarget)
+        );
+        assert_eq!(
+            first(Feature::SynAckCount),
+            (scanner, 10, Role::ReplyTarget)
+        );
         assert_eq!(first(Feature::SynCount), (scanner, 1000, Role::Source));
         // The RSTs: the scanner's own 10 (it sent them), 990 RST+ACK (it provoked them).
         let rst: Vec<_> = w
@@ -639,7 +669,10 @@ mod tests {
             .collect();
         assert_eq!(
             rst,
-            [(Family::Flag(3), scanner, 10), (Family::Flag(7), scanner, 990)]
+            [
+                (Family::Flag(3), scanner, 10),
+                (Family::Flag(7), scanner, 990)
+            ]
         );
         assert_eq!(w.features[Feature::RstCount.index()], 1000.0);
         assert_eq!(w.contributors.feature_total(Feature::RstCount), 1000);
@@ -656,7 +689,10 @@ mod tests {
         let victim_ports: u64 = sports.iter().filter(|e| e.1 == victim).map(|e| e.2).sum();
         assert_eq!(victim_ports, 1, "only its own port 443 in its own packets");
         for f in [Feature::SynCount, Feature::RstAckCount, Feature::RstCount] {
-            assert!(w.contributors.for_feature(f).all(|(_, c)| c.addr != victim), "{f}");
+            assert!(
+                w.contributors.for_feature(f).all(|(_, c)| c.addr != victim),
+                "{f}"
+            );
         }
         // Its ordinary replies to the client brought one new destination port; its answers to
         // the scanner count for the scanner.
@@ -665,8 +701,14 @@ mod tests {
             .for_feature(Feature::DstPortDistinct)
             .map(|(fam, c)| (fam, c.addr, c.count))
             .collect();
-        assert!(dports.contains(&(Family::NewDstPorts, scanner, 999)), "{dports:?}");
-        assert!(dports.contains(&(Family::NewDstPorts, victim, 1)), "{dports:?}");
+        assert!(
+            dports.contains(&(Family::NewDstPorts, scanner, 999)),
+            "{dports:?}"
+        );
+        assert!(
+            dports.contains(&(Family::NewDstPorts, victim, 1)),
+            "{dports:?}"
+        );
         // Whom the scanner's packets went to: one source port, no dominant destination port.
         let flow = w.contributors.flow_of(scanner).expect("the scanner's flow");
         assert_eq!((flow.src, flow.dst, flow.packets), (scanner, victim, 1010));
@@ -698,7 +740,11 @@ mod tests {
         }
         let w = window_of(packets);
         assert_eq!(w.features[Feature::IcmpCount.index()], 380.0);
-        let (scanner, victim, pinger) = (key_to_addr(scanner), key_to_addr(victim), key_to_addr(pinger));
+        let (scanner, victim, pinger) = (
+            key_to_addr(scanner),
+            key_to_addr(victim),
+            key_to_addr(pinger),
+        );
         let icmp: Vec<_> = w
             .contributors
             .for_feature(Feature::IcmpCount)
@@ -717,19 +763,33 @@ mod tests {
         assert!(icmp.iter().all(|e| e.1 != victim));
         assert_eq!(w.contributors.feature_total(Feature::IcmpCount), 380);
         let flow = w.contributors.flow_of(scanner).unwrap();
-        assert_eq!((flow.proto, flow.src_port, flow.dst_port), (Some(17), Some(50_000), None));
+        assert_eq!(
+            (flow.proto, flow.src_port, flow.dst_port),
+            (Some(17), Some(50_000), None)
+        );
         let back = w.contributors.flow_of(victim).unwrap();
-        assert_eq!((back.dst, back.proto, back.src_port), (scanner, Some(1), None));
+        assert_eq!(
+            (back.dst, back.proto, back.src_port),
+            (scanner, Some(1), None)
+        );
     }
 
     #[test]
     fn icmp_types_come_from_the_decoder() {
         use crate::decode::{decode, LinkType};
         // IPv4 + ICMP type 3 code 3; IPv6 + ICMPv6 type 1 and type 128 (echo request).
-        let mut v4 = vec![0x45, 0, 0, 36, 0, 0, 0, 0, 64, 1, 0, 0, 127, 0, 0, 41, 127, 0, 66, 2];
+        let mut v4 = vec![
+            0x45, 0, 0, 36, 0, 0, 0, 0, 64, 1, 0, 0, 127, 0, 0, 41, 127, 0, 66, 2,
+        ];
         v4.extend([3, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         let p = decode(LinkType::RawIp, &v4, 0, v4.len() as u32);
-        assert_eq!(p.transport, Transport::Icmp { icmp_type: 3, v6: false });
+        assert_eq!(
+            p.transport,
+            Transport::Icmp {
+                icmp_type: 3,
+                v6: false
+            }
+        );
         assert!(p.transport.is_reply());
         assert_eq!(p.transport.protocol(), 1);
         for (t, unreachable) in [(1u8, true), (128, false)] {
@@ -740,7 +800,13 @@ mod tests {
             v6.push(2);
             v6.extend([t, 0, 0, 0, 0, 0, 0, 0]);
             let p = decode(LinkType::RawIp, &v6, 0, v6.len() as u32);
-            assert_eq!(p.transport, Transport::Icmp { icmp_type: t, v6: true });
+            assert_eq!(
+                p.transport,
+                Transport::Icmp {
+                    icmp_type: t,
+                    v6: true
+                }
+            );
             assert_eq!(p.transport.is_reply(), unreachable);
             assert_eq!(p.transport.protocol(), 58);
         }
@@ -748,10 +814,21 @@ mod tests {
         let icmp = |icmp_type, v6| Transport::Icmp { icmp_type, v6 }.is_reply();
         assert!(icmp(0, false) && icmp(11, false) && icmp(129, true) && icmp(3, true));
         assert!(!icmp(8, false) && !icmp(1, false) && !icmp(128, true) && !icmp(0, true));
-        let tcp = |flags| Transport::Tcp { src_port: 1, dst_port: 2, flags }.is_reply();
+        let tcp = |flags| {
+            Transport::Tcp {
+                src_port: 1,
+                dst_port: 2,
+                flags,
+            }
+            .is_reply()
+        };
         assert!(tcp(tcp_flags::SYN | tcp_flags::ACK) && tcp(tcp_flags::RST | tcp_flags::ACK));
         assert!(!tcp(tcp_flags::SYN) && !tcp(tcp_flags::RST) && !tcp(tcp_flags::ACK));
-        assert!(!Transport::Udp { src_port: 1, dst_port: 2 }.is_reply());
+        assert!(!Transport::Udp {
+            src_port: 1,
+            dst_port: 2
+        }
+        .is_reply());
     }
 
     #[test]
@@ -767,13 +844,19 @@ mod tests {
         }
         let w = window_of(packets);
         let flow = w.contributors.flow_of(key_to_addr(a)).unwrap();
-        assert_eq!((flow.proto, flow.src_port, flow.dst_port), (Some(6), None, None));
+        assert_eq!(
+            (flow.proto, flow.src_port, flow.dst_port),
+            (Some(6), None, None)
+        );
         assert_eq!((flow.packets, flow.max_error), (4_000, 0));
         // All to port 80: that port.
         let packets = (0..4_000u16).map(|i| tcp(a, d, 1_024 + i, 80, tcp_flags::SYN));
         let w = window_of(packets);
         let flow = w.contributors.flow_of(key_to_addr(a)).unwrap();
-        assert_eq!((flow.proto, flow.src_port, flow.dst_port), (Some(6), None, Some(80)));
+        assert_eq!(
+            (flow.proto, flow.src_port, flow.dst_port),
+            (Some(6), None, Some(80))
+        );
     }
 
     #[test]
@@ -789,10 +872,18 @@ mod tests {
             let src = v4((rng(&mut x) as u32).to_be_bytes());
             packets.push((src, victim, tcp_flags::SYN));
         }
-        let (mut a, mut b, mut whole) = (CulpritTally::new(), CulpritTally::new(), CulpritTally::new());
+        let (mut a, mut b, mut whole) = (
+            CulpritTally::new(),
+            CulpritTally::new(),
+            CulpritTally::new(),
+        );
         for (i, &(s, d, f)) in packets.iter().enumerate() {
             let ends = Ends::new(s, d);
-            let t = Transport::Tcp { src_port: 1, dst_port: 80, flags: f };
+            let t = Transport::Tcp {
+                src_port: 1,
+                dst_port: 80,
+                flags: f,
+            };
             // Halves by arrival, as two threads would take alternate batches.
             let part = if (i / 500) % 2 == 0 { &mut a } else { &mut b };
             for t2 in [&mut *part, &mut whole] {
@@ -806,7 +897,11 @@ mod tests {
         for c in [&merged, &single] {
             let syn = c.of(Family::Flag(0));
             assert_eq!(syn[0].addr, key_to_addr(heavy), "{syn:?}");
-            assert!(syn[0].at_least() <= 6_667 && syn[0].count >= 6_667, "{:?}", syn[0]);
+            assert!(
+                syn[0].at_least() <= 6_667 && syn[0].count >= 6_667,
+                "{:?}",
+                syn[0]
+            );
             for e in syn {
                 assert!(e.max_error <= n / SLOTS as u64, "{e:?}");
             }

@@ -568,8 +568,11 @@ mod tests {
             assert_eq!(f.family(), fam, "{f}");
         }
         // Every feature maps to a family, and every family explains some feature.
-        let used: std::collections::HashSet<Family> =
-            Feature::ALL.iter().flat_map(|f| f.families()).copied().collect();
+        let used: std::collections::HashSet<Family> = Feature::ALL
+            .iter()
+            .flat_map(|f| f.families())
+            .copied()
+            .collect();
         assert_eq!(used.len(), NUM_FAMILIES);
         assert_eq!(Family::NewSrcAddrs.key_kind(), KeyKind::DstAddr);
         assert_eq!(Family::NewDstPorts.unit(), CountUnit::NewValues);
@@ -577,14 +580,39 @@ mod tests {
         // Each feature's first family is its own; the rest hold its replies.
         for f in Feature::ALL {
             assert_eq!(f.families()[0], f.family(), "{f}");
-            assert_eq!(f.family().role(), if f == Feature::SrcIpDistinct { Role::FloodTarget } else if matches!(f, Feature::RstAckCount | Feature::RstAckRatio | Feature::SynAckCount | Feature::SynAckRatio) { Role::ReplyTarget } else { Role::Source }, "{f}");
+            assert_eq!(
+                f.family().role(),
+                if f == Feature::SrcIpDistinct {
+                    Role::FloodTarget
+                } else if matches!(
+                    f,
+                    Feature::RstAckCount
+                        | Feature::RstAckRatio
+                        | Feature::SynAckCount
+                        | Feature::SynAckRatio
+                ) {
+                    Role::ReplyTarget
+                } else {
+                    Role::Source
+                },
+                "{f}"
+            );
             for fam in &f.families()[1..] {
                 assert_eq!(fam.role(), Role::ReplyTarget, "{f}: {fam:?}");
             }
         }
-        assert_eq!(Feature::IcmpCount.families(), [Family::Icmp, Family::IcmpReplies]);
-        assert_eq!(Feature::SynRatio.families(), [Family::Flag(0), Family::Flag(8)]);
-        assert_eq!(Feature::RstCount.families(), [Family::Flag(3), Family::Flag(7)]);
+        assert_eq!(
+            Feature::IcmpCount.families(),
+            [Family::Icmp, Family::IcmpReplies]
+        );
+        assert_eq!(
+            Feature::SynRatio.families(),
+            [Family::Flag(0), Family::Flag(8)]
+        );
+        assert_eq!(
+            Feature::RstCount.families(),
+            [Family::Flag(3), Family::Flag(7)]
+        );
         assert_eq!(
             Feature::AckCount.families(),
             [Family::Flag(5), Family::Flag(7), Family::Flag(8)]
@@ -593,7 +621,10 @@ mod tests {
             Feature::SrcPortDistinct.families(),
             [Family::NewSrcPorts, Family::NewSrcPortsInReplies]
         );
-        let multi = Feature::ALL.iter().filter(|f| f.families().len() > 1).count();
+        let multi = Feature::ALL
+            .iter()
+            .filter(|f| f.families().len() > 1)
+            .count();
         assert_eq!(multi, 10);
     }
 
@@ -632,7 +663,9 @@ mod tests {
         ] {
             assert_eq!(role(f), Role::Source, "{f}");
         }
-        let set: FeatureSet = [Feature::SynCount, Feature::DstPort143Count].into_iter().collect();
+        let set: FeatureSet = [Feature::SynCount, Feature::DstPort143Count]
+            .into_iter()
+            .collect();
         assert_eq!(
             set.iter().collect::<Vec<_>>(),
             [Feature::SynCount, Feature::DstPort143Count]

@@ -12,8 +12,8 @@ pub mod spacesaving;
 pub mod talkers;
 
 use crate::decode::{key_to_addr, tcp_flags, IpSummary, PacketSummary, Transport};
-use culprits::{CulpritTally, Ends, CONTRIBUTORS_PER_FAMILY};
 pub use culprits::{Contributor, Contributors, Flow};
+use culprits::{CulpritTally, Ends, CONTRIBUTORS_PER_FAMILY};
 use distinct::{AddrTally, PortTally};
 use features::{
     Family, Feature, FeatureVector, NUM_FEATURES, REPLY_SHARED_FLAGS, WELL_KNOWN_PORTS,
@@ -346,7 +346,11 @@ impl WindowAggregator {
                 // the sums and, unless a reply leaves it to the reply families, its family
                 // (usually one to three of them).
                 let mut mask = FLAG_COUNT_BITS[usize::from(flags & 0x3f)];
-                let credited = if reply { mask & !REPLY_SHARED_MASK } else { mask };
+                let credited = if reply {
+                    mask & !REPLY_SHARED_MASK
+                } else {
+                    mask
+                };
                 while mask != 0 {
                     let i = mask.trailing_zeros() as usize;
                     s.flags[i] += 1;

@@ -276,7 +276,8 @@ impl<K: SlotKey, V: SlotValue> SpaceSaving<K, V> {
         let mut cand: [(u64, u64, K, u16, V); 2 * SLOTS] =
             [(0, 0, K::EMPTY, 0, V::EMPTY); 2 * SLOTS];
         let mut n = 0;
-        let find = |s: &Self, key: K, fp: u16| (0..SLOTS).find(|&j| s.fps[j] == fp && s.keys[j] == key);
+        let find =
+            |s: &Self, key: K, fp: u16| (0..SLOTS).find(|&j| s.fps[j] == fp && s.keys[j] == key);
         for i in (0..SLOTS).filter(|&i| self.fps[i] != 0) {
             let (key, fp) = (self.keys[i], self.fps[i]);
             let (c, e) = (u64::from(self.counts[i]), u64::from(self.errors[i]));
@@ -300,7 +301,9 @@ impl<K: SlotKey, V: SlotValue> SpaceSaving<K, V> {
             }
         }
         let cand = &mut cand[..n];
-        cand.sort_unstable_by(|a, b| (b.0, std::cmp::Reverse(b.2)).cmp(&(a.0, std::cmp::Reverse(a.2))));
+        cand.sort_unstable_by(|a, b| {
+            (b.0, std::cmp::Reverse(b.2)).cmp(&(a.0, std::cmp::Reverse(a.2)))
+        });
         let total = self.total() + other.total();
         self.reset();
         for (i, &(c, e, key, fp, v)) in cand.iter().take(SLOTS).enumerate() {
@@ -494,12 +497,18 @@ mod tests {
             assert_eq!(top[0].0, 7777);
             for &(key, count, error) in &top {
                 let t = truth[&key];
-                assert!(count >= t && count - error <= t, "{key}: {count} −{error} vs {t}");
+                assert!(
+                    count >= t && count - error <= t,
+                    "{key}: {count} −{error} vs {t}"
+                );
                 assert!(error <= bound, "{key}: error {error} > {bound}");
             }
             for (&key, &t) in &truth {
                 if t > bound {
-                    assert!(top.iter().any(|e| e.0 == key), "{key} ({t}) lost by the merge");
+                    assert!(
+                        top.iter().any(|e| e.0 == key),
+                        "{key} ({t}) lost by the merge"
+                    );
                 }
             }
             // Adding after a merge goes on from the merged minimum.
@@ -530,10 +539,10 @@ mod tests {
         type Input = u32;
         const EMPTY: Self = Evens(0);
         fn start(x: u32) -> Self {
-            Evens(u32::from(x % 2 == 0))
+            Evens(u32::from(x.is_multiple_of(2)))
         }
         fn hit(&mut self, x: u32) {
-            self.0 += u32::from(x % 2 == 0);
+            self.0 += u32::from(x.is_multiple_of(2));
         }
         fn merge(&mut self, other: &Self) {
             self.0 += other.0;
@@ -556,8 +565,15 @@ mod tests {
         let mut seen = Vec::new();
         s.each_top(SLOTS, |k, c, e, v| seen.push((k, c, e, *v)));
         assert_eq!(seen[0], ((1, 2), 10, 0, Evens(5)));
-        let newest = seen.iter().find(|e| e.0 == (10, 11)).expect("the last key holds a slot");
-        assert_eq!((newest.1, newest.2, newest.3), (2, 1, Evens(0)), "restarted, not inherited");
+        let newest = seen
+            .iter()
+            .find(|e| e.0 == (10, 11))
+            .expect("the last key holds a slot");
+        assert_eq!(
+            (newest.1, newest.2, newest.3),
+            (2, 1, Evens(0)),
+            "restarted, not inherited"
+        );
         let mut t = SpaceSaving::new();
         let (k, fp) = pair(1);
         t.add_with(k, fp, 2);
