@@ -185,7 +185,13 @@ fn realistic_mix(n: usize, rate: u64, seed: u64) -> Vec<PacketSummary> {
                     80 + rng.below(400) as u32,
                 )
             } else if kind < 98 {
-                (Transport::Icmp, 98)
+                (
+                    Transport::Icmp {
+                        icmp_type: if rng.below(4) == 0 { 3 } else { 8 },
+                        v6: false,
+                    },
+                    98,
+                )
             } else {
                 (Transport::None, 60)
             };

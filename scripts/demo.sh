@@ -36,10 +36,11 @@ fail() { echo "demo: $1 failed; the end of its log ($2):" >&2; tail -n 5 "$2" >&
   fail "netanom evaluate" target/demo-evaluate.log
 sed -n '/^model /,/^report:/p' target/demo-evaluate.txt | sed '$d'
 
-say "2. netanom run --pcap $capture --model $model --alert-log target/demo-alerts.jsonl"
+say "2. netanom run --pcap $capture --model $model --alert-log target/demo-alerts.jsonl --eve-log target/demo-eve.json"
 echo "   (the daemon pipeline, replayed as fast as possible; daemon log: target/demo-run.log)"
-rm -rf target/demo-alerts.jsonl target/demo-history # the log is appended to
+rm -rf target/demo-alerts.jsonl target/demo-eve.json target/demo-history # the logs are appended to
 "$netanom" run --pcap "$capture" --model "$model" --alert-log target/demo-alerts.jsonl \
+  --eve-log target/demo-eve.json \
   --metrics-listen 127.0.0.1:0 --history-dir target/demo-history 2>target/demo-run.log ||
   fail "netanom run" target/demo-run.log
 echo "   feature history recorded for training (docs/history.md):"
@@ -56,16 +57,17 @@ def num(v):
 def top3(e):
     return ', '.join(f"{f['name']} {num(f['value'])} ({num(f['training_max'])})" for f in e['top_features'][:3])
 def culprit(e):
-    # The host that contributed most to the top deviating feature (docs/alerts.md, "Culprits").
-    for f in e['top_features'][:1]:
-        for c in f.get('contributors', [])[:1]:
-            n = c.get('packets', c.get('new_values'))
-            return f"{c['ip']} ({f['name']}: {n})"
+    # The incident's first culprit, the attacker (docs/alerts.md, "Culprits of an incident").
+    for c in e['incident'].get('culprits', [])[:1]:
+        return f"{c['ip']} ({c['role']}, weight {c['weight']:.2f})"
     return '-'
 width = max([len(top3(e)) for e in events] + [36])
-print(f"   {'time (UTC)':<10}  {'event':<5} {'score':>9}  {'top 3 features: value (training max)':<{width}}  named for the top feature")
+print(f"   {'time (UTC)':<10}  {'event':<5} {'score':>9}  {'top 3 features: value (training max)':<{width}}  first culprit")
 for e in events:
     inc = e['incident']
+    if e['event_type'] == 'incident_culprit':
+        print(f"   {'':<10}  {'':<5} {'':>9}  #{inc['id'].split('-')[-1]}: {e['culprit']['ip']} joins ({e['culprit']['role']})")
+        continue
     start = e['event_type'] == 'incident_start'
     t = inc['start_epoch'] if start else inc['end_epoch']
     score = e['score'] if start else inc['peak_score']

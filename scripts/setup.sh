@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what netanom needs to build, test, package and run on a fresh Debian machine,
 # idempotently: Debian packages (libpcap, capture tools for the tests, Prometheus and
-# promtool for tests/prometheus.rs, patchelf, dpkg-dev and logrotate for the package), libtorch 2.13.0
+# promtool for tests/prometheus.rs, fever for tests/eve.rs, patchelf, dpkg-dev and logrotate for
+# the package), libtorch 2.13.0
 # (from PyPI, into a cache outside the work tree, see scripts/setup-libtorch.sh) and cargo-deb
 # (from crates.io, for scripts/package.sh).
 set -euo pipefail
@@ -9,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # command -> Debian package, for the tools the tests and demo use.
 packages=(libpcap-dev pkg-config tcpdump tshark nmap hping3 python3
-    prometheus patchelf logrotate binutils curl dpkg-dev iproute2)
+    prometheus patchelf logrotate binutils curl dpkg-dev iproute2 fever)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,6 +27,12 @@ if ((${#missing[@]})); then
     if [[ " ${missing[*]} " == *" prometheus "* && -d /run/systemd/system ]]; then
         $sudo systemctl disable --now prometheus.service >/dev/null 2>&1 || true
         echo "setup: stopped and disabled the prometheus service (the tests run their own)" >&2
+    fi
+    # Likewise FEVER (the EVE event router tests/eve.rs feeds): its service would listen on
+    # /tmp/suri.sock; the test starts its own on temporary sockets.
+    if [[ " ${missing[*]} " == *" fever "* && -d /run/systemd/system ]]; then
+        $sudo systemctl disable --now fever.service >/dev/null 2>&1 || true
+        echo "setup: stopped and disabled the fever service (the tests run their own)" >&2
     fi
 fi
 

@@ -389,8 +389,17 @@ fn a_flood_names_its_source_not_the_busiest_host() {
     // Exact: the flooder sent 1,000 SYNs in the window, held from its first.
     assert_eq!(
         syn["contributors"][0],
-        serde_json::json!({"ip": "127.0.66.3", "packets": 1000}),
+        serde_json::json!({"ip": "127.0.66.3", "role": "source", "packets": 1000}),
         "{syn}"
+    );
+    // The incident's first culprit is the flooder, not the busiest host.
+    assert_eq!(
+        start["incident"]["culprits"][0]["ip"], "127.0.66.3",
+        "{start}"
+    );
+    assert_eq!(
+        start["incident"]["culprits"][0]["role"], "source",
+        "{start}"
     );
     assert!(syn["contributors"].as_array().unwrap().len() <= 3);
     // Every top feature names at most three contributors, with an address and a count.
@@ -1186,6 +1195,107 @@ fn sighup_reopens_the_alert_log_and_sigterm_ends_the_open_incident() {
         .find(|r| log_message(r) == "stopping")
         .expect("stopping line");
     assert_eq!(stopping["fields"]["reason"], "SIGTERM");
+}
+
+#[test]
+fn sighup_turns_the_eve_log_on_and_a_new_path_takes_the_next_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pcap = tmp.path().join("two-floods.pcap");
+    // As above: a flood in windows 2–3 (its incident ends at about 4.5 s), a flood from
+    // window 24 (12 s) to the end; replayed in real time.
+    let mut t = Traffic::new();
+    t.lan(&mut Rng::new(13), T1, 40);
+    for (first, n) in [(2, 2), (24, 16)] {
+        t.syn_flood(
+            win(first),
+            n * OMEGA_NS,
+            n as usize * FLOOD_PER_WINDOW,
+            FLOODER,
+            VICTIM,
+            &ports(6000),
+        );
+    }
+    t.write(&pcap);
+    let (log, eve) = (tmp.path().join("alerts.jsonl"), tmp.path().join("eve.json"));
+    let config = tmp.path().join("netanom.toml");
+    std::fs::write(&config, "[alerts]\neve_path = \"\"\n").unwrap();
+    let mut args = daemon_args(&pcap, &log, true);
+    args.extend(os_args([
+        "--config".into(),
+        config.clone().into_os_string(),
+    ]));
+    let mut d = Daemon::start(&args, &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while read_alerts(&log).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        read_alerts(&log).len(),
+        2,
+        "first incident:\n{}",
+        d.log_text()
+    );
+    assert!(!eve.exists(), "an EVE log while eve_path is empty");
+    // Turned on by a reload.
+    std::fs::write(
+        &config,
+        format!("[alerts]\neve_path = \"{}\"\n", eve.display()),
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(
+        d.wait_for_message("alerts.eve_path changed", 0, Duration::from_secs(10))
+            .is_some(),
+        "no reload line for alerts.eve_path:\n{}",
+        d.log_text()
+    );
+    assert!(
+        d.wait_for_message("EVE log turned on", 0, Duration::from_secs(10))
+            .is_some(),
+        "{}",
+        d.log_text()
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while read_alerts(&eve).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.signal(libc::SIGTERM);
+    let status = d
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("still running after SIGTERM:\n{}", d.log_text()));
+    assert_eq!(status.code(), Some(0), "{}", d.log_text());
+    // The second incident's start and end, and nothing of the first.
+    let records = read_alerts(&eve);
+    let kinds: Vec<&Value> = records
+        .iter()
+        .map(|r| &r["alert"]["metadata"]["netanom_event"][0])
+        .collect();
+    assert_eq!(kinds, ["start", "end"], "{records:#?}");
+    let alerts = read_alerts(&log);
+    assert_eq!(alerts.len(), 4, "{alerts:#?}");
+    for (r, a) in records.iter().zip(&alerts[2..]) {
+        assert_eq!(r["event_type"], "alert");
+        assert_eq!(r["src_ip"], "198.51.100.66", "the flooder: {r}");
+        assert_eq!(r["dest_ip"], "10.0.1.1", "its victim: {r}");
+        assert_eq!(
+            r["alert"]["metadata"]["netanom_incident_id"][0],
+            a["incident"]["id"]
+        );
+        assert_eq!(
+            r["timestamp"].as_str().unwrap(),
+            a["timestamp"].as_str().unwrap().replace("+00:00", "+0000")
+        );
+    }
+    assert_eq!(
+        records[1]["alert"]["metadata"]["netanom_end_reason"][0],
+        "shutdown"
+    );
+    let mode = file_mode(&eve);
+    assert_eq!(
+        mode & !0o640,
+        0,
+        "EVE log created at most 0640, got {mode:o}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -261,14 +261,19 @@ fn score_evaluate_and_run_see_every_scale_and_a_slow_scan_is_one_incident() {
         .args(["--metrics-listen", "127.0.0.1:0"]);
     run_with_timeout(cmd, Duration::from_secs(120), "netanom run --pcap").assert_ok("run");
     let events = read_alerts(&log);
-    assert_eq!(events.len(), 2, "one incident:\n{events:#?}");
     for e in &events {
-        assert_eq!(e["schema_version"], 2);
+        assert_eq!(e["schema_version"], 3);
         assert_eq!(e["model"]["scales"], serde_json::json!([0.5, 5.0]));
         check_event(e, e["model"]["omega_s"].as_f64().unwrap());
     }
-    let end = &events[1];
-    assert_eq!(end["event_type"], "incident_end");
+    let pairs = pair_incidents(&events, false);
+    assert_eq!(pairs.len(), 1, "one incident:\n{events:#?}");
+    let end = pairs[0].1.as_ref().unwrap();
+    // Its first culprit is the scanner.
+    assert_eq!(
+        end["incident"]["culprits"][0]["ip"], "198.51.100.66",
+        "{end:#}"
+    );
     let seen: Vec<f64> = end["incident"]["scales"]
         .as_array()
         .unwrap()

@@ -14,6 +14,7 @@ use netanom::eval::{
     LabelCounter, Labels, WindowEval,
 };
 use netanom::model::{ModelSet, SEQ_LEN};
+use netanom::output::alerts::Explanation;
 use netanom::pipeline::{
     log_summary, pump, MultiWindower, Pace, PacketSource, ScaleSink, SinkError,
 };
@@ -36,22 +37,27 @@ struct Evaluation<'a> {
 }
 
 impl Evaluation<'_> {
+    /// Records what the incident events say.
+    fn incident_events(&mut self, events: Vec<IncidentEvent<()>>) {
+        for event in events {
+            self.incident_event(event);
+        }
+    }
+
     /// Records what an incident event says.
-    fn incident_event(&mut self, event: Option<IncidentEvent<()>>) {
+    fn incident_event(&mut self, event: IncidentEvent<()>) {
         match event {
-            Some(IncidentEvent::Start { incident, window }) => {
-                self.incidents.push(IncidentRecord {
-                    id: incident.id.clone(),
-                    start: incident.start_ns as f64 / 1e9,
-                    end: incident.last_alert_end_ns as f64 / 1e9,
-                    reported: window.end_ns as f64 / 1e9,
-                    peak_score: incident.peak.score,
-                    windows: incident.alerting_windows,
-                    scales: Vec::new(),
-                    attacks: Vec::new(),
-                })
-            }
-            Some(IncidentEvent::End { incident, .. }) => {
+            IncidentEvent::Start { incident, window } => self.incidents.push(IncidentRecord {
+                id: incident.id.clone(),
+                start: incident.start_ns as f64 / 1e9,
+                end: incident.last_alert_end_ns as f64 / 1e9,
+                reported: window.end_ns as f64 / 1e9,
+                peak_score: incident.peak.score,
+                windows: incident.alerting_windows,
+                scales: Vec::new(),
+                attacks: Vec::new(),
+            }),
+            IncidentEvent::End { incident, .. } => {
                 if let Some(r) = self
                     .incidents
                     .iter_mut()
@@ -68,7 +74,7 @@ impl Evaluation<'_> {
                         .collect();
                 }
             }
-            None => {}
+            IncidentEvent::Culprit { .. } => {}
         }
     }
 }
@@ -91,8 +97,8 @@ impl ScaleSink for Evaluation<'_> {
             per_label,
         });
         if scored.sequence_broken {
-            let event = self.tracker.flush(EndReason::SequenceBreak);
-            self.incident_event(event);
+            let events = self.tracker.flush(EndReason::SequenceBreak);
+            self.incident_events(events);
         }
         if let Some(score) = scored.score {
             let sw = ScoredWindow {
@@ -102,11 +108,16 @@ impl ScaleSink for Evaluation<'_> {
                 score,
                 threshold,
             };
-            if sw.is_alerting() {
+            // As the daemon does: an alerting window's culprits decide its incident.
+            let culprits = if sw.is_alerting() {
                 self.alerting.push((start_ns, end_ns));
-            }
-            let event = self.tracker.observe(sw, || ());
-            self.incident_event(event);
+                let sc = &self.scales[scale];
+                Explanation::of_run(sc.stage.recent().iter(), &sc.min, &sc.max, 0).culprits
+            } else {
+                Vec::new()
+            };
+            let events = self.tracker.observe(sw, &culprits, || ());
+            self.incident_events(events);
         }
         Ok(())
     }
@@ -119,8 +130,8 @@ impl ScaleSink for Evaluation<'_> {
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
-        let event = self.tracker.flush(EndReason::Shutdown);
-        self.incident_event(event);
+        let events = self.tracker.flush(EndReason::Shutdown);
+        self.incident_events(events);
         Ok(())
     }
 }

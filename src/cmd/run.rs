@@ -17,6 +17,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             model_dir: args.model,
             metrics_listen: args.metrics_listen,
             alert_log: args.alert_log,
+            eve_log: args.eve_log,
             history_dir: args.history_dir,
             omega: args.window,
             learn_for: args.learn_for,

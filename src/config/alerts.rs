@@ -28,6 +28,8 @@ pub struct AlertSettings {
     pub host: Option<String>,
     /// fdatasync the alert log after each event.
     pub fsync: bool,
+    /// The Suricata EVE log (`alerts.eve_path`, `--eve-log`); `None`: off.
+    pub eve_path: Option<PathBuf>,
     /// Which threshold runs: the adaptive one (SPOT) or the bundle's fixed one.
     pub threshold_rule: RuleChoice,
     /// SPOT's target share of normal windows that alert.
@@ -69,6 +71,8 @@ pub(super) struct RawAlerts {
     false_rate: f64,
     /// `alerts.threshold_save_interval`: a duration.
     threshold_save_interval: String,
+    /// `alerts.eve_path`; empty: no EVE log.
+    eve_path: PathBuf,
 }
 
 impl Default for RawAlerts {
@@ -84,15 +88,18 @@ impl Default for RawAlerts {
             threshold_rule: "spot".into(),
             false_rate: DEFAULT_FALSE_RATE,
             threshold_save_interval: "60s".into(),
+            eve_path: PathBuf::new(),
         }
     }
 }
 
-/// Applies `--alert-log` (`cli_path`) to `raw` and validates it; `None` after a problem.
+/// Applies `--alert-log` (`cli_path`) and `--eve-log` (`cli_eve`) to `raw` and validates it;
+/// `None` after a problem.
 pub(super) fn validate(
     mut raw: RawAlerts,
     ck: &mut Checker,
     cli_path: Option<PathBuf>,
+    cli_eve: Option<PathBuf>,
 ) -> Option<AlertSettings> {
     let mark = ck.mark();
     ck.flag("alerts.path", "--alert-log", &mut raw.path, cli_path);
@@ -119,6 +126,26 @@ pub(super) fn validate(
         NUM_FEATURES as i64,
         "features",
     ) as usize;
+    ck.flag("alerts.eve_path", "--eve-log", &mut raw.eve_path, cli_eve);
+    let eve_path = (!raw.eve_path.as_os_str().is_empty()).then_some(raw.eve_path);
+    if let Some(eve) = &eve_path {
+        let shown = quoted(&eve.display().to_string());
+        // `Path::file_name` ignores a trailing slash: a directory named so is not a file.
+        let dir = eve.as_os_str().to_string_lossy().ends_with('/');
+        if eve.file_name().is_none() || dir {
+            ck.fail(
+                "alerts.eve_path",
+                shown,
+                "not a file path (expected e.g. /var/log/netanom/eve.json, or empty for no EVE log)",
+            );
+        } else if *eve == raw.path {
+            ck.fail(
+                "alerts.eve_path",
+                shown,
+                "the same file as alerts.path (expected another file: the two logs have different schemas)",
+            );
+        }
+    }
     let host = Some(raw.host.trim().to_string()).filter(|h| !h.is_empty());
     let threshold_rule = RuleChoice::parse(raw.threshold_rule.trim()).unwrap_or_else(|| {
         ck.fail(
@@ -157,6 +184,7 @@ pub(super) fn validate(
         threshold_rule,
         false_rate: raw.false_rate,
         threshold_save_interval,
+        eve_path,
     })
 }
 
@@ -197,6 +225,14 @@ mod tests {
                 "[alerts]\nthreshold_save_interval = \"soon\"",
                 "alerts.threshold_save_interval = \"soon\": not a duration",
             ),
+            (
+                "[alerts]\neve_path = \"/var/log/\"",
+                "alerts.eve_path = \"/var/log/\": not a file path",
+            ),
+            (
+                "[alerts]\npath = \"/tmp/a.json\"\neve_path = \"/tmp/a.json\"",
+                "alerts.eve_path = \"/tmp/a.json\": the same file as alerts.path",
+            ),
         ]);
     }
 
@@ -210,19 +246,32 @@ mod tests {
             top_features: 0,
             ..Default::default()
         };
-        let a = validate(raw, &mut ck, None).unwrap();
+        let a = validate(raw, &mut ck, None, None).unwrap();
         assert_eq!(a.host.as_deref(), Some("sensor-1"));
+        assert_eq!(a.eve_path, None, "off by default");
         assert_eq!(a.top_features, 0);
         let raw = RawAlerts {
             host: "   ".into(),
             ..Default::default()
         };
-        assert_eq!(validate(raw, &mut ck, None).unwrap().host, None);
+        assert_eq!(validate(raw, &mut ck, None, None).unwrap().host, None);
+        let eve = validate(
+            RawAlerts::default(),
+            &mut ck,
+            None,
+            Some("/tmp/eve.json".into()),
+        );
+        assert_eq!(eve.unwrap().eve_path, Some(PathBuf::from("/tmp/eve.json")));
         assert!(ck.into_problems().is_empty());
 
         let mut ck = Checker::default();
         assert_eq!(
-            validate(RawAlerts::default(), &mut ck, Some("/var/log/..".into())),
+            validate(
+                RawAlerts::default(),
+                &mut ck,
+                Some("/var/log/..".into()),
+                None
+            ),
             None
         );
         let problems = ck.into_problems();

@@ -97,6 +97,8 @@ pub struct CliOverrides {
     pub metrics_listen: Option<String>,
     /// `--alert-log`
     pub alert_log: Option<PathBuf>,
+    /// `--eve-log`
+    pub eve_log: Option<PathBuf>,
     /// `--history-dir` (also turns recording on)
     pub history_dir: Option<PathBuf>,
     /// `--window` (`window.omega`: the window lengths of learning mode)
@@ -486,7 +488,12 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
         w.omega = Some(scales);
     }
     let model = model::validate(raw.model, &mut ck, cli.model_dir.clone());
-    let alerts = alerts::validate(raw.alerts, &mut ck, cli.alert_log.clone());
+    let alerts = alerts::validate(
+        raw.alerts,
+        &mut ck,
+        cli.alert_log.clone(),
+        cli.eve_log.clone(),
+    );
     let metrics = metrics::validate(raw.metrics, &mut ck, cli.metrics_listen.clone());
     let log = log::validate(raw.log, &mut ck);
     let history = history::validate(raw.history, &mut ck, cli.history_dir.clone());
@@ -560,7 +567,7 @@ impl ToolPaths {
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)));
         let raw = raw_settings(text.as_deref(), file, env)?;
         let mut ck = Checker::default();
-        let alerts = alerts::validate(raw.alerts, &mut ck, alert_log);
+        let alerts = alerts::validate(raw.alerts, &mut ck, alert_log, None);
         let feedback = feedback::validate(raw.feedback, &mut ck, state_dir);
         let problems = ck.into_problems();
         match (alerts, feedback) {

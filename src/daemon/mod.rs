@@ -27,6 +27,7 @@ use crate::detect::incident::{EndReason, IncidentConfig};
 use crate::history::HistoryWriter;
 use crate::model::{ModelSet, ModelStore};
 use crate::output::alerts::{system_hostname, AlertLog};
+use crate::output::eve::EveLog;
 use crate::output::metrics::{Health, Metrics, MetricsServer};
 use crate::pipeline::{Pace, PacketSource};
 use crate::window::Scales;
@@ -216,6 +217,18 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     // Windows of the shortest ω come most often: they tell whether the pipeline is alive.
     let health = Health::new(settings.health_stale_after(scales.shortest()));
     let log = AlertLog::open(&settings.alerts.path, settings.alerts.fsync)?;
+    let eve_iface = match &settings.capture.source {
+        CaptureSource::Interface(name) => Some(name.clone()),
+        CaptureSource::Replay { .. } => None,
+    };
+    let eve = match &settings.alerts.eve_path {
+        Some(path) => {
+            let log = AlertLog::open(path, settings.alerts.fsync)
+                .context("alerts.eve_path (the Suricata EVE log)")?;
+            Some(EveLog::new(log, eve_iface.clone()))
+        }
+        None => None,
+    };
     let packets = open_source(&settings)?;
 
     let server = if settings.metrics.enabled {
@@ -253,6 +266,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         &control_tx,
     )?;
     let scorer = Scorer::new(detector, log, metrics.clone(), health.clone())
+        .with_eve(eve, eve_iface)
         .with_history(history)
         .with_learning(plan)
         .with_threshold_saving(
@@ -299,6 +313,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         model = %settings.model.dir.display(),
         omega_s = %scales,
         alert_log = %settings.alerts.path.display(),
+        eve_log = %settings.alerts.eve_path.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         "netanom running"
     );
     let status = format!("{source_text}, ω={scales} s, model {model_id}");

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use crossbeam_channel::Sender;
 
-use super::scorer::{Control, Reload};
+use super::scorer::{Control, EveReload, Reload};
 use super::{detector, load_models, SettingsSource};
 use crate::config::{CaptureSource, LogFormat, LogLevel, Settings};
 use crate::detect::threshold::RuleChoice;
@@ -23,6 +23,9 @@ pub enum Apply {
     Live,
     /// Live: the new `alerts.path` is opened first; if that fails the old file stays.
     AlertPath,
+    /// Live: the new `alerts.eve_path` is opened first (if that fails the old file stays);
+    /// empty turns the EVE log off.
+    EvePath,
     /// Live when the log was set up with a level handle (`netanom run` does).
     LogLevel,
     /// Read at startup only: needs a restart.
@@ -244,6 +247,12 @@ pub static KEYS: &[Key] = &[
         "saving every",
         alerts.threshold_save_interval
     ),
+    key!(
+        "alerts.eve_path",
+        EvePath,
+        "writing EVE to",
+        alerts.eve_path
+    ),
     key!("metrics.enabled", Restart, "using", metrics.enabled),
     key!("metrics.listen", Restart, "listening on", metrics.listen),
     key!(
@@ -366,6 +375,7 @@ pub(super) fn reload(
     };
     let changes = diff(running, &next);
     let mut log_file = None;
+    let mut eve = EveReload::Same;
     for c in &changes {
         let (key, from, to) = (c.key.name, &c.from, &c.to);
         match c.key.apply {
@@ -388,6 +398,25 @@ pub(super) fn reload(
                     tracing::error!(key, "{key} changed to {to}: {e}; still writing to {from}");
                     (c.key.keep)(&mut next, running);
                 }
+            },
+            Apply::EvePath => match &next.alerts.eve_path {
+                None => {
+                    eve = EveReload::Off;
+                    tracing::info!(key, "{key} changed to {to}: applied, no EVE log any more");
+                }
+                Some(path) => match AlertFile::open(path.clone()) {
+                    Ok(file) => {
+                        eve = EveReload::Open(file);
+                        tracing::info!(key, value = %to, "{key} changed to {to}: applied");
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            key,
+                            "{key} changed to {to}: {e}; still writing EVE to {from}"
+                        );
+                        (c.key.keep)(&mut next, running);
+                    }
+                },
             },
             Apply::LogLevel => match set_log_level(next.log.level) {
                 Ok(()) => tracing::info!(key, value = %to, "{key} changed to {to}: applied"),
@@ -420,6 +449,7 @@ pub(super) fn reload(
     let reload = Reload {
         detector,
         log_file,
+        eve,
         fsync: next.alerts.fsync,
         model_dir: next.model.dir.clone(),
     };
@@ -467,6 +497,7 @@ mod tests {
         threshold_rule = "spot"
         false_rate = 1e-5
         threshold_save_interval = "60s"
+        eve_path = "/a/eve.json"
         [metrics]
         enabled = true
         listen = "127.0.0.1:9405"
@@ -519,6 +550,7 @@ mod tests {
         threshold_rule = "fixed"
         false_rate = 1e-6
         threshold_save_interval = "30s"
+        eve_path = ""
         [metrics]
         enabled = false
         listen = "127.0.0.1:9406"
@@ -580,6 +612,7 @@ mod tests {
                     threshold_rule: _,
                     false_rate: _,
                     threshold_save_interval: _,
+                    eve_path: _,
                 },
             metrics:
                 MetricsSettings {
@@ -642,6 +675,7 @@ mod tests {
             get("alerts.path"),
             ("\"/a/alerts.jsonl\"", "\"/b/alerts.jsonl\"")
         );
+        assert_eq!(get("alerts.eve_path"), ("\"/a/eve.json\"", "(unset)"));
         assert_eq!(get("metrics.listen"), ("127.0.0.1:9405", "127.0.0.1:9406"));
         assert_eq!(get("log.level"), ("\"info\"", "\"debug\""));
     }
@@ -672,6 +706,7 @@ mod tests {
                 ("alerts.fsync", Apply::Live),
                 ("alerts.threshold_rule", Apply::Live),
                 ("alerts.false_rate", Apply::Live),
+                ("alerts.eve_path", Apply::EvePath),
                 ("log.level", Apply::LogLevel),
             ]
         );

@@ -19,8 +19,9 @@ use crate::history::HistoryHandle;
 use crate::model::state::{self as threshold_state, SavedScale};
 use crate::model::ModelSet;
 use crate::output::alerts::{
-    describe, top_deviations, AlertContext, AlertEvent, AlertFile, AlertLog, Explanation, Flush,
+    describe, AlertContext, AlertEvent, AlertFile, AlertLog, Explanation, Flush, QUEUE_CAPACITY,
 };
+use crate::output::eve::EveLog;
 use crate::output::metrics::{Health, Metrics};
 use crate::timestamp::format_ts;
 use crate::window::{Omega, Window};
@@ -180,30 +181,6 @@ fn incident_prefix(reloads: u32) -> String {
     }
 }
 
-/// The window of a run whose features lie farthest outside the training range.
-fn most_deviant<'a>(
-    recent: &'a std::collections::VecDeque<Window>,
-    min: &[f64],
-    max: &[f64],
-) -> &'a Window {
-    let key = |w: &Window| {
-        top_deviations(&w.features, min, max, 1)
-            .first()
-            .map(|d| (d.outside(), d.normalized))
-            .unwrap_or((0.0, 0.0))
-    };
-    let mut best = &recent[recent.len() - 1];
-    let mut best_key = key(best);
-    for w in recent.iter().rev().skip(1) {
-        let k = key(w);
-        if k > best_key {
-            best = w;
-            best_key = k;
-        }
-    }
-    best
-}
-
 /// How long a failing alert log is quiet in the daemon's log between two reports.
 const ALERT_LOG_REPORT_EVERY: Duration = Duration::from_secs(60);
 
@@ -219,12 +196,24 @@ pub enum Control {
     Learned(Box<Learned>),
 }
 
+/// What a reload does to the EVE log.
+pub enum EveReload {
+    /// `alerts.eve_path` unchanged: reopen it (if on).
+    Same,
+    /// `alerts.eve_path` emptied: no EVE log any more.
+    Off,
+    /// A new `alerts.eve_path`, already opened by the main thread.
+    Open(AlertFile),
+}
+
 /// What a successful reload hands the scorer.
 pub struct Reload {
     /// The new model and alert settings.
     pub detector: Detector,
     /// A new `alerts.path`, already opened by the main thread; `None`: reopen the same path.
     pub log_file: Option<AlertFile>,
+    /// What becomes of the EVE log.
+    pub eve: EveReload,
     /// `alerts.fsync`.
     pub fsync: bool,
     /// `model.dir`: where the adaptive thresholds' state is saved from now on.
@@ -245,6 +234,12 @@ pub struct Scorer {
     scored: u64,
     /// Since when the alert log fails (events queued), and when that was last reported.
     log_failing: Option<(Instant, Instant)>,
+    /// The Suricata EVE log, when `alerts.eve_path` is set.
+    eve: Option<EveLog>,
+    /// Since when the EVE log fails, and when that was last reported.
+    eve_failing: Option<(Instant, Instant)>,
+    /// `in_iface` of EVE records (the live interface), also for an EVE log a reload turns on.
+    eve_iface: Option<String>,
     /// Why the open incident ends when the window queue closes.
     end_reason: EndReason,
     /// Test hook (debug builds): panic at this window, to exercise the failure path.
@@ -350,6 +345,9 @@ impl Scorer {
             windows: 0,
             scored: 0,
             log_failing: None,
+            eve: None,
+            eve_failing: None,
+            eve_iface: None,
             end_reason: EndReason::Shutdown,
             panic_at_window: injected_fault("scorer-panic-at-window"),
             history: None,
@@ -415,17 +413,19 @@ impl Scorer {
             }
             *by = now_by;
         }
-        self.metrics.incident_active.set(i64::from(self.firing()));
+        self.metrics.record_incident(false, self.firing());
     }
 
-    /// True while a reported incident that no suppress rule matches is open.
-    fn firing(&self) -> bool {
-        let Some(current) = self.tracker.current() else {
-            return false;
-        };
-        self.feedback
-            .as_ref()
-            .is_none_or(|fb| fb.open.get(&current.id).is_none_or(|(_, by)| by.is_empty()))
+    /// The open, reported incidents that no suppress rule matches (the firing ones).
+    fn firing(&self) -> usize {
+        self.tracker
+            .current()
+            .filter(|inc| {
+                self.feedback
+                    .as_ref()
+                    .is_none_or(|fb| fb.open.get(&inc.id).is_none_or(|(_, by)| by.is_empty()))
+            })
+            .count()
     }
 
     /// Saves the adaptive thresholds' state in `dir` every `every` and at the end.
@@ -485,6 +485,14 @@ impl Scorer {
         }
     }
 
+    /// Also writes every event as a Suricata EVE record to `eve`; `iface` is the live
+    /// interface (`in_iface`), kept for an EVE log a reload turns on.
+    pub fn with_eve(mut self, eve: Option<EveLog>, iface: Option<String>) -> Self {
+        self.eve = eve;
+        self.eve_iface = iface;
+        self
+    }
+
     /// Asks `plan`'s learner for models (learning mode, retraining).
     pub fn with_learning(mut self, plan: Option<LearnPlan>) -> Self {
         self.learning = plan;
@@ -517,6 +525,21 @@ impl Scorer {
         if self.log.queued() > 0 {
             let report = self.log.flush();
             self.after_log(report);
+        }
+        if let Some(report) = self
+            .eve
+            .as_mut()
+            .filter(|e| e.log().queued() > 0)
+            .map(|e| e.log_mut().flush())
+        {
+            self.after_eve(report);
+        }
+        if let Some(eve) = self.eve.as_ref().filter(|e| e.log().queued() > 0) {
+            tracing::error!(
+                lost = eve.log().queued(),
+                path = %eve.log().path().display(),
+                "EVE records could not be written to the EVE log before exit; the events are in this log (\"anomaly incident\" lines)"
+            );
         }
         if self.log.queued() > 0 {
             tracing::error!(
@@ -692,6 +715,7 @@ impl Scorer {
                 let Reload {
                     detector: new,
                     log_file,
+                    eve,
                     fsync,
                     model_dir,
                 } = *reload;
@@ -753,8 +777,12 @@ impl Scorer {
                     }
                     None => self.reopen_log(),
                 }
+                self.reload_eve(eve, fsync);
             }
-            Control::ReopenLog => self.reopen_log(),
+            Control::ReopenLog => {
+                self.reopen_log();
+                self.reopen_eve();
+            }
             Control::Ending(reason) => self.end_reason = reason,
             Control::Learned(learned) => self.learned(*learned),
         }
@@ -776,48 +804,88 @@ impl Scorer {
     /// Counts what an alert log attempt did and reports failures and recovery in the log
     /// (the first failure, then at most every minute while it lasts, and the recovery).
     fn after_log(&mut self, report: Flush) {
-        let dropped = self.log.take_dropped();
-        let queued = self.log.queued();
-        self.metrics
-            .record_alert_log(report.errors.len(), queued, dropped);
-        let path = self.log.path().display().to_string();
-        if report.reopened {
-            tracing::info!(%path, "alert log reopened: the file at alerts.path was moved or deleted");
+        report_flush(
+            EventFile::Alerts,
+            &mut self.log,
+            &mut self.log_failing,
+            &self.metrics,
+            report,
+        );
+    }
+
+    /// As [`Self::after_log`] for the EVE log.
+    fn after_eve(&mut self, report: Flush) {
+        if let Some(eve) = self.eve.as_mut() {
+            report_flush(
+                EventFile::Eve,
+                eve.log_mut(),
+                &mut self.eve_failing,
+                &self.metrics,
+                report,
+            );
         }
-        if dropped > 0 {
-            tracing::error!(dropped, %path, "alert events dropped: the queue of events waiting for the alert log is full");
+    }
+
+    /// Opens the EVE log's path again (SIGHUP) and writes what is queued.
+    fn reopen_eve(&mut self) {
+        let Some(eve) = self.eve.as_mut() else {
+            return;
+        };
+        match eve.log_mut().reopen() {
+            Ok(()) => tracing::info!(path = %eve.log().path().display(), "EVE log reopened"),
+            Err(e) => {
+                self.metrics.record_eve_log(1, eve.log().queued(), 0);
+                tracing::error!("{e}; EVE records wait until the path can be opened");
+            }
         }
-        let now = Instant::now();
-        if let Some(e) = report.errors.first() {
-            match self.log_failing {
-                None => {
-                    tracing::error!(queued, "{e}");
-                    if queued > 0 {
-                        self.log_failing = Some((now, now));
+        let report = eve.log_mut().flush();
+        self.after_eve(report);
+    }
+
+    /// Applies a reload's `alerts.eve_path`.
+    fn reload_eve(&mut self, eve: EveReload, fsync: bool) {
+        match eve {
+            EveReload::Same => {
+                if let Some(e) = self.eve.as_mut() {
+                    e.log_mut().set_fsync(fsync);
+                }
+                self.reopen_eve();
+            }
+            EveReload::Off => {
+                if let Some(mut e) = self.eve.take() {
+                    let report = e.log_mut().flush();
+                    let lost = e.log().queued();
+                    tracing::info!(
+                        path = %e.log().path().display(),
+                        written = report.written,
+                        lost,
+                        "EVE log turned off"
+                    );
+                }
+                self.eve_failing = None;
+            }
+            EveReload::Open(file) => {
+                match self.eve.as_mut() {
+                    Some(e) => {
+                        let old = e.log().path().to_path_buf();
+                        e.log_mut().set_fsync(fsync);
+                        e.log_mut().switch(file);
+                        tracing::info!(
+                            path = %e.log().path().display(),
+                            old = %old.display(),
+                            "EVE log switched to the new alerts.eve_path"
+                        );
+                    }
+                    None => {
+                        let log = AlertLog::with_file(file, fsync, QUEUE_CAPACITY);
+                        tracing::info!(path = %log.path().display(), "EVE log turned on");
+                        self.eve = Some(EveLog::new(log, self.eve_iface.clone()));
                     }
                 }
-                Some((since, last)) if now.duration_since(last) >= ALERT_LOG_REPORT_EVERY => {
-                    tracing::error!(
-                        queued,
-                        failing_s = now.duration_since(since).as_secs(),
-                        "alert log still failing: {e}"
-                    );
-                    self.log_failing = Some((since, now));
+                if let Some(e) = self.eve.as_mut() {
+                    let report = e.log_mut().flush();
+                    self.after_eve(report);
                 }
-                Some(_) => {}
-            }
-            for e in &report.errors[1..] {
-                tracing::debug!("{e}");
-            }
-        }
-        if queued == 0 {
-            if let Some((since, _)) = self.log_failing.take() {
-                tracing::info!(
-                    written = report.written,
-                    failing_s = now.duration_since(since).as_secs(),
-                    %path,
-                    "alert log writable again: queued events written"
-                );
             }
         }
     }
@@ -828,6 +896,13 @@ impl Scorer {
         // A window comes every ω: retry events the alert log could not take.
         if let Some(report) = self.log.retry(Instant::now()) {
             self.after_log(report);
+        }
+        if let Some(report) = self
+            .eve
+            .as_mut()
+            .and_then(|e| e.log_mut().retry(Instant::now()))
+        {
+            self.after_eve(report);
         }
         self.metrics.record_window(&w);
         self.windows += 1;
@@ -903,30 +978,35 @@ impl Scorer {
             threshold: judged.threshold,
         };
         // The score covers three windows: explain the one that left the training range most.
-        let explain = || {
-            let w = most_deviant(recent, &sc.min, &sc.max);
-            Explanation::of(w, &sc.min, &sc.max, d.top_features)
-        };
-        let event = self.tracker.observe(scored, explain);
+        // An alerting window's culprits decide its incident.
+        let explained = scored
+            .is_alerting()
+            .then(|| Explanation::of_run(recent.iter(), &sc.min, &sc.max, d.top_features));
+        let culprits = explained.as_ref().map_or(&[][..], |e| &e.culprits[..]);
+        let explain = || explained.clone().unwrap_or_default();
+        let events = self.tracker.observe(scored, culprits, explain);
         self.metrics
             .record_suppressed(self.tracker.take_suppressed());
-        if let Some(event) = event {
-            let alert = AlertEvent::from_incident_event(&d.context, &event, explain);
-            self.emit(&event, &alert);
+        let alerts: Vec<AlertEvent> = events
+            .iter()
+            .map(|e| AlertEvent::from_incident_event(&d.context, e, explain))
+            .collect();
+        for (event, alert) in events.iter().zip(&alerts) {
+            self.emit(event, alert);
         }
         Some((score, judged.alerting))
     }
 
-    /// Ends the open incident (if any) for `reason` and writes its end event.
+    /// Ends the open incidents (if any) for `reason` and writes their end events.
     fn end_incident(&mut self, reason: EndReason) {
-        let event = self.tracker.flush(reason);
+        let events = self.tracker.flush(reason);
         self.metrics
             .record_suppressed(self.tracker.take_suppressed());
-        if let Some(event) = event {
-            let alert = AlertEvent::from_incident_event(&self.detector.context, &event, || {
+        for event in &events {
+            let alert = AlertEvent::from_incident_event(&self.detector.context, event, || {
                 Explanation::default()
             });
-            self.emit(&event, &alert);
+            self.emit(event, &alert);
         }
     }
 
@@ -957,7 +1037,7 @@ impl Scorer {
                 }
                 *entry = (all, by.clone());
                 alert.suppressed_by = by;
-                if !started {
+                if matches!(event, IncidentEvent::End { .. }) {
                     fb.open.remove(&id);
                 }
             }
@@ -967,26 +1047,49 @@ impl Scorer {
             .record_incident(started && !suppressed, self.firing());
         let report = self.log.write(&alert);
         self.after_log(report);
+        if let Some(eve) = self.eve.as_mut() {
+            let report = eve.write(&alert);
+            self.after_eve(report);
+        }
         let json = serde_json::to_string(&alert).unwrap_or_default();
         // The top features and who caused them, for a reader of the journal.
         let explained = describe(&alert.top_features);
         let suppressed_by = alert.suppressed_by.join(",");
+        let culprits = alert
+            .incident
+            .culprits
+            .iter()
+            .map(|c| format!("{} ({})", c.ip, c.role))
+            .collect::<Vec<_>>()
+            .join(", ");
         if started {
             tracing::warn!(
                 incident = %alert.incident.id,
                 score = alert.score,
                 threshold = alert.threshold,
+                %culprits,
                 %explained,
                 %suppressed_by,
                 event = %json,
                 "anomaly incident started{}",
                 if suppressed { " (suppressed by feedback)" } else { "" }
             );
+        } else if let Some(c) = &alert.culprit {
+            tracing::warn!(
+                incident = %alert.incident.id,
+                culprit = %c.ip,
+                role = %c.role,
+                %culprits,
+                %explained,
+                event = %json,
+                "anomaly incident culprit joined"
+            );
         } else {
             tracing::warn!(
                 incident = %alert.incident.id,
                 peak_score = alert.incident.peak_score,
                 duration_s = alert.incident.duration_s,
+                %culprits,
                 %explained,
                 %suppressed_by,
                 event = %json,
@@ -1003,4 +1106,90 @@ fn wall_now() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+/// The event files the scorer writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EventFile {
+    /// `alerts.path`, netanom's JSON lines.
+    Alerts,
+    /// `alerts.eve_path`, Suricata EVE records.
+    Eve,
+}
+
+impl EventFile {
+    /// How messages name it.
+    fn name(self) -> &'static str {
+        match self {
+            EventFile::Alerts => "alert log",
+            EventFile::Eve => "EVE log",
+        }
+    }
+
+    /// Its setting.
+    fn key(self) -> &'static str {
+        match self {
+            EventFile::Alerts => "alerts.path",
+            EventFile::Eve => "alerts.eve_path",
+        }
+    }
+}
+
+/// Counts what an attempt to write `log` did and reports failures and recovery in the daemon's
+/// log (the first failure, then at most every minute while it lasts, and the recovery);
+/// `failing` is since when it fails and when that was last reported.
+fn report_flush(
+    file: EventFile,
+    log: &mut AlertLog,
+    failing: &mut Option<(Instant, Instant)>,
+    metrics: &Metrics,
+    report: Flush,
+) {
+    let dropped = log.take_dropped();
+    let queued = log.queued();
+    match file {
+        EventFile::Alerts => metrics.record_alert_log(report.errors.len(), queued, dropped),
+        EventFile::Eve => metrics.record_eve_log(report.errors.len(), queued, dropped),
+    }
+    let (name, key) = (file.name(), file.key());
+    let path = log.path().display().to_string();
+    if report.reopened {
+        tracing::info!(%path, "{name} reopened: the file at {key} was moved or deleted");
+    }
+    if dropped > 0 {
+        tracing::error!(dropped, %path, "{} events dropped: the queue of events waiting for the {name} is full", if file == EventFile::Alerts { "alert" } else { "EVE" });
+    }
+    let now = Instant::now();
+    if let Some(e) = report.errors.first() {
+        match *failing {
+            None => {
+                tracing::error!(queued, log = name, "{e}");
+                if queued > 0 {
+                    *failing = Some((now, now));
+                }
+            }
+            Some((since, last)) if now.duration_since(last) >= ALERT_LOG_REPORT_EVERY => {
+                tracing::error!(
+                    queued,
+                    failing_s = now.duration_since(since).as_secs(),
+                    "{name} still failing: {e}"
+                );
+                *failing = Some((since, now));
+            }
+            Some(_) => {}
+        }
+        for e in &report.errors[1..] {
+            tracing::debug!("{e}");
+        }
+    }
+    if queued == 0 {
+        if let Some((since, _)) = failing.take() {
+            tracing::info!(
+                written = report.written,
+                failing_s = now.duration_since(since).as_secs(),
+                %path,
+                "{name} writable again: queued events written"
+            );
+        }
+    }
 }

@@ -333,9 +333,32 @@ impl IncidentFacts {
     }
 }
 
-/// The hosts an incident event names: each top feature's contributors, then the top source
-/// talkers. The one place that decides which hosts a host or subnet rule is matched against.
+/// The hosts an incident event names: its culprits (`incident.culprits[]`, attacker side
+/// first, schema 3); for an event without culprits (an alert log of an older netanom), each
+/// top feature's contributors, then the top source talkers. The one place that decides which
+/// hosts a host or subnet rule is matched against. Culprits only, when there are some: the
+/// busy servers every incident's talkers list would otherwise match every rule about them.
 pub fn named_hosts(event: &serde_json::Value) -> Vec<IpAddr> {
+    let culprits: Vec<IpAddr> = event
+        .pointer("/incident/culprits")
+        .and_then(|c| c.as_array())
+        .map(|cs| {
+            let mut v: Vec<IpAddr> = Vec::new();
+            for ip in cs
+                .iter()
+                .filter_map(|c| c.get("ip").and_then(|ip| ip.as_str()))
+                .filter_map(|s| s.parse::<IpAddr>().ok())
+            {
+                if !v.contains(&ip) {
+                    v.push(ip);
+                }
+            }
+            v
+        })
+        .unwrap_or_default();
+    if !culprits.is_empty() {
+        return culprits;
+    }
     let mut hosts: Vec<IpAddr> = Vec::new();
     let mut add = |v: Option<&serde_json::Value>| {
         if let Some(ip) = v

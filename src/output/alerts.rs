@@ -26,15 +26,19 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
 
-use crate::detect::incident::{EndReason, IncidentEvent, IncidentSummary, ScoredWindow};
+use crate::detect::incident::{
+    rank, Culprit, EndReason, IncidentCulprit, IncidentEvent, IncidentSummary, ScoredWindow, Target,
+};
 use crate::window::features::{
-    CountUnit, Family, Feature, FeatureVector, KeyKind, FEATURE_NAMES, NUM_FEATURES,
+    CountUnit, Family, Feature, FeatureSet, FeatureVector, Role, FEATURE_NAMES, NUM_FEATURES,
 };
 use crate::window::{Contributor, Contributors, Omega, Talkers, Window};
 
 /// Version of the event schema; bumped on an incompatible change.
 /// 2: `model.scales`, `incident.scales` (several window lengths, one incident across them).
-pub const SCHEMA_VERSION: u32 = 2;
+/// 3: incidents split by culprit: `incident.culprits`, the `incident_culprit` event and its
+/// `culprit`, `role` on every contributor; replies credit the host they went to.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// `event_type` of an alert event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -42,8 +46,32 @@ pub const SCHEMA_VERSION: u32 = 2;
 pub enum EventType {
     /// The event that reports an incident.
     IncidentStart,
+    /// A new culprit joined a reported incident.
+    IncidentCulprit,
     /// The event that closes an incident.
     IncidentEnd,
+}
+
+impl EventType {
+    /// `start`, `culprit` or `end`: the kind of incident event.
+    pub fn kind(self) -> &'static str {
+        match self {
+            EventType::IncidentStart => "start",
+            EventType::IncidentCulprit => "culprit",
+            EventType::IncidentEnd => "end",
+        }
+    }
+}
+
+/// Suricata's name of an IP protocol (`proto` in EVE): `TCP`, `UDP`, `ICMP`, `IPv6-ICMP`.
+pub fn proto_name(proto: u8) -> Option<&'static str> {
+    match proto {
+        6 => Some("TCP"),
+        17 => Some("UDP"),
+        1 => Some("ICMP"),
+        58 => Some("IPv6-ICMP"),
+        _ => None,
+    }
 }
 
 const TIMESTAMP_FORMAT: &[BorrowedFormatItem<'static>] = format_description!(
@@ -105,8 +133,9 @@ pub struct FeatureContributor {
     pub count: u64,
     /// What it counts: packets, or values new in the window.
     pub unit: CountUnit,
-    /// Whether the host is the packets' source or their destination.
-    pub role: KeyKind,
+    /// What the count says of the host: it sent the packets, the replies went to it, or it
+    /// received packets from new sources.
+    pub role: Role,
     /// How much `count` may exceed the true count (0: exact).
     pub max_error: u64,
 }
@@ -118,18 +147,20 @@ impl FeatureContributor {
             ip: c.addr,
             count: c.count,
             unit: family.unit(),
-            role: family.key_kind(),
+            role: family.role(),
             max_error: c.max_error,
         }
     }
 }
 
 impl Serialize for FeatureContributor {
-    /// `{"ip": …, "packets" | "new_values": n}`, plus `"max_error"` when the count is not exact.
+    /// `{"ip": …, "role": …, "packets" | "new_values": n}`, plus `"max_error"` when the count
+    /// is not exact.
     fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
         let mut m = ser.serialize_map(None)?;
         m.serialize_entry("ip", &self.ip)?;
+        m.serialize_entry("role", &self.role)?;
         let unit = match self.unit {
             CountUnit::Packets => "packets",
             CountUnit::NewValues => "new_values",
@@ -143,15 +174,16 @@ impl Serialize for FeatureContributor {
 }
 
 impl std::fmt::Display for FeatureContributor {
-    /// `127.0.66.3 sent 4654`, `10.0.0.9 brought 1000 new`, `198.51.100.1 received 4000 new`;
-    /// ` (at least N)` when the count may be over.
+    /// `127.0.66.3 sent 4654`, `127.0.66.1 got 990 replies`, `10.0.0.9 brought 1000 new`,
+    /// `198.51.100.1 received 4000 new`; ` (at least N)` when the count may be over.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (ip, n) = (self.ip, self.count);
         match (self.unit, self.role) {
-            (CountUnit::Packets, KeyKind::SrcAddr) => write!(f, "{ip} sent {n}")?,
-            (CountUnit::Packets, KeyKind::DstAddr) => write!(f, "{ip} received {n}")?,
-            (CountUnit::NewValues, KeyKind::SrcAddr) => write!(f, "{ip} brought {n} new")?,
-            (CountUnit::NewValues, KeyKind::DstAddr) => write!(f, "{ip} received {n} new")?,
+            (CountUnit::Packets, Role::Source) => write!(f, "{ip} sent {n}")?,
+            (CountUnit::Packets, Role::ReplyTarget) => write!(f, "{ip} got {n} replies")?,
+            (CountUnit::Packets, Role::FloodTarget) => write!(f, "{ip} received {n}")?,
+            (CountUnit::NewValues, Role::Source) => write!(f, "{ip} brought {n} new")?,
+            (CountUnit::NewValues, _) => write!(f, "{ip} received {n} new")?,
         }
         if self.max_error > 0 {
             write!(
@@ -165,16 +197,18 @@ impl std::fmt::Display for FeatureContributor {
 }
 
 impl FeatureDeviation {
-    /// Fills [`Self::contributors`] from a window's contributors (those of the feature's family).
+    /// Fills [`Self::contributors`] from a window's contributors (those of the feature's
+    /// families, largest count first).
     pub fn with_contributors(mut self, contributors: &Contributors) -> Self {
         if let Some(feature) = Feature::from_name(self.name) {
-            let family = feature.family();
-            self.contributors = contributors
-                .of(family)
-                .iter()
-                .take(MAX_CONTRIBUTORS)
-                .map(|c| FeatureContributor::new(family, c))
+            let mut all: Vec<FeatureContributor> = contributors
+                .for_feature(feature)
+                .map(|(family, c)| FeatureContributor::new(family, c))
                 .collect();
+            // Stable: within a family the order is the summary's.
+            all.sort_by_key(|c| std::cmp::Reverse(c.count));
+            all.truncate(MAX_CONTRIBUTORS);
+            self.contributors = all;
         }
         self
     }
@@ -218,7 +252,7 @@ impl std::fmt::Display for FeatureDeviation {
 }
 
 /// A feature value for a log line: whole numbers without decimals, others to 4 places.
-fn number(x: f64) -> String {
+pub fn number(x: f64) -> String {
     if x.fract() == 0.0 && x.abs() < 1e15 {
         format!("{x:.0}")
     } else {
@@ -321,20 +355,171 @@ impl From<&Talkers> for TopTalkers {
 pub struct Explanation {
     pub top_features: Vec<FeatureDeviation>,
     pub top_talkers: TopTalkers,
+    /// The hosts that explain the window's deviation, in ranking order ([`window_culprits`]).
+    pub culprits: Vec<Culprit>,
 }
+
+/// Features the culprit weights are computed over: the window's most deviating ones
+/// (whatever `alerts.top_features` lists).
+pub const CULPRIT_FEATURES: usize = 5;
 
 impl Explanation {
     /// Explains `window` against the model's training range, listing `n_features` features,
-    /// each with the hosts that contributed most to it.
+    /// each with the hosts that contributed most to it, and the window's culprits.
     pub fn of(window: &Window, min: &[f64], max: &[f64], n_features: usize) -> Explanation {
+        let mut top = top_deviations(&window.features, min, max, n_features.max(CULPRIT_FEATURES));
+        let culprits = window_culprits(window, &top[..top.len().min(CULPRIT_FEATURES)]);
+        top.truncate(n_features);
         Explanation {
-            top_features: top_deviations(&window.features, min, max, n_features)
+            top_features: top
                 .into_iter()
                 .map(|d| d.with_contributors(&window.contributors))
                 .collect(),
             top_talkers: TopTalkers::from(&window.talkers),
+            culprits,
         }
     }
+
+    /// Explains a scored run of windows (oldest first) by the one whose features lie farthest
+    /// outside the training range (the latest of equals); the default for an empty run.
+    pub fn of_run<'a>(
+        run: impl DoubleEndedIterator<Item = &'a Window>,
+        min: &[f64],
+        max: &[f64],
+        n_features: usize,
+    ) -> Explanation {
+        let key = |w: &Window| {
+            top_deviations(&w.features, min, max, 1)
+                .first()
+                .map(|d| (d.outside(), d.normalized))
+                .unwrap_or((0.0, 0.0))
+        };
+        let mut best: Option<(&Window, (f64, f64))> = None;
+        for w in run.rev() {
+            let k = key(w);
+            if best.is_none_or(|(_, b)| k > b) {
+                best = Some((w, k));
+            }
+        }
+        best.map(|(w, _)| Explanation::of(w, min, max, n_features))
+            .unwrap_or_default()
+    }
+}
+
+/// The hosts that explain a window's deviation, attacker-side roles first, then by weight.
+///
+/// Only the features at or above their training maximum (normalised value ≥ 1) are
+/// explained: they are what the window has too much of, and a feature below its minimum is
+/// nobody's doing. If none of the given features is, all of them are. Means and variances
+/// (packet size, TTL) are left out: a host's share of the packets does not say how much it
+/// moved an average (one odd TTL among many packets moves the variance most). Over those features f,
+/// with d(f) their normalised value (how many training ranges high they are), a host's weight
+/// is Σ_f d(f) · share_f(host) / Σ_f d(f), where share_f is the part of the total of the
+/// feature's families the host certainly made (`count − max_error`, so spoofed one-packet
+/// sources weigh nothing). Its role is the role of most of its weight; its target is the other
+/// end of its heaviest flow (none for a flood's victim).
+pub fn window_culprits(window: &Window, deviations: &[FeatureDeviation]) -> Vec<Culprit> {
+    let shares = |d: &&FeatureDeviation| {
+        !matches!(
+            Feature::from_name(d.name),
+            None | Some(
+                Feature::PktSizeMean | Feature::PktSizeVar | Feature::TtlMean | Feature::TtlVar
+            )
+        )
+    };
+    let excess = |d: &&FeatureDeviation| d.normalized >= 1.0 && d.normalized.is_finite();
+    let counted: Vec<&FeatureDeviation> = deviations.iter().filter(shares).collect();
+    let explained: Vec<&FeatureDeviation> = if counted.iter().any(excess) {
+        counted.into_iter().filter(excess).collect()
+    } else {
+        counted
+            .into_iter()
+            .filter(|d| d.normalized > 0.0 && d.normalized.is_finite())
+            .collect()
+    };
+    // (host, weight per role, features), a few dozen at most.
+    let mut acc: Vec<(IpAddr, [f64; 3], FeatureSet)> = Vec::new();
+    let mut total = 0.0;
+    for d in explained {
+        let Some(feature) = Feature::from_name(d.name) else {
+            continue;
+        };
+        let fw = d.normalized;
+        total += fw;
+        let n = window.contributors.feature_total(feature);
+        if n == 0 {
+            continue;
+        }
+        for (family, c) in window.contributors.for_feature(feature) {
+            let share = (c.at_least() as f64 / n as f64).min(1.0);
+            if share <= 0.0 {
+                continue;
+            }
+            let i = match acc.iter().position(|e| e.0 == c.addr) {
+                Some(i) => i,
+                None => {
+                    acc.push((c.addr, [0.0; 3], FeatureSet::default()));
+                    acc.len() - 1
+                }
+            };
+            let role = Role::ALL
+                .iter()
+                .position(|&r| r == family.role())
+                .unwrap_or(0);
+            acc[i].1[role] += fw * share;
+            acc[i].2.insert(feature);
+        }
+    }
+    if total <= 0.0 {
+        return Vec::new();
+    }
+    let mut out: Vec<Culprit> = acc
+        .into_iter()
+        .map(|(ip, by_role, features)| {
+            let (main, _) = by_role
+                .iter()
+                .enumerate()
+                .fold(
+                    (0, f64::MIN),
+                    |best, (i, &w)| if w > best.1 { (i, w) } else { best },
+                );
+            let role = Role::ALL[main];
+            Culprit {
+                ip,
+                role,
+                weight: (by_role.iter().sum::<f64>() / total).min(1.0),
+                features,
+                target: if role.is_attacker_side() {
+                    target_of(&window.contributors, ip)
+                } else {
+                    None
+                },
+            }
+        })
+        .collect();
+    rank(&mut out);
+    out
+}
+
+/// Where `ip`'s packets went: the other end of its heaviest flow, ports seen from `ip`.
+fn target_of(contributors: &Contributors, ip: IpAddr) -> Option<Target> {
+    let f = contributors.flow_of(ip)?;
+    Some(if f.src == ip {
+        Target {
+            ip: f.dst,
+            proto: f.proto,
+            src_port: f.src_port,
+            dst_port: f.dst_port,
+        }
+    } else {
+        // Only its replies were seen: the flow back, turned around.
+        Target {
+            ip: f.src,
+            proto: f.proto,
+            src_port: f.dst_port,
+            dst_port: f.src_port,
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -424,6 +609,68 @@ pub struct IncidentRef {
     pub span_windows: u64,
     /// The window lengths that saw it, shortest first.
     pub scales: Vec<ScaleRef>,
+    /// Its culprits, attacker-side roles first, then by weight.
+    pub culprits: Vec<CulpritRef>,
+}
+
+/// Where a culprit's packets went (`incident.culprits[].target`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TargetRef {
+    pub ip: IpAddr,
+    /// `TCP`, `UDP`, `ICMP` or `IPv6-ICMP`, when one protocol carried most of the flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proto: Option<&'static str>,
+    /// The culprit's own port, when one carried most of the flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    /// The target's port, when one carried most of the flow.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dest_port: Option<u16>,
+}
+
+impl From<&Target> for TargetRef {
+    fn from(t: &Target) -> Self {
+        TargetRef {
+            ip: t.ip,
+            proto: t.proto.and_then(proto_name),
+            src_port: t.src_port,
+            dest_port: t.dst_port,
+        }
+    }
+}
+
+/// One entry of `incident.culprits`, and the `culprit` of an `incident_culprit` event.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CulpritRef {
+    pub ip: IpAddr,
+    /// `source`, `reply_target` or `flood_target` (a victim).
+    pub role: Role,
+    /// Its mean share of the explained deviation over the incident's alerting windows, 0–1.
+    pub weight: f64,
+    /// Alerting windows of the incident in which it was a culprit.
+    pub windows: u64,
+    /// The deviating features it contributed to.
+    pub features: Vec<&'static str>,
+    /// Start of the window in which it joined the incident.
+    pub joined: String,
+    /// Whom its packets went to, in the window where it weighed most.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<TargetRef>,
+}
+
+impl From<&IncidentCulprit> for CulpritRef {
+    fn from(c: &IncidentCulprit) -> Self {
+        CulpritRef {
+            ip: c.ip,
+            role: c.role,
+            // Four decimals say enough of a share.
+            weight: (c.weight * 1e4).round() / 1e4,
+            windows: c.windows,
+            features: c.features.iter().map(Feature::name).collect(),
+            joined: format_timestamp(c.joined_ns),
+            target: c.target.as_ref().map(TargetRef::from),
+        }
+    }
 }
 
 /// One line of the alert log.
@@ -442,7 +689,10 @@ pub struct AlertEvent {
     pub threshold: f64,
     pub model: ModelRef,
     pub incident: IncidentRef,
-    /// Start: of `window`. End: of the peak window.
+    /// `incident_culprit` events only: the culprit that joined.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub culprit: Option<CulpritRef>,
+    /// Start and culprit: of `window`. End: of the peak window.
     pub top_features: Vec<FeatureDeviation>,
     /// Start: of `window`. End: of the peak window.
     pub top_talkers: TopTalkers,
@@ -474,6 +724,7 @@ impl AlertEvent {
                 scales: ctx.omegas.iter().map(|o| o.secs_f64()).collect(),
             },
             incident: inc,
+            culprit: None,
             top_features: ex.top_features.clone(),
             top_talkers: ex.top_talkers.clone(),
             suppressed_by: Vec::new(),
@@ -502,6 +753,7 @@ impl AlertEvent {
                     threshold: s.threshold,
                 })
                 .collect(),
+            culprits: inc.culprits.iter().map(CulpritRef::from).collect(),
         }
     }
 
@@ -521,6 +773,25 @@ impl AlertEvent {
         )
     }
 
+    /// `incident_culprit`: `culprit` joined the incident at `window`, explained by that window.
+    pub fn culprit(
+        ctx: &AlertContext,
+        incident: &IncidentSummary,
+        window: &ScoredWindow,
+        culprit: &IncidentCulprit,
+        explain: &Explanation,
+    ) -> AlertEvent {
+        let mut e = Self::base(
+            ctx,
+            EventType::IncidentCulprit,
+            window,
+            Self::incident_ref(incident),
+            explain,
+        );
+        e.culprit = Some(CulpritRef::from(culprit));
+        e
+    }
+
     /// `incident_end`; `peak` explains the incident's peak window.
     pub fn end(
         ctx: &AlertContext,
@@ -537,7 +808,7 @@ impl AlertEvent {
     }
 
     /// The event for a tracker's event whose payload is the peak's [`Explanation`];
-    /// `current` explains the window just observed (used by start events only).
+    /// `current` explains the window just observed (used by start and culprit events).
     pub fn from_incident_event(
         ctx: &AlertContext,
         event: &IncidentEvent<Explanation>,
@@ -547,6 +818,11 @@ impl AlertEvent {
             IncidentEvent::Start { incident, window } => {
                 Self::start(ctx, incident, window, &current())
             }
+            IncidentEvent::Culprit {
+                incident,
+                window,
+                culprit,
+            } => Self::culprit(ctx, incident, window, culprit, &current()),
             IncidentEvent::End {
                 incident,
                 reason,
@@ -987,10 +1263,9 @@ mod tests {
                 score,
                 threshold: 2.0,
             };
-            if let Some(ev) = tr.observe(sw, || Explanation::of(&w, &min, &max, 3)) {
-                out.push(AlertEvent::from_incident_event(&ctx(), &ev, || {
-                    Explanation::of(&w, &min, &max, 3)
-                }));
+            let ex = Explanation::of(&w, &min, &max, 3);
+            for ev in tr.observe(sw, &ex.culprits, || ex.clone()) {
+                out.push(AlertEvent::from_incident_event(&ctx(), &ev, || ex.clone()));
             }
         }
         assert_eq!(out.len(), 2);
@@ -1080,7 +1355,7 @@ mod tests {
             ip: "198.51.100.1".parse().unwrap(),
             count: 4000,
             unit: CountUnit::NewValues,
-            role: KeyKind::DstAddr,
+            role: Role::FloodTarget,
             max_error: 0,
         }];
         assert_eq!(
@@ -1090,8 +1365,71 @@ mod tests {
         let v = serde_json::to_value(&d.contributors).unwrap();
         assert_eq!(
             v,
-            serde_json::json!([{"ip": "198.51.100.1", "new_values": 4000}])
+            serde_json::json!([{"ip": "198.51.100.1", "role": "flood_target", "new_values": 4000}])
         );
+    }
+
+    #[test]
+    fn culprit_weights_follow_the_excess_features_and_certain_counts() {
+        let c = |addr: &str, count, max_error| Contributor {
+            addr: addr.parse().unwrap(),
+            count,
+            max_error,
+        };
+        let (min, mut max) = (vec![0.0; NUM_FEATURES], vec![2.0; NUM_FEATURES]);
+        max[Feature::SynCount.index()] = 10.0;
+        max[Feature::SrcIpDistinct.index()] = 100.0;
+        max[Feature::PktCount.index()] = 100.0;
+        let mut w = window(0, 1.0);
+        // 500 SYNs (50 ranges over the maximum): 300 certain from 203.0.113.9, a spoofed
+        // source's count all error. 400 new sources (4 ranges over), all to the victim; ttl_var
+        // far out, but a variance is nobody's share.
+        w.features[Feature::SynCount.index()] = 500.0;
+        w.features[Feature::SrcIpDistinct.index()] = 400.0;
+        w.features[Feature::TtlVar.index()] = 1000.0;
+        w.features[Feature::AckRatio.index()] = 1.5; // inside: normalised 0.75
+        w.contributors = Contributors::from_lists(&[
+            (
+                Family::Flag(0),
+                vec![c("203.0.113.9", 300, 0), c("100.64.0.1", 120, 119)],
+            ),
+            (Family::NewSrcAddrs, vec![c("198.51.100.1", 400, 0)]),
+            (Family::Packets, vec![c("192.0.2.7", 5000, 0)]),
+            (Family::Flag(5), vec![c("192.0.2.7", 900, 0)]),
+        ])
+        .with_total(Family::Flag(0), 500)
+        .with_total(Family::Packets, 6000);
+        let ex = Explanation::of(&w, &min, &max, 5);
+        let got: Vec<(String, Role, f64)> = ex
+            .culprits
+            .iter()
+            .map(|c| (c.ip.to_string(), c.role, (c.weight * 1e4).round() / 1e4))
+            .collect();
+        // syn_count d = 50, src_ip_distinct d = 4; ack_ratio is inside, ttl_var a variance.
+        let syn = 50.0 * 300.0 / 500.0 / 54.0;
+        let spoofed = 50.0 * 1.0 / 500.0 / 54.0;
+        let victim = 4.0 / 54.0;
+        let r = |x: f64| (x * 1e4).round() / 1e4;
+        assert_eq!(
+            got,
+            [
+                ("203.0.113.9".into(), Role::Source, r(syn)),
+                ("100.64.0.1".into(), Role::Source, r(spoofed)),
+                ("198.51.100.1".into(), Role::FloodTarget, r(victim)),
+            ],
+            "attacker side first, the victim last; the busiest host nowhere"
+        );
+        assert!(ex.culprits[0].features.contains(Feature::SynCount));
+        assert!(!ex.culprits[0].features.contains(Feature::TtlVar));
+        // Nothing over the maximum: the features with a positive normalised value count.
+        let mut calm = window(0, 1.0);
+        calm.features[Feature::AckRatio.index()] = 1.5;
+        calm.contributors = Contributors::from_lists(&[(
+            Family::Flag(5),
+            vec![c("192.0.2.7", 900, 0), c("192.0.2.8", 100, 0)],
+        )]);
+        let ex = Explanation::of(&calm, &min, &max, 5);
+        assert_eq!(ex.culprits[0].ip.to_string(), "192.0.2.7");
     }
 
     #[test]
@@ -1100,7 +1438,7 @@ mod tests {
         let s: serde_json::Value =
             serde_json::from_str(&serde_json::to_string(&start).unwrap()).unwrap();
         assert_eq!(s["event_type"], "incident_start");
-        assert_eq!(s["schema_version"], 2);
+        assert_eq!(s["schema_version"], 3);
         assert_eq!(s["host"], "tap-01");
         assert!(
             ts_ok(s["timestamp"].as_str().unwrap()),
@@ -1141,8 +1479,8 @@ mod tests {
         assert_eq!(
             tf[0]["contributors"],
             serde_json::json!([
-                {"ip": "203.0.113.9", "packets": 480},
-                {"ip": "192.0.2.7", "packets": 20, "max_error": 3},
+                {"ip": "203.0.113.9", "role": "source", "packets": 480},
+                {"ip": "192.0.2.7", "role": "source", "packets": 20, "max_error": 3},
             ])
         );
         assert_eq!(tf[1]["contributors"], serde_json::json!([]));

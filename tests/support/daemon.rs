@@ -1104,10 +1104,10 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
     assert!(ts.ends_with("+00:00"), "timestamp {ts:?} is not UTC");
     let event_type = string(v, "event_type");
     assert!(
-        event_type == "incident_start" || event_type == "incident_end",
+        ["incident_start", "incident_culprit", "incident_end"].contains(&event_type),
         "event_type {event_type:?}"
     );
-    assert_eq!(uint(v, "schema_version"), 2, "schema_version in {v}");
+    assert_eq!(uint(v, "schema_version"), 3, "schema_version in {v}");
     assert!(!string(v, "host").is_empty(), "empty host in {v}");
     check_span(v, "window", omega_s);
     assert_eq!(
@@ -1229,6 +1229,46 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
         "peak after the last alerting window: {v}"
     );
     let inc = pointer(v, "incident");
+    check_culprits(v, windows);
+    if event_type == "incident_culprit" {
+        // A culprit joined the reported incident at `window`, an alerting window of it.
+        assert!(
+            score > threshold,
+            "culprit: score {score} not above {threshold}"
+        );
+        for k in ["end", "end_epoch", "end_reason"] {
+            assert!(inc.get(k).is_none(), "incident.{k} in a culprit event: {v}");
+        }
+        assert!(
+            windows >= min_windows,
+            "culprit event before the incident was reported"
+        );
+        assert!(
+            num(v, "window.end_epoch") <= inc_start_epoch + duration + 1e-6,
+            "culprit: its window after the incident's last alert: {v}"
+        );
+        let c = pointer(v, "culprit");
+        check_culprit(c, windows);
+        let ip = c["ip"].as_str().expect("culprit.ip");
+        assert!(
+            v["incident"]["culprits"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|x| x["ip"] == ip)),
+            "the new culprit {ip} is not in incident.culprits: {v}"
+        );
+        assert!(
+            close(
+                timestamp_epoch(c["joined"].as_str().expect("culprit.joined")),
+                num(v, "window.start_epoch")
+            ),
+            "culprit.joined is not its window's start: {v}"
+        );
+    } else {
+        assert!(
+            v.get("culprit").is_none(),
+            "culprit in a {event_type} event: {v}"
+        );
+    }
     if event_type == "incident_start" {
         // The window that reported it: with min_windows 1 the first alerting one, the peak.
         assert!(
@@ -1261,9 +1301,15 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
                 close(peak, score),
                 "start: peak_score {peak} vs score {score}"
             );
-            assert_eq!(span, 1, "start: span_windows");
+            // One window: of the shortest ω, or a longer one in windows of the shortest.
+            let len = num(v, "window.end_epoch") - num(v, "window.start_epoch");
+            assert_eq!(
+                span,
+                (len / shortest).round() as u64,
+                "start: span_windows is the reporting window's length"
+            );
         }
-    } else {
+    } else if event_type == "incident_end" {
         let end = string(v, "incident.end");
         assert!(is_timestamp(end), "incident.end {end:?}");
         let end_epoch = num(v, "incident.end_epoch");
@@ -1303,6 +1349,29 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
     for f in tf {
         let name = f["name"].as_str().expect("top_features[].name");
         assert!(FEATURE_NAMES.contains(&name), "unknown feature {name:?}");
+        let contributors = f["contributors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("top_features[].contributors in {f}"));
+        assert!(contributors.len() <= 3, "more than 3 contributors: {f}");
+        let mut last = u64::MAX;
+        for c in contributors {
+            let ip = c["ip"].as_str().expect("contributor ip");
+            assert!(ip.parse::<IpAddr>().is_ok(), "contributor ip {ip:?}");
+            let role = c["role"].as_str().expect("contributor role");
+            assert!(ROLES.contains(&role), "contributor role {role:?} in {f}");
+            let n = c["packets"]
+                .as_u64()
+                .or_else(|| c["new_values"].as_u64())
+                .unwrap_or_else(|| panic!("contributor without packets / new_values: {c}"));
+            assert!(n <= last, "contributors not largest first: {f}");
+            last = n;
+            if let Some(e) = c.get("max_error") {
+                assert!(
+                    e.as_u64().is_some_and(|e| e >= 1 && e <= n),
+                    "max_error {c}"
+                );
+            }
+        }
         for k in ["value", "training_min", "training_max", "normalized"] {
             assert!(f[k].is_number(), "top_features[].{k} in {f}");
         }
@@ -1367,42 +1436,123 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
     );
 }
 
-/// Events grouped into incidents: each `incident_start` must be followed (in file order) by
-/// its `incident_end` with the same id before the next start. Returns (start, end) pairs; the
-/// last may have no end when `allow_open`.
+/// The roles of docs/alerts.md, attacker-side ones first.
+pub const ROLES: [&str; 3] = ["source", "reply_target", "flood_target"];
+
+/// `incident.culprits`: each entry valid, ranked attacker-side roles first, then by weight.
+fn check_culprits(v: &Value, windows: u64) {
+    let list = pointer(v, "incident.culprits")
+        .as_array()
+        .unwrap_or_else(|| panic!("incident.culprits is not an array in {v}"));
+    let mut seen = std::collections::HashSet::new();
+    let mut last = (false, f64::INFINITY);
+    for c in list {
+        check_culprit(c, windows);
+        assert!(
+            seen.insert(c["ip"].as_str().unwrap().to_string()),
+            "a culprit twice: {v}"
+        );
+        let victim = c["role"] == "flood_target";
+        let w = c["weight"].as_f64().unwrap();
+        assert!(
+            (victim, -w) >= (last.0, -last.1),
+            "incident.culprits not ranked (attacker side first, then weight): {v}"
+        );
+        last = (victim, w);
+    }
+}
+
+/// One culprit entry: `ip`, `role`, `weight` 0–1, `windows`, `features`, `joined`, `target`.
+fn check_culprit(c: &Value, windows: u64) {
+    let ip = c["ip"]
+        .as_str()
+        .unwrap_or_else(|| panic!("culprit ip in {c}"));
+    assert!(ip.parse::<IpAddr>().is_ok(), "culprit ip {ip:?}");
+    let role = c["role"]
+        .as_str()
+        .unwrap_or_else(|| panic!("culprit role in {c}"));
+    assert!(ROLES.contains(&role), "culprit role {role:?}");
+    let w = c["weight"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("culprit weight in {c}"));
+    assert!((0.0..=1.0).contains(&w), "culprit weight {w}");
+    let n = c["windows"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("culprit windows in {c}"));
+    assert!(
+        n >= 1 && n <= windows,
+        "culprit windows {n} of {windows}: {c}"
+    );
+    let features = c["features"]
+        .as_array()
+        .unwrap_or_else(|| panic!("culprit features in {c}"));
+    assert!(!features.is_empty(), "a culprit of no feature: {c}");
+    for f in features {
+        let f = f.as_str().expect("feature name");
+        assert!(FEATURE_NAMES.contains(&f), "culprit feature {f:?}");
+    }
+    let joined = c["joined"]
+        .as_str()
+        .unwrap_or_else(|| panic!("culprit joined in {c}"));
+    assert!(is_timestamp(joined), "culprit joined {joined:?}");
+    if let Some(t) = c.get("target") {
+        let tip = t["ip"]
+            .as_str()
+            .unwrap_or_else(|| panic!("target ip in {c}"));
+        assert!(tip.parse::<IpAddr>().is_ok(), "target ip {tip:?}");
+        assert_ne!(role, "flood_target", "a flood's victim has no target: {c}");
+        if let Some(p) = t.get("proto") {
+            assert!(
+                ["TCP", "UDP", "ICMP", "IPv6-ICMP"].contains(&p.as_str().unwrap_or("")),
+                "target proto {p}"
+            );
+        }
+        for k in ["src_port", "dest_port"] {
+            if let Some(p) = t.get(k) {
+                assert!(p.as_u64().is_some_and(|p| p <= 65_535), "target {k} {p}");
+                assert!(
+                    matches!(t["proto"].as_str(), Some("TCP" | "UDP")),
+                    "a port without TCP or UDP: {c}"
+                );
+            }
+        }
+    }
+}
+
+/// Events grouped into incidents by id: each incident's first event is its `incident_start`,
+/// then its `incident_culprit` events, then its `incident_end` (incidents may overlap: two
+/// attackers at once are two incidents). Returns (start, end) pairs in the order of the
+/// starts; an incident may have no end only when `allow_open`.
 pub fn pair_incidents(events: &[Value], allow_open: bool) -> Vec<(Value, Option<Value>)> {
     let mut out: Vec<(Value, Option<Value>)> = Vec::new();
     for e in events {
-        match e["event_type"].as_str() {
-            Some("incident_start") => {
-                if let Some((s, None)) = out.last() {
-                    panic!(
-                        "incident_start before the end of {}: {events:#?}",
-                        s["incident"]["id"]
-                    );
-                }
-                out.push((e.clone(), None));
+        let id = &e["incident"]["id"];
+        let at = out.iter().position(|(s, _)| &s["incident"]["id"] == id);
+        match (e["event_type"].as_str(), at) {
+            (Some("incident_start"), None) => out.push((e.clone(), None)),
+            (Some("incident_start"), Some(_)) => {
+                panic!("a second incident_start of {id}: {events:#?}")
             }
-            Some("incident_end") => {
-                let Some((s, end @ None)) = out.last_mut() else {
-                    panic!("incident_end without its start: {events:#?}");
-                };
-                assert_eq!(
-                    s["incident"]["id"], e["incident"]["id"],
-                    "start and end ids differ"
-                );
+            (Some(kind @ ("incident_culprit" | "incident_end")), Some(i)) => {
+                let (s, end) = &mut out[i];
+                assert!(end.is_none(), "{kind} after the end of {id}: {events:#?}");
                 assert_eq!(
                     s["incident"]["start"], e["incident"]["start"],
                     "incident.start"
                 );
-                assert_eq!(s["model"], e["model"], "model");
-                *end = Some(e.clone());
+                // One model; `omega_s` is the scale of each event's own window.
+                assert_eq!(s["model"]["id"], e["model"]["id"], "model.id");
+                assert_eq!(s["model"]["scales"], e["model"]["scales"], "model.scales");
+                if kind == "incident_end" {
+                    *end = Some(e.clone());
+                }
             }
-            other => panic!("event_type {other:?}"),
+            (Some(kind), None) => panic!("{kind} of {id} without its start: {events:#?}"),
+            (other, _) => panic!("event_type {other:?}"),
         }
     }
     if !allow_open {
-        if let Some((s, None)) = out.last() {
+        if let Some((s, _)) = out.iter().find(|(_, end)| end.is_none()) {
             panic!(
                 "incident {} has no end event: {events:#?}",
                 s["incident"]["id"]

@@ -176,6 +176,10 @@ pub struct RunArgs {
     /// Alert log file (JSON lines).
     #[arg(long, value_name = "FILE")]
     pub alert_log: Option<PathBuf>,
+    /// Also write every incident event as a Suricata EVE `alert` record to this file
+    /// (`alerts.eve_path`), for tools that read Suricata's eve.json.
+    #[arg(long, value_name = "FILE")]
+    pub eve_log: Option<PathBuf>,
     /// Record the feature history in this directory (turns `[history]` on).
     #[arg(long, value_name = "DIR")]
     pub history_dir: Option<PathBuf>,

@@ -75,7 +75,60 @@ pub enum Transport {
         src_port: u16,
         dst_port: u16,
     },
-    Icmp,
+    /// ICMPv4 or ICMPv6 (`v6`), with the message type of its header.
+    Icmp {
+        icmp_type: u8,
+        v6: bool,
+    },
+}
+
+impl Transport {
+    /// A reply to someone else's packet, which says more about the host it goes to than
+    /// about its sender: a TCP SYN+ACK or RST+ACK (the answer to a SYN, open or closed port),
+    /// or an ICMP echo reply, destination unreachable or time exceeded (ICMPv4 types 0, 3, 11;
+    /// ICMPv6 129, 1, 3). A scan's and a flood's answers are replies; so is a server's
+    /// SYN+ACK to an ordinary client.
+    #[inline(always)]
+    pub const fn is_reply(self) -> bool {
+        match self {
+            Transport::Tcp { flags, .. } => {
+                flags & tcp_flags::ACK != 0 && flags & (tcp_flags::SYN | tcp_flags::RST) != 0
+            }
+            Transport::Icmp {
+                icmp_type,
+                v6: false,
+            } => matches!(icmp_type, 0 | 3 | 11),
+            Transport::Icmp {
+                icmp_type,
+                v6: true,
+            } => matches!(icmp_type, 1 | 3 | 129),
+            _ => false,
+        }
+    }
+
+    /// The IP protocol number of the transport header (0: none decoded).
+    #[inline(always)]
+    pub const fn protocol(self) -> u8 {
+        match self {
+            Transport::None => 0,
+            Transport::Tcp { .. } => 6,
+            Transport::Udp { .. } => 17,
+            Transport::Icmp { v6: false, .. } => 1,
+            Transport::Icmp { v6: true, .. } => 58,
+        }
+    }
+
+    /// Source and destination ports of TCP and UDP (0, 0 otherwise).
+    #[inline(always)]
+    pub const fn ports(self) -> (u16, u16) {
+        match self {
+            Transport::Tcp {
+                src_port, dst_port, ..
+            }
+            | Transport::Udp { src_port, dst_port } => (src_port, dst_port),
+            _ => (0, 0),
+        }
+    }
 }
 
 /// Why the header walk stopped before a transport header (counted, never fatal).
@@ -376,17 +429,20 @@ fn decode_transport(protocol: IpNumber, data: &[u8], ipv6: bool, summary: &mut P
             }
             Err(_) => summary.issue = DecodeIssue::Truncated,
         },
-        IpNumber::ICMP if !ipv6 => icmp(data, summary),
-        IpNumber::IPV6_ICMP if ipv6 => icmp(data, summary),
+        IpNumber::ICMP if !ipv6 => icmp(data, false, summary),
+        IpNumber::IPV6_ICMP if ipv6 => icmp(data, true, summary),
         _ => {}
     }
 }
 
-/// ICMP counts when its 8-byte header was captured.
+/// ICMP counts when its 8-byte header was captured; its first byte is the type.
 #[inline]
-fn icmp(data: &[u8], summary: &mut PacketSummary) {
+fn icmp(data: &[u8], v6: bool, summary: &mut PacketSummary) {
     if data.len() >= 8 {
-        summary.transport = Transport::Icmp;
+        summary.transport = Transport::Icmp {
+            icmp_type: data[0],
+            v6,
+        };
     } else {
         summary.issue = DecodeIssue::Truncated;
     }

@@ -81,11 +81,19 @@ pub struct Metrics {
     pub incident_active: IntGauge,
     /// Feedback rules by action and state (`netanom_feedback_rules{action,state}`).
     feedback_rules: IntGaugeVec,
+    /// Reported incidents open now (`netanom_incidents_open`).
+    pub incidents_open: IntGauge,
     pub alert_write_errors_total: IntCounter,
     /// Alert events waiting to be written (`netanom_alert_events_queued`).
     pub alert_events_queued: IntGauge,
     /// Alert events dropped from the full queue (`netanom_alert_events_dropped_total`).
     pub alert_events_dropped_total: IntCounter,
+    /// Failed EVE log calls (`netanom_eve_write_errors_total`).
+    pub eve_write_errors_total: IntCounter,
+    /// EVE records waiting to be written (`netanom_eve_events_queued`).
+    pub eve_events_queued: IntGauge,
+    /// EVE records dropped from the full queue (`netanom_eve_events_dropped_total`).
+    pub eve_events_dropped_total: IntCounter,
     pub packets_total: IntCounter,
     pub bytes_total: IntCounter,
     pub decode_errors_truncated: IntCounter,
@@ -290,8 +298,9 @@ impl Metrics {
             alert_windows_total: counter(r, "alert_windows_total", "Scored windows whose score was above the threshold."),
             incidents_total: counter(r, "incidents_total", "Incidents reported (incident_start events) that no feedback rule suppresses."),
             incidents_suppressed,
-            incident_active: int_gauge(r, "incident_active", "1 while a reported incident that no feedback rule suppresses is open, else 0."),
+            incident_active: int_gauge(r, "incident_active", "1 while at least one reported incident that no feedback rule suppresses is open, else 0."),
             feedback_rules,
+            incidents_open: int_gauge(r, "incidents_open", "Reported incidents open now that no feedback rule suppresses (attacks from different culprits are separate incidents)."),
             alert_write_errors_total: counter(
                 r,
                 "alert_write_errors_total",
@@ -299,6 +308,9 @@ impl Metrics {
             ),
             alert_events_queued: int_gauge(r, "alert_events_queued", "Alert events waiting to be written because the alert log could not be written (at most 10000)."),
             alert_events_dropped_total: counter(r, "alert_events_dropped_total", "Alert events dropped, oldest first, because 10000 were already waiting for the alert log."),
+            eve_write_errors_total: counter(r, "eve_write_errors_total", "Failed EVE log calls (open, stat, write, ftruncate, fdatasync), retries included."),
+            eve_events_queued: int_gauge(r, "eve_events_queued", "EVE records waiting to be written because the EVE log could not be written (at most 10000)."),
+            eve_events_dropped_total: counter(r, "eve_events_dropped_total", "EVE records dropped, oldest first, because 10000 were already waiting for the EVE log."),
             packets_total: counter(r, "packets_total", "Packets captured (or read from capture files)."),
             bytes_total: counter(r, "bytes_total", "Bytes of captured packets, as on the wire (not the captured length)."),
             decode_errors_truncated: decode_errors.with_label_values(&["truncated"]),
@@ -433,6 +445,14 @@ impl Metrics {
         self.alert_events_dropped_total.inc_by(dropped);
     }
 
+    /// After an EVE log attempt, as [`Self::record_alert_log`].
+    pub fn record_eve_log(&self, errors: usize, queued: usize, dropped: u64) {
+        self.eve_write_errors_total.inc_by(errors as u64);
+        self.eve_events_queued
+            .set(i64::try_from(queued).unwrap_or(i64::MAX));
+        self.eve_events_dropped_total.inc_by(dropped);
+    }
+
     /// Incidents that ended unreported (below `alerts.min_windows`); feed it
     /// `IncidentTracker::take_suppressed()` after each `observe`/`flush`.
     pub fn record_suppressed(&self, n: u64) {
@@ -471,12 +491,15 @@ impl Metrics {
         self.scoring_seconds.observe(scoring.as_secs_f64());
     }
 
-    /// Reflects the incident state machine: counts a reported start, sets the active gauge.
-    pub fn record_incident(&self, started: bool, active: bool) {
+    /// Reflects the incident state machine: counts a reported start, sets the open and active
+    /// gauges from the number of reported incidents open.
+    pub fn record_incident(&self, started: bool, open: usize) {
         if started {
             self.incidents_total.inc();
         }
-        self.incident_active.set(i64::from(active));
+        self.incidents_open
+            .set(i64::try_from(open).unwrap_or(i64::MAX));
+        self.incident_active.set(i64::from(open > 0));
     }
 
     /// Adds captured packets and their wire bytes (call per batch, not per packet).
@@ -597,7 +620,7 @@ mod tests {
         m.record_score(half, true, 0.01, false, &fixed, Duration::from_micros(300));
         m.record_suppressed_by_feedback();
         m.set_feedback_rules("benign", "active", 2);
-        m.record_incident(true, true);
+        m.record_incident(true, 2);
         m.add_packets(10, 1500);
         m.add_decode_errors(2, 1);
         m.record_pcap_stats(u32::MAX, 1);
@@ -655,6 +678,7 @@ mod tests {
             ("netanom_alert_events_queued 7", ""),
             ("netanom_alert_events_dropped_total 3", ""),
             ("netanom_incident_active 1", ""),
+            ("netanom_incidents_open 2", ""),
             ("netanom_packets_total 10", ""),
             ("netanom_bytes_total 1500", ""),
             ("netanom_decode_errors_total{kind=\"truncated\"} 2", ""),

@@ -150,13 +150,63 @@ impl Feature {
     }
 }
 
-/// Which host or port a contributor count is keyed by.
+/// Which end of a packet a contributor count is keyed by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyKind {
     /// The packet's source address.
     SrcAddr,
     /// The packet's destination address.
     DstAddr,
+}
+
+/// What a family's count says about the host it credits: the end of the packet it is keyed
+/// by, and which side of an attack that host is on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Sent the packets (keyed by source address). Attacker side.
+    Source,
+    /// Received the replies (RST, RST+ACK, SYN+ACK, ICMP unreachable; keyed by destination
+    /// address): the host whose probes provoked them, a scanner. Attacker side.
+    ReplyTarget,
+    /// Received packets from sources new in the window (keyed by destination address): the
+    /// victim of a spoofed flood. Victim side.
+    FloodTarget,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 3] = [Role::Source, Role::ReplyTarget, Role::FloodTarget];
+
+    /// The end of the packet that is credited.
+    #[inline(always)]
+    pub const fn key(self) -> KeyKind {
+        match self {
+            Role::Source => KeyKind::SrcAddr,
+            Role::ReplyTarget | Role::FloodTarget => KeyKind::DstAddr,
+        }
+    }
+
+    /// True for the roles of a host that causes what it is credited with (the sender, the
+    /// prober); false for a victim.
+    pub const fn is_attacker_side(self) -> bool {
+        !matches!(self, Role::FloodTarget)
+    }
+
+    /// The name in the alert log (`source`, `reply_target`, `flood_target`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::ReplyTarget => "reply_target",
+            Role::FloodTarget => "flood_target",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 /// What a family's counts count.
@@ -169,35 +219,58 @@ pub enum CountUnit {
 }
 
 /// A feature family: the packets that make a group of features, and the key by which the
-/// window's heavy hitters of those packets are kept (see `culprits`). [`Feature::family`]
-/// maps every feature to the one family that explains it.
+/// window's heavy hitters of those packets are kept (see `culprits`). [`Feature::families`]
+/// maps every feature to the families that explain it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
     /// Every IP packet, by source (counts, sizes, TTL).
     Packets,
-    /// TCP packets with one of the flag combinations of [`Feature::FLAG_COUNTS`], by source:
-    /// the index into that list.
+    /// TCP packets with one of the flag combinations of [`Feature::FLAG_COUNTS`]: the index
+    /// into that list. SYN+ACK and RST+ACK (replies) by destination: the host whose SYN they
+    /// answer. The others by source; SYN, RST and ACK count only packets that are not
+    /// replies (a reply is in the SYN+ACK or RST+ACK family instead).
     Flag(u8),
-    /// ICMPv4 and ICMPv6 packets, by source.
+    /// ICMPv4 and ICMPv6 packets other than replies, by source.
     Icmp,
     /// UDP packets, by source.
     Udp,
+    /// ICMP replies (echo reply, destination unreachable, time exceeded), by destination: the
+    /// host whose packets they answer.
+    IcmpReplies,
     /// TCP/UDP packets from the `i`-th port of [`WELL_KNOWN_PORTS`], by source.
     SrcPort(u8),
     /// TCP/UDP packets to the `i`-th port of [`WELL_KNOWN_PORTS`], by source.
     DstPort(u8),
-    /// Destination addresses first seen in the window, by the source that sent to them.
+    /// Destination addresses first seen in the window, by the source that sent to them (a
+    /// sweep); replies aside.
     NewDstAddrs,
     /// Source addresses first seen in the window, by the destination they sent to.
     NewSrcAddrs,
-    /// TCP/UDP source ports first seen in the window, by source address.
+    /// TCP/UDP source ports first seen in the window, by source address; replies aside.
     NewSrcPorts,
-    /// TCP/UDP destination ports first seen in the window, by source address.
+    /// TCP/UDP destination ports first seen in the window, by source address (a port scan);
+    /// replies aside.
     NewDstPorts,
+    /// Destination addresses first seen in the window in a reply, by that destination.
+    NewDstAddrsInReplies,
+    /// Source ports first seen in the window in a reply (a scanned port answering), by the
+    /// reply's destination: the host that probed the port.
+    NewSrcPortsInReplies,
+    /// Destination ports first seen in the window in a reply (a flood's varying source ports
+    /// answered), by the reply's destination.
+    NewDstPortsInReplies,
 }
 
 /// Number of families (the length of [`Family::ALL`]).
-pub const NUM_FAMILIES: usize = 1 + 10 + 2 + 2 * WELL_KNOWN_PORTS.len() + 4;
+pub const NUM_FAMILIES: usize = 1 + 10 + 3 + 2 * WELL_KNOWN_PORTS.len() + 7;
+
+/// Indices into [`Feature::FLAG_COUNTS`] of the flag combinations that are replies
+/// (RST+ACK, SYN+ACK).
+const REPLY_FLAGS: [u8; 2] = [7, 8];
+
+/// Indices into [`Feature::FLAG_COUNTS`] of the combinations a reply also has but whose
+/// families leave replies out (SYN, RST, ACK).
+pub const REPLY_SHARED_FLAGS: [u8; 3] = [0, 3, 5];
 
 impl Family {
     /// Every family, in [`Family::index`] order.
@@ -214,7 +287,7 @@ impl Family {
     /// First index of the flag families.
     const FLAG_BASE: usize = 1;
     /// First index of the source-port families.
-    const SRC_PORT_BASE: usize = Self::FLAG_BASE + 10 + 2;
+    const SRC_PORT_BASE: usize = Self::FLAG_BASE + 10 + 3;
     /// First index of the destination-port families.
     const DST_PORT_BASE: usize = Self::SRC_PORT_BASE + WELL_KNOWN_PORTS.len();
     /// First index of the distinct-count families.
@@ -228,12 +301,16 @@ impl Family {
             Family::Flag(i) => Self::FLAG_BASE + i as usize,
             Family::Icmp => Self::FLAG_BASE + 10,
             Family::Udp => Self::FLAG_BASE + 11,
+            Family::IcmpReplies => Self::FLAG_BASE + 12,
             Family::SrcPort(i) => Self::SRC_PORT_BASE + i as usize,
             Family::DstPort(i) => Self::DST_PORT_BASE + i as usize,
             Family::NewDstAddrs => Self::NEW_BASE,
             Family::NewSrcAddrs => Self::NEW_BASE + 1,
             Family::NewSrcPorts => Self::NEW_BASE + 2,
             Family::NewDstPorts => Self::NEW_BASE + 3,
+            Family::NewDstAddrsInReplies => Self::NEW_BASE + 4,
+            Family::NewSrcPortsInReplies => Self::NEW_BASE + 5,
+            Family::NewDstPortsInReplies => Self::NEW_BASE + 6,
         }
     }
 
@@ -244,22 +321,36 @@ impl Family {
             i if i < Self::FLAG_BASE + 10 => Family::Flag((i - Self::FLAG_BASE) as u8),
             i if i == Self::FLAG_BASE + 10 => Family::Icmp,
             i if i == Self::FLAG_BASE + 11 => Family::Udp,
+            i if i == Self::FLAG_BASE + 12 => Family::IcmpReplies,
             i if i < Self::DST_PORT_BASE => Family::SrcPort((i - Self::SRC_PORT_BASE) as u8),
             i if i < Self::NEW_BASE => Family::DstPort((i - Self::DST_PORT_BASE) as u8),
             i if i == Self::NEW_BASE => Family::NewDstAddrs,
             i if i == Self::NEW_BASE + 1 => Family::NewSrcAddrs,
             i if i == Self::NEW_BASE + 2 => Family::NewSrcPorts,
             i if i == Self::NEW_BASE + 3 => Family::NewDstPorts,
+            i if i == Self::NEW_BASE + 4 => Family::NewDstAddrsInReplies,
+            i if i == Self::NEW_BASE + 5 => Family::NewSrcPortsInReplies,
+            i if i == Self::NEW_BASE + 6 => Family::NewDstPortsInReplies,
             _ => Family::Packets,
         }
     }
 
-    /// The key its heavy hitters are kept by.
-    pub const fn key_kind(self) -> KeyKind {
+    /// Whom its counts credit: the sender, the target of replies, or a flood's victim.
+    pub const fn role(self) -> Role {
         match self {
-            Family::NewSrcAddrs => KeyKind::DstAddr,
-            _ => KeyKind::SrcAddr,
+            Family::Flag(i) if i == REPLY_FLAGS[0] || i == REPLY_FLAGS[1] => Role::ReplyTarget,
+            Family::IcmpReplies
+            | Family::NewDstAddrsInReplies
+            | Family::NewSrcPortsInReplies
+            | Family::NewDstPortsInReplies => Role::ReplyTarget,
+            Family::NewSrcAddrs => Role::FloodTarget,
+            _ => Role::Source,
         }
+    }
+
+    /// The end of the packet its heavy hitters are kept by.
+    pub const fn key_kind(self) -> KeyKind {
+        self.role().key()
     }
 
     /// What its counts count.
@@ -268,54 +359,139 @@ impl Family {
             Family::NewDstAddrs
             | Family::NewSrcAddrs
             | Family::NewSrcPorts
-            | Family::NewDstPorts => CountUnit::NewValues,
+            | Family::NewDstPorts
+            | Family::NewDstAddrsInReplies
+            | Family::NewSrcPortsInReplies
+            | Family::NewDstPortsInReplies => CountUnit::NewValues,
             _ => CountUnit::Packets,
         }
     }
 }
 
-impl Feature {
-    /// The family whose heavy hitters explain this feature: the packets it counts (a ratio:
-    /// its numerator's), or for a distinct count the first sightings of new values.
-    pub const fn family(self) -> Family {
-        use Feature as F;
-        let i = self as usize;
-        match self {
-            F::PktSizeMean | F::PktCount | F::PktSizeVar | F::TtlMean | F::TtlVar => {
-                Family::Packets
-            }
-            F::DstIpDistinct => Family::NewDstAddrs,
-            F::SrcIpDistinct => Family::NewSrcAddrs,
-            F::SrcPortDistinct => Family::NewSrcPorts,
-            F::DstPortDistinct => Family::NewDstPorts,
-            F::SynCount
-            | F::FinCount
-            | F::PshCount
-            | F::RstCount
-            | F::UrgCount
-            | F::AckCount
-            | F::FinAckCount
-            | F::RstAckCount
-            | F::SynAckCount
-            | F::PshAckCount => Family::Flag((i - F::SynCount as usize) as u8),
-            // Ratios list the flags in another order: their numerator's count.
-            F::RstRatio => Family::Flag(3),
-            F::SynRatio => Family::Flag(0),
-            F::PshRatio => Family::Flag(2),
-            F::UrgRatio => Family::Flag(4),
-            F::FinRatio => Family::Flag(1),
-            F::AckRatio => Family::Flag(5),
-            F::RstAckRatio => Family::Flag(7),
-            F::PshAckRatio => Family::Flag(9),
-            F::SynAckRatio => Family::Flag(8),
-            F::FinAckRatio => Family::Flag(6),
-            F::IcmpCount => Family::Icmp,
-            F::UdpCount => Family::Udp,
-            _ if i < F::DstPort110Count as usize => {
-                Family::SrcPort((i - F::SrcPort110Count as usize) as u8)
-            }
-            _ => Family::DstPort((i - F::DstPort110Count as usize) as u8),
+/// Most families one feature has.
+pub const MAX_FEATURE_FAMILIES: usize = 3;
+
+/// Per feature: its families and how many. A feature whose packets include replies is
+/// explained by its own family (the packets that are not replies) and the reply families
+/// that hold the rest.
+const FEATURE_FAMILIES: [([Family; MAX_FEATURE_FAMILIES], usize); NUM_FEATURES] = {
+    let mut t = [([Family::Packets; MAX_FEATURE_FAMILIES], 1); NUM_FEATURES];
+    let (syn_ack, rst_ack) = (Family::Flag(8), Family::Flag(7));
+    let mut i = 0;
+    while i < NUM_FEATURES {
+        let f = Feature::ALL[i];
+        let p = primary_family(f);
+        t[i] = match f {
+            Feature::SynCount | Feature::SynRatio => ([p, syn_ack, p], 2),
+            Feature::RstCount | Feature::RstRatio => ([p, rst_ack, p], 2),
+            Feature::AckCount | Feature::AckRatio => ([p, rst_ack, syn_ack], 3),
+            Feature::IcmpCount => ([p, Family::IcmpReplies, p], 2),
+            Feature::DstIpDistinct => ([p, Family::NewDstAddrsInReplies, p], 2),
+            Feature::SrcPortDistinct => ([p, Family::NewSrcPortsInReplies, p], 2),
+            Feature::DstPortDistinct => ([p, Family::NewDstPortsInReplies, p], 2),
+            _ => ([p, p, p], 1),
+        };
+        i += 1;
+    }
+    t
+};
+
+/// The family whose packets a feature counts (a ratio: its numerator's; a distinct count:
+/// the first sightings of new values), replies aside.
+const fn primary_family(f: Feature) -> Family {
+    use Feature as F;
+    let i = f as usize;
+    match f {
+        F::PktSizeMean | F::PktCount | F::PktSizeVar | F::TtlMean | F::TtlVar => Family::Packets,
+        F::DstIpDistinct => Family::NewDstAddrs,
+        F::SrcIpDistinct => Family::NewSrcAddrs,
+        F::SrcPortDistinct => Family::NewSrcPorts,
+        F::DstPortDistinct => Family::NewDstPorts,
+        F::SynCount
+        | F::FinCount
+        | F::PshCount
+        | F::RstCount
+        | F::UrgCount
+        | F::AckCount
+        | F::FinAckCount
+        | F::RstAckCount
+        | F::SynAckCount
+        | F::PshAckCount => Family::Flag((i - F::SynCount as usize) as u8),
+        // Ratios list the flags in another order: their numerator's count.
+        F::RstRatio => Family::Flag(3),
+        F::SynRatio => Family::Flag(0),
+        F::PshRatio => Family::Flag(2),
+        F::UrgRatio => Family::Flag(4),
+        F::FinRatio => Family::Flag(1),
+        F::AckRatio => Family::Flag(5),
+        F::RstAckRatio => Family::Flag(7),
+        F::PshAckRatio => Family::Flag(9),
+        F::SynAckRatio => Family::Flag(8),
+        F::FinAckRatio => Family::Flag(6),
+        F::IcmpCount => Family::Icmp,
+        F::UdpCount => Family::Udp,
+        _ if i < F::DstPort110Count as usize => {
+            Family::SrcPort((i - F::SrcPort110Count as usize) as u8)
         }
+        _ => Family::DstPort((i - F::DstPort110Count as usize) as u8),
+    }
+}
+
+impl Feature {
+    /// The families whose heavy hitters explain this feature: its own, and for a feature
+    /// that replies also make (SYN, RST and ACK counts and ratios, `icmp_count`, the distinct
+    /// addresses and ports) the reply families that hold those. They partition the feature's
+    /// packets (a SYN+RST+ACK packet aside). The one mapping of features to families.
+    pub fn families(self) -> &'static [Family] {
+        let (families, n) = &FEATURE_FAMILIES[self as usize];
+        &families[..*n]
+    }
+
+    /// The first of [`Self::families`]: the packets the feature counts (a ratio: its
+    /// numerator's flag count).
+    pub const fn family(self) -> Family {
+        FEATURE_FAMILIES[self as usize].0[0]
+    }
+}
+
+/// A set of features (one bit each).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FeatureSet(u64);
+
+impl FeatureSet {
+    /// Adds a feature.
+    pub fn insert(&mut self, f: Feature) {
+        self.0 |= 1 << f.index();
+    }
+
+    /// Whether it holds `f`.
+    pub fn contains(self, f: Feature) -> bool {
+        self.0 & (1 << f.index()) != 0
+    }
+
+    /// Both sets' features.
+    pub fn union(self, other: FeatureSet) -> FeatureSet {
+        FeatureSet(self.0 | other.0)
+    }
+
+    /// True when it holds none.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Its features in contract order.
+    pub fn iter(self) -> impl Iterator<Item = Feature> {
+        Feature::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+}
+
+impl FromIterator<Feature> for FeatureSet {
+    fn from_iter<I: IntoIterator<Item = Feature>>(iter: I) -> Self {
+        let mut s = FeatureSet::default();
+        for f in iter {
+            s.insert(f);
+        }
+        s
     }
 }
 
@@ -392,11 +568,108 @@ mod tests {
             assert_eq!(f.family(), fam, "{f}");
         }
         // Every feature maps to a family, and every family explains some feature.
-        let used: std::collections::HashSet<Family> =
-            Feature::ALL.iter().map(|f| f.family()).collect();
+        let used: std::collections::HashSet<Family> = Feature::ALL
+            .iter()
+            .flat_map(|f| f.families())
+            .copied()
+            .collect();
         assert_eq!(used.len(), NUM_FAMILIES);
         assert_eq!(Family::NewSrcAddrs.key_kind(), KeyKind::DstAddr);
         assert_eq!(Family::NewDstPorts.unit(), CountUnit::NewValues);
         assert_eq!(Family::Flag(0).unit(), CountUnit::Packets);
+        // Each feature's first family is its own; the rest hold its replies.
+        for f in Feature::ALL {
+            assert_eq!(f.families()[0], f.family(), "{f}");
+            assert_eq!(
+                f.family().role(),
+                if f == Feature::SrcIpDistinct {
+                    Role::FloodTarget
+                } else if matches!(
+                    f,
+                    Feature::RstAckCount
+                        | Feature::RstAckRatio
+                        | Feature::SynAckCount
+                        | Feature::SynAckRatio
+                ) {
+                    Role::ReplyTarget
+                } else {
+                    Role::Source
+                },
+                "{f}"
+            );
+            for fam in &f.families()[1..] {
+                assert_eq!(fam.role(), Role::ReplyTarget, "{f}: {fam:?}");
+            }
+        }
+        assert_eq!(
+            Feature::IcmpCount.families(),
+            [Family::Icmp, Family::IcmpReplies]
+        );
+        assert_eq!(
+            Feature::SynRatio.families(),
+            [Family::Flag(0), Family::Flag(8)]
+        );
+        assert_eq!(
+            Feature::RstCount.families(),
+            [Family::Flag(3), Family::Flag(7)]
+        );
+        assert_eq!(
+            Feature::AckCount.families(),
+            [Family::Flag(5), Family::Flag(7), Family::Flag(8)]
+        );
+        assert_eq!(
+            Feature::SrcPortDistinct.families(),
+            [Family::NewSrcPorts, Family::NewSrcPortsInReplies]
+        );
+        let multi = Feature::ALL
+            .iter()
+            .filter(|f| f.families().len() > 1)
+            .count();
+        assert_eq!(multi, 10);
+    }
+
+    #[test]
+    fn replies_credit_their_destination_and_a_flood_target_is_a_victim() {
+        let role = |f: Feature| f.family().role();
+        for f in [
+            Feature::RstAckCount,
+            Feature::SynAckCount,
+            Feature::RstAckRatio,
+            Feature::SynAckRatio,
+        ] {
+            assert_eq!(role(f), Role::ReplyTarget, "{f}");
+            assert_eq!(f.family().key_kind(), KeyKind::DstAddr, "{f}");
+        }
+        assert_eq!(Family::IcmpReplies.role(), Role::ReplyTarget);
+        assert_eq!(role(Feature::SrcIpDistinct), Role::FloodTarget);
+        assert!(!Role::FloodTarget.is_attacker_side());
+        assert!(Role::ReplyTarget.is_attacker_side() && Role::Source.is_attacker_side());
+        // Every other family credits the sender.
+        let by_dst: Vec<Family> = Family::ALL
+            .into_iter()
+            .filter(|f| f.key_kind() == KeyKind::DstAddr)
+            .collect();
+        assert_eq!(by_dst.len(), 7, "{by_dst:?}");
+        for f in [
+            Feature::SynCount,
+            Feature::RstCount,
+            Feature::AckCount,
+            Feature::FinCount,
+            Feature::UdpCount,
+            Feature::DstPortDistinct,
+            Feature::SrcPortDistinct,
+            Feature::DstIpDistinct,
+            Feature::PktCount,
+        ] {
+            assert_eq!(role(f), Role::Source, "{f}");
+        }
+        let set: FeatureSet = [Feature::SynCount, Feature::DstPort143Count]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            [Feature::SynCount, Feature::DstPort143Count]
+        );
+        assert!(!set.is_empty() && !set.contains(Feature::PktCount));
     }
 }

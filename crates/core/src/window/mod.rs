@@ -11,11 +11,13 @@ pub mod omega;
 pub mod spacesaving;
 pub mod talkers;
 
-use crate::decode::{key_to_addr, tcp_flags, IpKey, IpSummary, PacketSummary, Transport};
-use culprits::{fingerprint, CulpritTally, CONTRIBUTORS_PER_FAMILY};
-pub use culprits::{Contributor, Contributors};
+use crate::decode::{key_to_addr, tcp_flags, IpSummary, PacketSummary, Transport};
+pub use culprits::{Contributor, Contributors, Flow};
+use culprits::{CulpritTally, Ends, CONTRIBUTORS_PER_FAMILY};
 use distinct::{AddrTally, PortTally};
-use features::{Family, Feature, FeatureVector, NUM_FEATURES, WELL_KNOWN_PORTS};
+use features::{
+    Family, Feature, FeatureVector, NUM_FEATURES, REPLY_SHARED_FLAGS, WELL_KNOWN_PORTS,
+};
 pub use omega::{Omega, OmegaError, Scales, ScalesError};
 pub use talkers::Talkers;
 
@@ -313,18 +315,25 @@ impl WindowAggregator {
         s.ip += 1;
         s.ttl_sum += ttl;
         s.ttl_sq += ttl * ttl;
-        // The source's fingerprint, shared by every family keyed by source. The packets family
-        // needs no summary: the exact source tally below is its count.
-        let src_fp = fingerprint(src);
+        // Both ends with their fingerprints, once; each family's role picks its key. The
+        // packets family needs no summary: the exact source tally below is its count.
+        let ends = Ends::new(src, dst);
+        // A reply (SYN+ACK, RST+ACK, ICMP echo reply / unreachable / time exceeded) is counted
+        // for the host it answers, in the reply families.
+        let reply = p.transport.is_reply();
+        self.culprits.add_flow(&ends, p.transport);
         if self.src_addrs.add(src) {
             // A new source: credited to the destination it came to (a spoofed flood's victim).
-            self.culprits
-                .add(Family::NewSrcAddrs, dst, fingerprint(dst));
+            self.culprits.add(Family::NewSrcAddrs, &ends);
         }
         if self.dst_addrs.add(dst) {
-            self.culprits.add(Family::NewDstAddrs, src, src_fp);
+            let family = if reply {
+                Family::NewDstAddrsInReplies
+            } else {
+                Family::NewDstAddrs
+            };
+            self.culprits.add(family, &ends);
         }
-        let src = (src, src_fp);
         let s = &mut self.sums;
         match p.transport {
             Transport::Tcp {
@@ -334,45 +343,69 @@ impl WindowAggregator {
             } => {
                 s.tcp += 1;
                 // One table load gives the flag counts this packet is in; each is counted in
-                // the sums and its family together (usually one to three of them).
+                // the sums and, unless a reply leaves it to the reply families, its family
+                // (usually one to three of them).
                 let mut mask = FLAG_COUNT_BITS[usize::from(flags & 0x3f)];
+                let credited = if reply {
+                    mask & !REPLY_SHARED_MASK
+                } else {
+                    mask
+                };
                 while mask != 0 {
                     let i = mask.trailing_zeros() as usize;
                     s.flags[i] += 1;
-                    self.culprits.add(Family::Flag(i as u8), src.0, src.1);
+                    if credited & (1 << i) != 0 {
+                        self.culprits.add(Family::Flag(i as u8), &ends);
+                    }
                     mask &= mask - 1;
                 }
-                self.count_ports(src_port, dst_port, src);
+                self.count_ports(src_port, dst_port, &ends, reply);
             }
             Transport::Udp { src_port, dst_port } => {
                 s.udp += 1;
-                self.culprits.add(Family::Udp, src.0, src.1);
-                self.count_ports(src_port, dst_port, src);
+                self.culprits.add(Family::Udp, &ends);
+                self.count_ports(src_port, dst_port, &ends, false);
             }
-            Transport::Icmp => {
+            Transport::Icmp { .. } => {
                 s.icmp += 1;
-                self.culprits.add(Family::Icmp, src.0, src.1);
+                let family = if reply {
+                    Family::IcmpReplies
+                } else {
+                    Family::Icmp
+                };
+                self.culprits.add(family, &ends);
             }
             Transport::None => {}
         }
     }
 
-    /// The port features of a TCP/UDP packet from `src` (address, fingerprint).
+    /// The port features of a TCP/UDP packet between `ends` (`reply`: a SYN+ACK or RST+ACK,
+    /// whose new ports count for the host it answers).
     #[inline(always)]
-    fn count_ports(&mut self, src_port: u16, dst_port: u16, src: (IpKey, u16)) {
+    fn count_ports(&mut self, src_port: u16, dst_port: u16, ends: &Ends, reply: bool) {
         if let Some(i) = well_known_index(src_port) {
             self.sums.src_well_known[i] += 1;
-            self.culprits.add(Family::SrcPort(i as u8), src.0, src.1);
+            self.culprits.add(Family::SrcPort(i as u8), ends);
         }
         if let Some(i) = well_known_index(dst_port) {
             self.sums.dst_well_known[i] += 1;
-            self.culprits.add(Family::DstPort(i as u8), src.0, src.1);
+            self.culprits.add(Family::DstPort(i as u8), ends);
         }
         if self.src_ports.add(src_port) {
-            self.culprits.add(Family::NewSrcPorts, src.0, src.1);
+            let family = if reply {
+                Family::NewSrcPortsInReplies
+            } else {
+                Family::NewSrcPorts
+            };
+            self.culprits.add(family, ends);
         }
         if self.dst_ports.add(dst_port) {
-            self.culprits.add(Family::NewDstPorts, src.0, src.1);
+            let family = if reply {
+                Family::NewDstPortsInReplies
+            } else {
+                Family::NewDstPorts
+            };
+            self.culprits.add(family, ends);
         }
     }
 
@@ -448,7 +481,7 @@ impl WindowAggregator {
                 dst_ports: self.dst_ports.top(k_top),
                 approximate: estimated,
             };
-            (talkers, self.culprits.take(packets))
+            (talkers, self.culprits.take(packets, s.ip))
         };
         let window = Window {
             start_ns,
@@ -501,6 +534,17 @@ const FLAG_COUNT_BITS: [u16; 64] = {
         f += 1;
     }
     t
+};
+
+/// The bits of [`FLAG_COUNT_BITS`] whose families leave replies out (SYN, RST, ACK).
+const REPLY_SHARED_MASK: u16 = {
+    let mut m = 0u16;
+    let mut i = 0;
+    while i < REPLY_SHARED_FLAGS.len() {
+        m |= 1 << REPLY_SHARED_FLAGS[i];
+        i += 1;
+    }
+    m
 };
 
 /// Multiplier of the perfect hash of [`WELL_KNOWN_PORTS`]: `(port × M mod 2^16) >> 12` is a
