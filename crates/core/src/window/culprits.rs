@@ -11,6 +11,7 @@
 use std::net::IpAddr;
 
 use super::features::{Family, Feature, NUM_FAMILIES};
+use super::partial::{WireCulprits, WireError};
 use super::spacesaving::SpaceSaving;
 use crate::decode::{key_to_addr, IpKey};
 
@@ -84,6 +85,35 @@ impl CulpritTally {
         for s in self.families.iter_mut() {
             s.reset();
         }
+    }
+
+    /// Adds another part of the same window: every summary merges with its counterpart
+    /// ([`SpaceSaving::merge`]). A new summary of the tally merges here too.
+    pub fn merge(&mut self, other: &CulpritTally) {
+        for (s, o) in self.families.iter_mut().zip(other.families.iter()) {
+            s.merge(o);
+        }
+    }
+
+    /// Every summary as it travels, in family order.
+    pub(super) fn to_wire(&self) -> WireCulprits {
+        WireCulprits {
+            families: self.families.iter().map(SpaceSaving::to_wire).collect(),
+        }
+    }
+
+    /// Fills the tally from its wire form: one summary per family, each checked.
+    pub(super) fn read_wire(&mut self, wire: &WireCulprits) -> Result<(), WireError> {
+        if wire.families.len() != NUM_FAMILIES {
+            return Err(WireError::Families {
+                found: wire.families.len(),
+                expected: NUM_FAMILIES,
+            });
+        }
+        for (s, w) in self.families.iter_mut().zip(wire.families.iter()) {
+            s.read_wire(w)?;
+        }
+        Ok(())
     }
 }
 
@@ -321,7 +351,7 @@ mod tests {
         let victim = v4([10, 0, 1, 1]);
         let mut agg =
             WindowAggregator::new(WindowConfig::new(Omega::from_micros(1_000_000).unwrap()));
-        let tally_bytes = std::mem::size_of_val(&agg.culprits.families);
+        let tally_bytes = std::mem::size_of_val(&agg.partial.culprits.families);
         assert_eq!(
             tally_bytes,
             NUM_FAMILIES * std::mem::size_of::<SpaceSaving>()
@@ -338,8 +368,11 @@ mod tests {
         }
         // Fixed arrays, no growth: each summary holds at most SLOTS keys whose counts add up
         // to the packets (Space-Saving's invariant once full).
-        assert_eq!(std::mem::size_of_val(&agg.culprits.families), tally_bytes);
-        let syn = &agg.culprits.families[Family::Flag(0).index()];
+        assert_eq!(
+            std::mem::size_of_val(&agg.partial.culprits.families),
+            tally_bytes
+        );
+        let syn = &agg.partial.culprits.families[Family::Flag(0).index()];
         let held = syn.top(usize::MAX);
         assert_eq!(held.len(), SLOTS);
         assert_eq!(held.iter().map(|h| h.1).sum::<u64>(), n);

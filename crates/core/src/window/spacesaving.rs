@@ -12,6 +12,7 @@
 //! minimum are kept as a bit mask, so a replacement scans nothing except about once every
 //! [`SLOTS`] replacements.
 
+use super::partial::WireError;
 use crate::decode::IpKey;
 
 /// Counters per summary.
@@ -194,6 +195,95 @@ impl SpaceSaving {
                 u64::from(self.errors[i]),
             );
         }
+    }
+}
+
+impl SpaceSaving {
+    /// The smallest count, empty slots (count 0) included: what a key not held may have had.
+    fn floor(&self) -> u64 {
+        u64::from(self.counts.iter().copied().min().unwrap_or(0))
+    }
+
+    /// The held slots as `(key, count, error)`, in slot order.
+    fn held(&self) -> impl Iterator<Item = (IpKey, u64, u64)> + '_ {
+        (0..SLOTS).filter(|&i| self.fps[i] != 0).map(|i| {
+            (
+                self.keys[i],
+                u64::from(self.counts[i]),
+                u64::from(self.errors[i]),
+            )
+        })
+    }
+
+    /// Adds the summary of another part of the same stream (the mergeable-summaries rule of
+    /// Agarwal et al., 2012): a key held by both adds counts and errors; a key held by one
+    /// side adds the other side's smallest count to both, since it may have had up to that
+    /// much there unseen (0 while that side has an empty slot); then the [`SLOTS`] largest
+    /// stay. Each kept count still brackets its true count, `count − error ≤ true ≤ count`,
+    /// with `error ≤ (N1 + N2) / SLOTS`; a key not kept has at most the new smallest count.
+    pub fn merge(&mut self, other: &SpaceSaving) {
+        let (mine, theirs) = (self.floor(), other.floor());
+        let mut all = [(0u128, 0u64, 0u64); 2 * SLOTS];
+        let mut n = 0;
+        for (key, count, error) in self.held() {
+            let (c, e) = match other.held().find(|h| h.0 == key) {
+                Some((_, oc, oe)) => (count + oc, error + oe),
+                None => (count + theirs, error + theirs),
+            };
+            all[n] = (key, c, e);
+            n += 1;
+        }
+        for (key, count, error) in other.held() {
+            if !self.held().any(|h| h.0 == key) {
+                all[n] = (key, count + mine, error + mine);
+                n += 1;
+            }
+        }
+        let all = &mut all[..n];
+        all.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        self.set(all.iter().take(SLOTS).copied());
+    }
+
+    /// Holds exactly `entries` (at most [`SLOTS`]; `(key, count, error)`), minimum recomputed.
+    fn set(&mut self, entries: impl Iterator<Item = (IpKey, u64, u64)>) {
+        self.reset();
+        for (i, (key, count, error)) in entries.take(SLOTS).enumerate() {
+            self.keys[i] = key;
+            self.fps[i] = fingerprint(key);
+            self.counts[i] = u32::try_from(count).unwrap_or(u32::MAX);
+            self.errors[i] = u32::try_from(error).unwrap_or(u32::MAX);
+        }
+        self.scan_min();
+    }
+
+    /// The held keys as they travel: `(key, count, error)`, largest first.
+    pub(crate) fn to_wire(&self) -> Vec<(IpKey, u32, u32)> {
+        let mut out = Vec::new();
+        self.each_top(SLOTS, |k, c, e| {
+            out.push((k, c as u32, e as u32));
+        });
+        out
+    }
+
+    /// Fills this summary from its wire form: at most [`SLOTS`] distinct keys, each with a
+    /// count above 0 and no more error than count.
+    pub(crate) fn read_wire(&mut self, wire: &[(IpKey, u32, u32)]) -> Result<(), WireError> {
+        if wire.len() > SLOTS {
+            return Err(WireError::TooMany("heavy-hitter slots"));
+        }
+        for (i, &(key, count, error)) in wire.iter().enumerate() {
+            if count == 0 || error > count {
+                return Err(WireError::ZeroCount("heavy-hitter slots"));
+            }
+            if wire[..i].iter().any(|w| w.0 == key) {
+                return Err(WireError::NotSorted("heavy-hitter slots"));
+            }
+        }
+        self.set(
+            wire.iter()
+                .map(|&(k, c, e)| (k, u64::from(c), u64::from(e))),
+        );
+        Ok(())
     }
 }
 
