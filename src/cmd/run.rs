@@ -20,6 +20,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             history_dir: args.history_dir,
             omega: args.window,
             learn_for: args.learn_for,
+            workers: args.workers,
         },
     };
     // Logging follows the settings' [log] section, so read them first.

@@ -42,7 +42,13 @@ pub struct CaptureSettings {
     pub promiscuous: bool,
     /// libpcap packet-buffer timeout, ms (how long the kernel may hold packets before waking us).
     pub timeout_ms: u32,
+    /// Capture workers: libpcap handles on the interface in one PACKET_FANOUT group, each
+    /// with its own aggregators, merged per window (1: one capture thread, as before).
+    pub workers: usize,
 }
+
+/// Most capture workers (`capture.workers`).
+pub const MAX_WORKERS: i64 = 64;
 
 /// `[capture]` as written, with the defaults.
 #[derive(Debug, Deserialize)]
@@ -64,6 +70,8 @@ pub(super) struct RawCapture {
     promiscuous: bool,
     /// `capture.timeout_ms`.
     timeout_ms: i64,
+    /// `capture.workers`.
+    workers: i64,
 }
 
 impl Default for RawCapture {
@@ -78,6 +86,7 @@ impl Default for RawCapture {
             buffer_size_mb: 64,
             promiscuous: true,
             timeout_ms: 100,
+            workers: 1,
         }
     }
 }
@@ -109,6 +118,10 @@ pub(super) fn validate(
     if let Some(r) = cli.realtime {
         raw.realtime = r;
     }
+    if let Some(w) = cli.workers {
+        raw.workers = i64::from(w);
+        ck.set_by_flag("capture.workers", "--workers");
+    }
 
     let source = source(&raw, ck, &cli.pcap_files);
     let bpf_filter = Some(raw.bpf_filter.trim().to_string()).filter(|f| !f.is_empty());
@@ -134,6 +147,21 @@ pub(super) fn validate(
         "ms; 0 would wait forever",
     ) as u32;
 
+    let workers = ck.int_range(
+        "capture.workers",
+        raw.workers,
+        1,
+        MAX_WORKERS,
+        "capture workers (1: one capture thread)",
+    ) as usize;
+    if workers > 1 && matches!(source, Some(CaptureSource::Replay { .. })) {
+        ck.fail(
+            "capture.workers",
+            workers.to_string(),
+            "capture workers share a live interface (PACKET_FANOUT); a replay is read by one thread (set 1, or capture from capture.interface)",
+        );
+    }
+
     if !ck.clean_since(mark) {
         return None;
     }
@@ -144,6 +172,7 @@ pub(super) fn validate(
         buffer_size_mb,
         promiscuous: raw.promiscuous,
         timeout_ms,
+        workers,
     })
 }
 
@@ -319,6 +348,14 @@ mod tests {
             (
                 "[capture]\npcap_files = [\"a.pcap\", 3]",
                 "capture.pcap_files = […]: not a list of file names",
+            ),
+            (
+                "[capture]\nworkers = 0",
+                "capture.workers = 0: out of range (expected 1 to 64 capture workers",
+            ),
+            (
+                "[capture]\npcap_files = [\"a.pcap\"]\nworkers = 2",
+                "capture.workers = 2: capture workers share a live interface",
             ),
             (
                 "[capture]\ninterface = \"eth 0\"",

@@ -39,7 +39,7 @@ mod model;
 mod window;
 
 pub use alerts::{AlertSettings, DEFAULT_ALERT_LOG};
-pub use capture::{CaptureSettings, CaptureSource, DEFAULT_SNAPLEN};
+pub use capture::{CaptureSettings, CaptureSource, DEFAULT_SNAPLEN, MAX_WORKERS};
 pub use history::HistorySettings;
 pub use learning::LearningSettings;
 pub use log::{LogFormat, LogLevel, LogSettings};
@@ -99,6 +99,8 @@ pub struct CliOverrides {
     pub omega: Option<Scales>,
     /// `--learn-for` (`learning.learn_for`), as written
     pub learn_for: Option<String>,
+    /// `--workers` (`capture.workers`)
+    pub workers: Option<u16>,
 }
 
 /// One invalid value.
@@ -584,6 +586,7 @@ mod tests {
         assert_eq!(s.capture.buffer_size_mb, 64);
         assert!(s.capture.promiscuous);
         assert_eq!(s.capture.timeout_ms, 100);
+        assert_eq!(s.capture.workers, 1);
         assert_eq!(s.window.omega, None);
         assert_eq!(
             s.window.max_gap_windows,

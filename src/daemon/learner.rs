@@ -356,6 +356,7 @@ pub fn alert_rate(scales: Vec<Scale>, rows: &[Vec<HistoryRow>]) -> AlertRate {
                 distinct_estimated: r.distinct_estimated,
                 late_packets: 0,
                 after_time_jump: false,
+                incomplete: false,
             };
             if let Ok(scored) = scale.stage.push(w) {
                 if let Some(s) = scored.score {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use crate::capture::{LiveCapture, LiveOptions};
+use crate::capture::{Fanout, LiveCapture, LiveOptions};
 use crate::config::{CaptureSource, CliOverrides, Settings};
 use crate::detect::incident::{EndReason, IncidentConfig};
 use crate::history::HistoryWriter;
@@ -76,26 +76,49 @@ fn detector(settings: &Settings, set: ModelSet) -> anyhow::Result<Detector> {
     .context("model.threshold")
 }
 
-/// Opens the packet source named by the settings (errors carry hints).
-fn open_source(settings: &Settings) -> anyhow::Result<PacketSource> {
+/// Opens the packet sources named by the settings (errors carry hints): the files, the
+/// interface, or one handle per capture worker, joined in one new PACKET_FANOUT group.
+fn open_sources(settings: &Settings) -> anyhow::Result<Vec<PacketSource>> {
     let c = &settings.capture;
     Ok(match &c.source {
-        CaptureSource::Interface(name) => PacketSource::live(LiveCapture::open(&LiveOptions {
-            interface: name.clone(),
-            bpf_filter: c.bpf_filter.clone().unwrap_or_default(),
-            snaplen: c.snaplen,
-            buffer_size_mb: c.buffer_size_mb,
-            promiscuous: c.promiscuous,
-            timeout_ms: c.timeout_ms,
-        })?),
-        CaptureSource::Replay { files, realtime } => PacketSource::open_files(
+        CaptureSource::Interface(name) => {
+            let mut options = LiveOptions {
+                interface: name.clone(),
+                bpf_filter: c.bpf_filter.clone().unwrap_or_default(),
+                snaplen: c.snaplen,
+                buffer_size_mb: c.buffer_size_mb,
+                promiscuous: c.promiscuous,
+                timeout_ms: c.timeout_ms,
+                fanout: if c.workers > 1 {
+                    Fanout::NewGroup
+                } else {
+                    Fanout::None
+                },
+            };
+            let mut sources = Vec::with_capacity(c.workers);
+            for _ in 0..c.workers {
+                let capture = LiveCapture::open(&options)?;
+                // The first handle made the group; the others join it.
+                options.fanout = capture.options().fanout;
+                sources.push(PacketSource::live(capture));
+            }
+            if let Fanout::Join(group) = options.fanout {
+                tracing::info!(
+                    workers = c.workers,
+                    fanout_group = group,
+                    "capture workers in one PACKET_FANOUT group (flow hash)"
+                );
+            }
+            sources
+        }
+        CaptureSource::Replay { files, realtime } => vec![PacketSource::open_files(
             files,
             if *realtime {
                 Pace::Recorded
             } else {
                 Pace::Unpaced
             },
-        )?,
+        )?],
     })
 }
 
@@ -206,7 +229,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     // Windows of the shortest ω come most often: they tell whether the pipeline is alive.
     let health = Health::new(settings.health_stale_after(scales.shortest()));
     let log = AlertLog::open(&settings.alerts.path, settings.alerts.fsync)?;
-    let packets = open_source(&settings)?;
+    let packets = open_sources(&settings)?;
 
     let server = if settings.metrics.enabled {
         let server = MetricsServer::bind(settings.metrics.listen)?;
@@ -238,7 +261,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         &settings,
         &scales,
         learning_mode,
-        &packets,
+        &packets[0],
         &metrics,
         &control_tx,
     )?;
@@ -249,7 +272,10 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         .name("netanom-scorer".into())
         .spawn(move || scorer.run(window_rx, control_rx))
         .context("starting the scorer thread")?;
-    let source_text = packets.describe();
+    let source_text = match packets.len() {
+        1 => packets[0].describe(),
+        n => format!("{} with {n} capture workers", packets[0].describe()),
+    };
     let (capture_metrics, capture_stop) = (metrics.clone(), stop.clone());
     let capture_control = control_tx.clone();
     let capture_thread = std::thread::Builder::new()

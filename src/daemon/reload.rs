@@ -202,6 +202,7 @@ pub static KEYS: &[Key] = &[
     ),
     key!("capture.promiscuous", Restart, "using", capture.promiscuous),
     key!("capture.timeout_ms", Restart, "using", capture.timeout_ms),
+    key!("capture.workers", Restart, "using", capture.workers),
     key!("window.omega", Restart, "using", window.omega),
     key!(
         "window.max_gap_windows",
@@ -427,6 +428,7 @@ mod tests {
         buffer_size_mb = 64
         promiscuous = true
         timeout_ms = 100
+        workers = 2
         [window]
         omega = 0.5
         max_gap_windows = 100
@@ -474,6 +476,7 @@ mod tests {
         buffer_size_mb = 32
         promiscuous = false
         timeout_ms = 50
+        workers = 1
         [window]
         omega = 1
         max_gap_windows = 200
@@ -524,6 +527,7 @@ mod tests {
                     buffer_size_mb: _,
                     promiscuous: _,
                     timeout_ms: _,
+                    workers: _,
                 },
             window:
                 WindowSettings {

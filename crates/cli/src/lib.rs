@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// (90s, 30m, 12h, 7d), then train the first model in the background and start detecting.
     #[arg(long, value_name = "DURATION")]
     pub learn_for: Option<String>,
+    /// Capture workers (`capture.workers`): N libpcap handles on the interface in one
+    /// PACKET_FANOUT group, merged per window (1: one capture thread).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<u16>,
 }
 
 /// Options of `netanom extract`.

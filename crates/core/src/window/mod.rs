@@ -66,6 +66,9 @@ pub struct Window {
     pub late_packets: u64,
     /// True when a time jump was collapsed just before this window (the sequence broke).
     pub after_time_jump: bool,
+    /// True when the window was merged from parts (capture workers, sensors) and fired
+    /// without one of them (`pipeline::merge`); always false for one aggregator's windows.
+    pub incomplete: bool,
 }
 
 /// Counters of what the aggregator saw and did, for logs and metrics.
@@ -482,6 +485,7 @@ impl PartialWindow {
             distinct_estimated: estimated,
             late_packets: s.late,
             after_time_jump: self.after_time_jump,
+            incomplete: false,
         };
         self.clear();
         window

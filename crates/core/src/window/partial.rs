@@ -215,6 +215,25 @@ impl PartialWindow {
         Ok(out)
     }
 
+    /// The window length and index of an encoded partial, read from its first bytes.
+    pub fn peek(bytes: &[u8]) -> Result<(Omega, i64), WireError> {
+        let body = Self::body(bytes)?;
+        let ((omega_us, index), _): ((u64, i64), _) =
+            postcard::take_from_bytes(body).map_err(|e| WireError::Body(e.to_string()))?;
+        let omega = Omega::from_micros(omega_us).ok_or(WireError::Omega(omega_us))?;
+        Ok((omega, index))
+    }
+
+    /// The body after the magic and version, which must be ours.
+    fn body(bytes: &[u8]) -> Result<&[u8], WireError> {
+        let body = bytes.strip_prefix(&MAGIC).ok_or(WireError::Magic)?;
+        let (&version, body) = body.split_first().ok_or(WireError::Magic)?;
+        if version != VERSION {
+            return Err(WireError::Version { found: version });
+        }
+        Ok(body)
+    }
+
     /// Decodes an encoded partial window (allocates one; see [`Self::decode_into`]).
     pub fn decode(bytes: &[u8]) -> Result<PartialWindow, WireError> {
         let omega = Omega::from_micros(1).expect("1 µs is a window length");
@@ -234,11 +253,7 @@ impl PartialWindow {
 
     /// [`Self::decode_into`] without the cleanup.
     fn read(&mut self, bytes: &[u8]) -> Result<(), WireError> {
-        let body = bytes.strip_prefix(&MAGIC).ok_or(WireError::Magic)?;
-        let (&version, body) = body.split_first().ok_or(WireError::Magic)?;
-        if version != VERSION {
-            return Err(WireError::Version { found: version });
-        }
+        let body = Self::body(bytes)?;
         let (wire, rest): (Wire, &[u8]) =
             postcard::take_from_bytes(body).map_err(|e| WireError::Body(e.to_string()))?;
         if !rest.is_empty() {
