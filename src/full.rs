@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => cmd::evaluate::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::History(args) => cmd::history::run(args),
+        Command::Sensor(args) => cli::sensor::run(args),
     };
     result.unwrap_or_else(|e| cli::report_error(&e))
 }

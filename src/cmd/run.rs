@@ -21,6 +21,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             omega: args.window,
             learn_for: args.learn_for,
             workers: args.workers,
+            nats_url: args.nats,
+            sensors: args.sensors,
         },
     };
     // Logging follows the settings' [log] section, so read them first.

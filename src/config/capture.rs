@@ -25,6 +25,8 @@ pub enum CaptureSource {
         /// Pace the replay at the recorded speed.
         realtime: bool,
     },
+    /// No capture here: windows come from sensors on other taps (`[nats]`, the collector).
+    Sensors,
 }
 
 /// `[capture]`.
@@ -96,6 +98,7 @@ pub(super) fn validate(
     mut raw: RawCapture,
     ck: &mut Checker,
     cli: &CliOverrides,
+    collecting: bool,
 ) -> Option<CaptureSettings> {
     let mark = ck.mark();
     if cli.interface.is_some() && !cli.pcap_files.is_empty() {
@@ -123,7 +126,11 @@ pub(super) fn validate(
         ck.set_by_flag("capture.workers", "--workers");
     }
 
-    let source = source(&raw, ck, &cli.pcap_files);
+    let source = if collecting {
+        collector_source(&raw, ck)
+    } else {
+        source(&raw, ck, &cli.pcap_files)
+    };
     let bpf_filter = Some(raw.bpf_filter.trim().to_string()).filter(|f| !f.is_empty());
     if let Some(f) = &bpf_filter {
         if let Some(why) = bpf_problem(f) {
@@ -154,11 +161,11 @@ pub(super) fn validate(
         MAX_WORKERS,
         "capture workers (1: one capture thread)",
     ) as usize;
-    if workers > 1 && matches!(source, Some(CaptureSource::Replay { .. })) {
+    if workers > 1 && matches!(source, Some(CaptureSource::Replay { .. } | CaptureSource::Sensors)) {
         ck.fail(
             "capture.workers",
             workers.to_string(),
-            "capture workers share a live interface (PACKET_FANOUT); a replay is read by one thread (set 1, or capture from capture.interface)",
+            "capture workers share a live interface (PACKET_FANOUT); a replay is read by one thread and a collector captures nothing (set 1, or capture from capture.interface)",
         );
     }
 
@@ -234,6 +241,28 @@ fn source(raw: &RawCapture, ck: &mut Checker, cli_files: &[PathBuf]) -> Option<C
             None
         }
     }
+}
+
+/// The collector's source: windows from sensors; an interface or files set too is an error.
+fn collector_source(raw: &RawCapture, ck: &mut Checker) -> Option<CaptureSource> {
+    let interface = raw.interface.clone().filter(|i| !i.is_empty());
+    if let Some(i) = interface {
+        ck.fail(
+            "capture.interface",
+            quoted(&i),
+            "nats.url is set too: capture here or collect the windows of sensors, not both",
+        );
+        return None;
+    }
+    if let Some(v) = &raw.pcap_files {
+        ck.fail(
+            "capture.pcap_files",
+            show_value(v),
+            "nats.url is set too: replay here or collect the windows of sensors, not both",
+        );
+        return None;
+    }
+    Some(CaptureSource::Sensors)
 }
 
 /// `capture.pcap_files`: a list of paths, or one path (an environment variable holds one).
@@ -403,7 +432,7 @@ mod tests {
             bpf_filter: "  not port 22 ".into(),
             ..Default::default()
         };
-        let c = validate(raw, &mut ck, &live()).unwrap();
+        let c = validate(raw, &mut ck, &live(), false).unwrap();
         assert_eq!(c.bpf_filter.as_deref(), Some("not port 22"));
         assert_eq!(c.source, CaptureSource::Interface("eth0".into()));
 
@@ -411,7 +440,7 @@ mod tests {
             bpf_filter: "   ".into(),
             ..Default::default()
         };
-        assert_eq!(validate(raw, &mut ck, &live()).unwrap().bpf_filter, None);
+        assert_eq!(validate(raw, &mut ck, &live(), false).unwrap().bpf_filter, None);
         assert!(ck.into_problems().is_empty());
 
         let mut ck = Checker::default();
@@ -419,7 +448,7 @@ mod tests {
             pcap_files: vec!["".into(), "".into()],
             ..Default::default()
         };
-        assert_eq!(validate(RawCapture::default(), &mut ck, &cli), None);
+        assert_eq!(validate(RawCapture::default(), &mut ck, &cli, false), None);
         let problems = ck.into_problems();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(

@@ -36,6 +36,7 @@ mod learning;
 mod log;
 mod metrics;
 mod model;
+mod nats;
 mod window;
 
 pub use alerts::{AlertSettings, DEFAULT_ALERT_LOG};
@@ -45,6 +46,7 @@ pub use learning::LearningSettings;
 pub use log::{LogFormat, LogLevel, LogSettings};
 pub use metrics::{MetricsSettings, DEFAULT_METRICS_LISTEN};
 pub use model::{ModelSettings, DEFAULT_MODEL_DIR};
+pub use nats::NatsSettings;
 pub use window::WindowSettings;
 
 /// Where the packaged unit and the docs put the settings file.
@@ -73,6 +75,8 @@ pub struct Settings {
     pub history: HistorySettings,
     /// `[learning]`: training from the history (learning mode, scheduled retraining).
     pub learning: LearningSettings,
+    /// `[nats]`: windows from sensors on other taps (the collector).
+    pub nats: NatsSettings,
 }
 
 /// What the command line can override; `None`/empty leaves the file and environment value.
@@ -101,6 +105,10 @@ pub struct CliOverrides {
     pub learn_for: Option<String>,
     /// `--workers` (`capture.workers`)
     pub workers: Option<u16>,
+    /// `--nats` (`nats.url`)
+    pub nats_url: Option<String>,
+    /// `--sensors` (`nats.sensors`)
+    pub sensors: Vec<String>,
 }
 
 /// One invalid value.
@@ -190,11 +198,13 @@ struct RawSettings {
     history: history::RawHistory,
     /// `[learning]` as written.
     learning: learning::RawLearning,
+    /// `[nats]` as written.
+    nats: nats::RawNats,
 }
 
 /// The section names, for recognising misspelt environment variables.
-const SECTIONS: [&str; 8] = [
-    "capture", "window", "model", "alerts", "metrics", "log", "history", "learning",
+const SECTIONS: [&str; 9] = [
+    "capture", "window", "model", "alerts", "metrics", "log", "history", "learning", "nats",
 ];
 
 /// How a value was written, for messages: strings quoted, numbers as they are.
@@ -466,7 +476,12 @@ impl Checker {
 /// Applies `cli` and validates every section of `raw`: the settings, or all problems at once.
 fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsError> {
     let mut ck = Checker::default();
-    let capture = capture::validate(raw.capture, &mut ck, cli);
+    // The source flags choose the source; without them, a NATS URL makes this a collector.
+    let collecting = cli.interface.is_none()
+        && cli.pcap_files.is_empty()
+        && (cli.nats_url.is_some() || !raw.nats.url().is_empty());
+    let capture = capture::validate(raw.capture, &mut ck, cli, collecting);
+    let nats = nats::validate(raw.nats, &mut ck, cli);
     let mut window = window::validate(raw.window, &mut ck);
     if let (Some(w), Some(scales)) = (window.as_mut(), cli.omega.clone()) {
         w.omega = Some(scales);
@@ -482,7 +497,7 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
     }
     let problems = ck.into_problems();
     match (
-        capture, window, model, alerts, metrics, log, history, learning,
+        capture, window, model, alerts, metrics, log, history, learning, nats,
     ) {
         (
             Some(capture),
@@ -493,6 +508,7 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
             Some(log),
             Some(history),
             Some(learning),
+            Some(nats),
         ) if problems.is_empty() => Ok(Settings {
             capture,
             window,
@@ -502,6 +518,7 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
             log,
             history,
             learning,
+            nats,
         }),
         _ => Err(SettingsError::Invalid(problems)),
     }

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod capture;
+pub mod collector;
 pub mod learner;
 pub mod reload;
 pub mod scorer;
@@ -111,6 +112,8 @@ fn open_sources(settings: &Settings) -> anyhow::Result<Vec<PacketSource>> {
             }
             sources
         }
+        // The collector captures nothing: its windows come from sensors.
+        CaptureSource::Sensors => Vec::new(),
         CaptureSource::Replay { files, realtime } => vec![PacketSource::open_files(
             files,
             if *realtime {
@@ -157,7 +160,7 @@ fn learn_plan(
     settings: &Settings,
     scales: &Scales,
     learning_mode: bool,
-    packets: &PacketSource,
+    replaying: bool,
     metrics: &Arc<Metrics>,
     control: &crossbeam_channel::Sender<Control>,
 ) -> anyhow::Result<Option<LearnPlan>> {
@@ -188,7 +191,7 @@ fn learn_plan(
             None
         },
         in_flight: false,
-        wait: matches!(packets, PacketSource::Files(_)),
+        wait: replaying,
     }))
 }
 
@@ -261,7 +264,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         &settings,
         &scales,
         learning_mode,
-        &packets[0],
+        matches!(packets.first(), Some(PacketSource::Files(_))),
         &metrics,
         &control_tx,
     )?;
@@ -273,9 +276,15 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         .spawn(move || scorer.run(window_rx, control_rx))
         .context("starting the scorer thread")?;
     let source_text = match packets.len() {
+        0 => format!(
+            "merging the windows of sensors {} from {}",
+            settings.nats.sensors.join(","),
+            settings.nats.url.as_deref().unwrap_or_default()
+        ),
         1 => packets[0].describe(),
         n => format!("{} with {n} capture workers", packets[0].describe()),
     };
+    let nats = settings.nats.clone();
     let (capture_metrics, capture_stop) = (metrics.clone(), stop.clone());
     let capture_control = control_tx.clone();
     let capture_thread = std::thread::Builder::new()
@@ -284,13 +293,17 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
             // Kept until the reason is sent, so the scorer sees the reason before the end.
             let queue_guard = window_tx.clone();
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                capture::run(
-                    packets,
-                    &window_configs,
-                    window_tx,
-                    capture_metrics,
-                    capture_stop,
-                )
+                if packets.is_empty() {
+                    collector::run(&nats, &window_configs, window_tx, capture_metrics, capture_stop)
+                } else {
+                    capture::run(
+                        packets,
+                        &window_configs,
+                        window_tx,
+                        capture_metrics,
+                        capture_stop,
+                    )
+                }
             }));
             let result = run.unwrap_or_else(|payload| {
                 Err(anyhow::anyhow!(

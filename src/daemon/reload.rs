@@ -138,7 +138,7 @@ macro_rules! key {
 fn interface(s: &Settings) -> Option<String> {
     match &s.capture.source {
         CaptureSource::Interface(name) => Some(name.clone()),
-        CaptureSource::Replay { .. } => None,
+        CaptureSource::Replay { .. } | CaptureSource::Sensors => None,
     }
 }
 
@@ -146,7 +146,7 @@ fn interface(s: &Settings) -> Option<String> {
 fn pcap_files(s: &Settings) -> Vec<PathBuf> {
     match &s.capture.source {
         CaptureSource::Replay { files, .. } => files.clone(),
-        CaptureSource::Interface(_) => Vec::new(),
+        CaptureSource::Interface(_) | CaptureSource::Sensors => Vec::new(),
     }
 }
 
@@ -266,6 +266,14 @@ pub static KEYS: &[Key] = &[
     key!("learning.epochs", Restart, "using", learning.epochs),
     key!("learning.hidden", Restart, "using", learning.hidden),
     key!("learning.seed", Restart, "using", learning.seed),
+    key!("nats.url", Restart, "collecting from", nats.url),
+    key!("nats.sensors", Restart, "merging", nats.sensors),
+    key!("nats.stream", Restart, "using", nats.stream),
+    key!("nats.consumer", Restart, "using", nats.consumer),
+    key!("nats.lateness", Restart, "using", nats.lateness),
+    key!("nats.liveness", Restart, "using", nats.liveness),
+    key!("nats.ack_wait", Restart, "using", nats.ack_wait),
+    key!("nats.max_ack_pending", Restart, "using", nats.max_ack_pending),
 ];
 
 /// One key whose value differs.
@@ -410,7 +418,7 @@ mod tests {
     use super::*;
     use crate::config::{
         AlertSettings, CaptureSettings, CliOverrides, HistorySettings, LearningSettings,
-        LogSettings, MetricsSettings, ModelSettings, WindowSettings,
+        LogSettings, MetricsSettings, ModelSettings, NatsSettings, WindowSettings,
     };
 
     /// Settings from a TOML text, no environment, no flags.
@@ -464,6 +472,13 @@ mod tests {
         epochs = 30
         hidden = 64
         seed = 1
+        [nats]
+        stream = "A"
+        consumer = "a"
+        lateness = "2s"
+        liveness = "10s"
+        ack_wait = "5m"
+        max_ack_pending = 4096
     "#;
 
     /// `A` with every value changed, and a replay instead of an interface.
@@ -512,6 +527,13 @@ mod tests {
         epochs = 20
         hidden = 32
         seed = 2
+        [nats]
+        stream = "B"
+        consumer = "b"
+        lateness = "3s"
+        liveness = "20s"
+        ack_wait = "6m"
+        max_ack_pending = 100
     "#;
 
     #[test]
@@ -577,10 +599,31 @@ mod tests {
                     hidden: _,
                     seed: _,
                 },
+            nats:
+                NatsSettings {
+                    url: _,
+                    sensors: _,
+                    stream: _,
+                    consumer: _,
+                    lateness: _,
+                    liveness: _,
+                    ack_wait: _,
+                    max_ack_pending: _,
+                },
         } = &a;
         let changed: Vec<&str> = diff(&a, &b).iter().map(|c| c.key.name).collect();
-        let all: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        // A and B capture; the collector's url and sensors differ between two collectors.
+        let collector = ["nats.url", "nats.sensors"];
+        let all: Vec<&str> = KEYS
+            .iter()
+            .map(|k| k.name)
+            .filter(|k| !collector.contains(k))
+            .collect();
         assert_eq!(changed, all);
+        let c1 = load("[nats]\nurl = \"nats://a:1\"\nsensors = [\"x\"]\n");
+        let c2 = load("[nats]\nurl = \"nats://b:1\"\nsensors = [\"x\", \"y\"]\n");
+        let changed: Vec<&str> = diff(&c1, &c2).iter().map(|c| c.key.name).collect();
+        assert_eq!(changed, collector);
         assert!(diff(&a, &a).is_empty());
         assert!(diff(&b, &b.clone()).is_empty());
     }
