@@ -161,7 +161,12 @@ pub(super) fn validate(
         MAX_WORKERS,
         "capture workers (1: one capture thread)",
     ) as usize;
-    if workers > 1 && matches!(source, Some(CaptureSource::Replay { .. } | CaptureSource::Sensors)) {
+    if workers > 1
+        && matches!(
+            source,
+            Some(CaptureSource::Replay { .. } | CaptureSource::Sensors)
+        )
+    {
         ck.fail(
             "capture.workers",
             workers.to_string(),
@@ -440,7 +445,10 @@ mod tests {
             bpf_filter: "   ".into(),
             ..Default::default()
         };
-        assert_eq!(validate(raw, &mut ck, &live(), false).unwrap().bpf_filter, None);
+        assert_eq!(
+            validate(raw, &mut ck, &live(), false).unwrap().bpf_filter,
+            None
+        );
         assert!(ck.into_problems().is_empty());
 
         let mut ck = Checker::default();

@@ -78,7 +78,11 @@ fn sensor_name_ok(name: &str) -> bool {
 }
 
 /// Applies `--nats` and `--sensors` and validates `raw`; `None` after a problem.
-pub(super) fn validate(mut raw: RawNats, ck: &mut Checker, cli: &CliOverrides) -> Option<NatsSettings> {
+pub(super) fn validate(
+    mut raw: RawNats,
+    ck: &mut Checker,
+    cli: &CliOverrides,
+) -> Option<NatsSettings> {
     let mark = ck.mark();
     if cli.interface.is_some() || !cli.pcap_files.is_empty() {
         // A source flag chooses the source: the configured collector is not used.
@@ -98,7 +102,11 @@ pub(super) fn validate(mut raw: RawNats, ck: &mut Checker, cli: &CliOverrides) -
                 .map(|i| i.clone().into_string().unwrap_or_default())
                 .collect(),
             _ => {
-                ck.fail("nats.sensors", show_value(v), "not a list of sensor names (expected e.g. [\"tap-a\", \"tap-b\"])");
+                ck.fail(
+                    "nats.sensors",
+                    show_value(v),
+                    "not a list of sensor names (expected e.g. [\"tap-a\", \"tap-b\"])",
+                );
                 Vec::new()
             }
         },
@@ -117,24 +125,51 @@ pub(super) fn validate(mut raw: RawNats, ck: &mut Checker, cli: &CliOverrides) -
     unique.sort();
     unique.dedup();
     if unique.len() != sensors.len() {
-        ck.fail("nats.sensors", quoted(&sensors.join(",")), "a sensor is named twice");
+        ck.fail(
+            "nats.sensors",
+            quoted(&sensors.join(",")),
+            "a sensor is named twice",
+        );
     }
     match (&url, sensors.len()) {
-        (Some(u), 0) => ck.fail("nats.sensors", "(not set)", format!("nats.url = {} collects from sensors: name them (--sensors a,b)", quoted(u))),
-        (None, n) if n > 0 => ck.fail("nats.url", "(not set)", "nats.sensors needs the NATS server of the sensors (--nats nats://host:4222)"),
+        (Some(u), 0) => ck.fail(
+            "nats.sensors",
+            "(not set)",
+            format!(
+                "nats.url = {} collects from sensors: name them (--sensors a,b)",
+                quoted(u)
+            ),
+        ),
+        (None, n) if n > 0 => ck.fail(
+            "nats.url",
+            "(not set)",
+            "nats.sensors needs the NATS server of the sensors (--nats nats://host:4222)",
+        ),
         (_, n) if n > 64 => ck.fail("nats.sensors", n.to_string(), "at most 64 sensors"),
         _ => {}
     }
     if let Some(u) = &url {
         if !(u.starts_with("nats://") || u.starts_with("tls://") || !u.contains("://")) {
-            ck.fail("nats.url", quoted(u), "not a NATS URL (expected e.g. nats://127.0.0.1:4222)");
+            ck.fail(
+                "nats.url",
+                quoted(u),
+                "not a NATS URL (expected e.g. nats://127.0.0.1:4222)",
+            );
         }
     }
     if raw.stream.is_empty() || raw.stream.contains(['.', ' ', '*', '>']) {
-        ck.fail("nats.stream", quoted(&raw.stream), "not a stream name (no '.', spaces, '*' or '>')");
+        ck.fail(
+            "nats.stream",
+            quoted(&raw.stream),
+            "not a stream name (no '.', spaces, '*' or '>')",
+        );
     }
     if !sensor_name_ok(&raw.consumer) {
-        ck.fail("nats.consumer", quoted(&raw.consumer), "not a consumer name (letters, digits, '-' or '_')");
+        ck.fail(
+            "nats.consumer",
+            quoted(&raw.consumer),
+            "not a consumer name (letters, digits, '-' or '_')",
+        );
     }
     let lateness = duration(ck, "nats.lateness", &raw.lateness);
     let liveness = duration(ck, "nats.liveness", &raw.liveness);
@@ -144,7 +179,13 @@ pub(super) fn validate(mut raw: RawNats, ck: &mut Checker, cli: &CliOverrides) -
             ck.fail("nats.ack_wait", quoted(&raw.ack_wait), "not longer than nats.lateness + nats.liveness: windows still waiting would be delivered again");
         }
     }
-    let max_ack_pending = ck.int_range("nats.max_ack_pending", raw.max_ack_pending, 16, 1_000_000, "windows") as u32;
+    let max_ack_pending = ck.int_range(
+        "nats.max_ack_pending",
+        raw.max_ack_pending,
+        16,
+        1_000_000,
+        "windows",
+    ) as u32;
     if !ck.clean_since(mark) {
         return None;
     }
@@ -168,7 +209,12 @@ mod tests {
     /// A collector needs no capture source; its settings from the file and the flags.
     #[test]
     fn a_collector_from_file_and_flags() {
-        let s = load("[nats]\nurl = \"nats://127.0.0.1:4222\"\nsensors = [\"a\", \"b\"]\n", &[], &CliOverrides::default()).unwrap();
+        let s = load(
+            "[nats]\nurl = \"nats://127.0.0.1:4222\"\nsensors = [\"a\", \"b\"]\n",
+            &[],
+            &CliOverrides::default(),
+        )
+        .unwrap();
         assert_eq!(s.capture.source, CaptureSource::Sensors);
         assert_eq!(s.nats.sensors, ["a", "b"]);
         assert_eq!(s.nats.lateness, std::time::Duration::from_secs(2));
@@ -178,8 +224,19 @@ mod tests {
             ..Default::default()
         };
         let s = load("", &[("NETANOM_NATS__SENSORS", "p,q")], &cli).unwrap();
-        assert_eq!((s.nats.url.as_deref(), s.nats.sensors.as_slice()), (Some("nats://h:1"), &["x".to_string()][..]));
-        let s = load("", &[("NETANOM_NATS__URL", "nats://h:2"), ("NETANOM_NATS__SENSORS", "p, q")], &CliOverrides::default()).unwrap();
+        assert_eq!(
+            (s.nats.url.as_deref(), s.nats.sensors.as_slice()),
+            (Some("nats://h:1"), &["x".to_string()][..])
+        );
+        let s = load(
+            "",
+            &[
+                ("NETANOM_NATS__URL", "nats://h:2"),
+                ("NETANOM_NATS__SENSORS", "p, q"),
+            ],
+            &CliOverrides::default(),
+        )
+        .unwrap();
         assert_eq!(s.nats.sensors, ["p", "q"]);
     }
 
@@ -187,19 +244,52 @@ mod tests {
     #[test]
     fn each_invalid_value_is_named() {
         for (toml, want) in [
-            ("[nats]\nurl = \"nats://h:4222\"", "nats.sensors = (not set): nats.url = \"nats://h:4222\" collects from sensors"),
-            ("[nats]\nsensors = [\"a\"]\n[capture]\ninterface = \"eth0\"", "nats.url = (not set): nats.sensors needs the NATS server"),
-            ("[nats]\nurl = \"nats://h:1\"\nsensors = [\"a.b\"]", "nats.sensors = \"a.b\": not a sensor name"),
-            ("[nats]\nurl = \"nats://h:1\"\nsensors = [\"a\", \"a\"]", "nats.sensors = \"a,a\": a sensor is named twice"),
-            ("[nats]\nurl = \"http://h:1\"\nsensors = [\"a\"]", "nats.url = \"http://h:1\": not a NATS URL"),
-            ("[nats]\nurl = \"nats://h:1\"\nsensors = [\"a\"]\nlateness = \"soon\"", "nats.lateness = \"soon\": not a duration"),
-            ("[nats]\nurl = \"nats://h:1\"\nsensors = [\"a\"]\nack_wait = \"5s\"", "nats.ack_wait = \"5s\": not longer than nats.lateness + nats.liveness"),
-            ("[nats]\nurl = \"nats://h:1\"\nsensors = [\"a\"]\nmax_ack_pending = 1", "nats.max_ack_pending = 1: out of range"),
-            ("[nats]\nurl = \"nats://h:1\"\nsensors = [\"a\"]\n[capture]\ninterface = \"eth0\"", "capture.interface = \"eth0\": nats.url is set too"),
-            ("[nats]\nurl = \"nats://h:1\"\nsensors = [\"a\"]\n[capture]\nworkers = 2", "capture.workers = 2: capture workers share a live interface"),
+            (
+                "[nats]\nurl = \"nats://h:4222\"",
+                "nats.sensors = (not set): nats.url = \"nats://h:4222\" collects from sensors",
+            ),
+            (
+                "[nats]\nsensors = [\"a\"]\n[capture]\ninterface = \"eth0\"",
+                "nats.url = (not set): nats.sensors needs the NATS server",
+            ),
+            (
+                "[nats]\nurl = \"nats://h:1\"\nsensors = [\"a.b\"]",
+                "nats.sensors = \"a.b\": not a sensor name",
+            ),
+            (
+                "[nats]\nurl = \"nats://h:1\"\nsensors = [\"a\", \"a\"]",
+                "nats.sensors = \"a,a\": a sensor is named twice",
+            ),
+            (
+                "[nats]\nurl = \"http://h:1\"\nsensors = [\"a\"]",
+                "nats.url = \"http://h:1\": not a NATS URL",
+            ),
+            (
+                "[nats]\nurl = \"nats://h:1\"\nsensors = [\"a\"]\nlateness = \"soon\"",
+                "nats.lateness = \"soon\": not a duration",
+            ),
+            (
+                "[nats]\nurl = \"nats://h:1\"\nsensors = [\"a\"]\nack_wait = \"5s\"",
+                "nats.ack_wait = \"5s\": not longer than nats.lateness + nats.liveness",
+            ),
+            (
+                "[nats]\nurl = \"nats://h:1\"\nsensors = [\"a\"]\nmax_ack_pending = 1",
+                "nats.max_ack_pending = 1: out of range",
+            ),
+            (
+                "[nats]\nurl = \"nats://h:1\"\nsensors = [\"a\"]\n[capture]\ninterface = \"eth0\"",
+                "capture.interface = \"eth0\": nats.url is set too",
+            ),
+            (
+                "[nats]\nurl = \"nats://h:1\"\nsensors = [\"a\"]\n[capture]\nworkers = 2",
+                "capture.workers = 2: capture workers share a live interface",
+            ),
         ] {
             let got = err(toml, &[], &CliOverrides::default());
-            assert!(got.contains(want), "for {toml:?}\n got: {got}\nwant: {want}");
+            assert!(
+                got.contains(want),
+                "for {toml:?}\n got: {got}\nwant: {want}"
+            );
         }
     }
 }

@@ -54,7 +54,8 @@ pub fn run(
         max_gap_windows: first.map_or(100_000, |c| c.max_gap_windows),
         top_k: first.map_or(5, |c| c.top_k),
     };
-    let mut merger: Merger<AckToken> = Merger::new(nats.sensors.len(), &omegas, rules, Instant::now());
+    let mut merger: Merger<AckToken> =
+        Merger::new(nats.sensors.len(), &omegas, rules, Instant::now());
     // Nothing is lost by waiting for the scorer: JetStream holds what is not consumed yet.
     let mut queue = WindowQueue::new(tx, Backpressure::Wait, metrics.clone());
     let mut result = Ok(());
@@ -67,7 +68,13 @@ pub fn run(
                     merger.end(d.sensor, Instant::now());
                     collector.ack(vec![d.token]);
                 } else {
-                    let outcome = match merger.offer(d.sensor, d.payload, d.clock, d.token, Instant::now()) {
+                    let outcome = match merger.offer(
+                        d.sensor,
+                        d.payload,
+                        d.clock,
+                        d.token,
+                        Instant::now(),
+                    ) {
                         Offer::Kept => "merged",
                         // Delivered again while its window waits: the first delivery is kept.
                         Offer::Duplicate(_) => "duplicate",

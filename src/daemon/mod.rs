@@ -294,7 +294,13 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
             let queue_guard = window_tx.clone();
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if packets.is_empty() {
-                    collector::run(&nats, &window_configs, window_tx, capture_metrics, capture_stop)
+                    collector::run(
+                        &nats,
+                        &window_configs,
+                        window_tx,
+                        capture_metrics,
+                        capture_stop,
+                    )
                 } else {
                     capture::run(
                         packets,

@@ -273,7 +273,12 @@ pub static KEYS: &[Key] = &[
     key!("nats.lateness", Restart, "using", nats.lateness),
     key!("nats.liveness", Restart, "using", nats.liveness),
     key!("nats.ack_wait", Restart, "using", nats.ack_wait),
-    key!("nats.max_ack_pending", Restart, "using", nats.max_ack_pending),
+    key!(
+        "nats.max_ack_pending",
+        Restart,
+        "using",
+        nats.max_ack_pending
+    ),
 ];
 
 /// One key whose value differs.

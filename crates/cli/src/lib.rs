@@ -47,7 +47,12 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct SensorArgs {
     /// Capture live from this interface.
-    #[arg(long, value_name = "IF", conflicts_with = "pcaps", required_unless_present = "pcaps")]
+    #[arg(
+        long,
+        value_name = "IF",
+        conflicts_with = "pcaps",
+        required_unless_present = "pcaps"
+    )]
     pub interface: Option<String>,
     /// Replay capture files instead (repeatable, in time order), as fast as they read.
     #[arg(long = "pcap", value_name = "FILE")]

@@ -31,7 +31,12 @@ struct PublishSink {
 }
 
 impl PartialSink for PublishSink {
-    fn partial(&mut self, _scale: usize, _top_k: usize, p: &mut PartialWindow) -> Result<(), SinkError> {
+    fn partial(
+        &mut self,
+        _scale: usize,
+        _top_k: usize,
+        p: &mut PartialWindow,
+    ) -> Result<(), SinkError> {
         let m = Outgoing::Partial {
             omega_us: p.omega().micros(),
             start_ns: p.start_ns(),
@@ -43,7 +48,10 @@ impl PartialSink for PublishSink {
                 if !self.queue.try_send(m)? {
                     self.dropped += 1;
                     if self.dropped.is_power_of_two() {
-                        tracing::error!(dropped = self.dropped, "the NATS publisher is behind: partial windows dropped");
+                        tracing::error!(
+                            dropped = self.dropped,
+                            "the NATS publisher is behind: partial windows dropped"
+                        );
                     }
                 }
             }
@@ -82,7 +90,11 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         })?),
         None => PacketSource::open_files(
             &args.pcaps,
-            if args.realtime { Pace::Recorded } else { Pace::Unpaced },
+            if args.realtime {
+                Pace::Recorded
+            } else {
+                Pace::Unpaced
+            },
         )?,
     };
     let policy = source.backpressure();
@@ -135,13 +147,19 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         "sensor stopped"
     );
     if failed {
-        anyhow::bail!("--nats {}: the NATS server could not be used (see the log)", args.nats);
+        anyhow::bail!(
+            "--nats {}: the NATS server could not be used (see the log)",
+            args.nats
+        );
     }
-    let total = stats.iter().fold(Default::default(), |mut a: netanom_core::window::AggregatorStats, s| {
-        a.windows += s.windows;
-        a.late_packets += s.late_packets;
-        a.time_jumps += s.time_jumps;
-        a
-    });
+    let total = stats.iter().fold(
+        Default::default(),
+        |mut a: netanom_core::window::AggregatorStats, s| {
+            a.windows += s.windows;
+            a.late_packets += s.late_packets;
+            a.time_jumps += s.time_jumps;
+            a
+        },
+    );
     Ok(log_summary(&report, total))
 }

@@ -173,7 +173,10 @@ async fn consume(
     let durable = config.durable_name.clone().unwrap_or_default();
     let mut warned = false;
     while !stop.load(Ordering::Relaxed) {
-        let messages = match stream.get_or_create_consumer(&durable, config.clone()).await {
+        let messages = match stream
+            .get_or_create_consumer(&durable, config.clone())
+            .await
+        {
             Ok(c) => c.messages().await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };

@@ -175,6 +175,9 @@ mod tests {
             assert!(check_sensor_name(bad).is_err(), "{bad:?}");
         }
         assert_eq!(subject("a"), "netanom.partial.a");
-        assert_eq!(message_id("a", 500_000, 1_700_000_000_500_000_000), "a/500000/1700000000500000000");
+        assert_eq!(
+            message_id("a", 500_000, 1_700_000_000_500_000_000),
+            "a/500000/1700000000500000000"
+        );
     }
 }

@@ -119,9 +119,7 @@ impl Publisher {
 
     /// The queue to the publisher.
     pub fn queue(&self) -> PublishQueue {
-        self.queue
-            .clone()
-            .expect("the queue is kept until finish")
+        self.queue.clone().expect("the queue is kept until finish")
     }
 
     /// True once the publisher gave up connecting (a bad URL).
