@@ -581,9 +581,10 @@ fn mean_var(n: u64, sum: u128, sum_sq: u128) -> (f64, f64) {
     }
     let n128 = u128::from(n);
     let mean = sum as f64 / n as f64;
-    // n·Σx² − (Σx)² ≥ 0 by Cauchy–Schwarz; checked so absurd sizes fall back to floats.
+    // n·Σx² − (Σx)² ≥ 0 by Cauchy–Schwarz for sums of real packets (a decoded partial may
+    // claim others: saturated); checked so absurd sizes fall back to floats.
     let var = match (n128.checked_mul(sum_sq), sum.checked_mul(sum)) {
-        (Some(a), Some(b)) => (a - b) as f64 / (n as f64 * n as f64),
+        (Some(a), Some(b)) => a.saturating_sub(b) as f64 / (n as f64 * n as f64),
         _ => (sum_sq as f64 / n as f64 - mean * mean).max(0.0),
     };
     (mean, var)
