@@ -321,6 +321,8 @@ impl From<&Talkers> for TopTalkers {
 pub struct Explanation {
     pub top_features: Vec<FeatureDeviation>,
     pub top_talkers: TopTalkers,
+    /// The window was merged from sensors' or workers' parts without one of them.
+    pub incomplete: bool,
 }
 
 impl Explanation {
@@ -333,6 +335,7 @@ impl Explanation {
                 .map(|d| d.with_contributors(&window.contributors))
                 .collect(),
             top_talkers: TopTalkers::from(&window.talkers),
+            incomplete: window.incomplete,
         }
     }
 }
@@ -446,6 +449,10 @@ pub struct AlertEvent {
     pub top_features: Vec<FeatureDeviation>,
     /// Start: of `window`. End: of the peak window.
     pub top_talkers: TopTalkers,
+    /// Present (true) only when the explained window was merged from the partial windows of
+    /// sensors or capture workers and fired without one of them (docs/deploy.md).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
 }
 
 impl AlertEvent {
@@ -472,6 +479,7 @@ impl AlertEvent {
             incident: inc,
             top_features: ex.top_features.clone(),
             top_talkers: ex.top_talkers.clone(),
+            incomplete: ex.incomplete,
         }
     }
 
