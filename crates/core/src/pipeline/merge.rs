@@ -298,7 +298,7 @@ impl<T> Merger<T> {
                     let s = &self.sources[i];
                     !s.ended
                         && !p.parts.iter().any(|(src, _)| *src == i)
-                        && !s.last_index[scale].is_some_and(|l| l > k)
+                        && s.last_index[scale].is_none_or(|l| l <= k)
                 })
                 .collect();
             let ready = waiting.is_empty()

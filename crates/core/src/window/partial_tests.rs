@@ -594,4 +594,3 @@ fn what_a_window_costs_on_the_wire() {
     assert!(empty.len() < 128, "{}", empty.len());
     assert!(busy.len() < 64 * 1024, "{}", busy.len());
 }
-
