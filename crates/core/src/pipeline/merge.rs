@@ -198,6 +198,8 @@ impl<T> Merger<T> {
             return Offer::Rejected(token, RejectReason::Omega(omega));
         };
         src.last_seen = now;
+        // A source that ended and sends again was restarted: it is waited for again.
+        src.ended = false;
         let max_gap = i64::try_from(self.rules.max_gap_windows).unwrap_or(i64::MAX);
         let s = &mut self.scales[scale];
         if s.fired.is_some_and(|f| index.saturating_add(max_gap) < f) {
@@ -532,6 +534,26 @@ mod tests {
         assert_eq!(out.len(), 5);
         assert_eq!(out[4], (5, 1.0, true));
         assert!(out[..4].iter().all(|w| w.1 == 0.0 && !w.2));
+    }
+
+    #[test]
+    fn a_source_that_ended_and_sends_again_is_waited_for_again() {
+        let t0 = Instant::now();
+        let mut m = Merger::new(2, &[omega()], rules(), t0);
+        let (a, b) = (partials(&[0, 1, 2, 3]), partials(&[0, 1, 2, 3]));
+        m.offer(1, b[0].clone(), PartClock::Replay, 0, t0);
+        m.end(1, t0);
+        m.offer(0, a[0].clone(), PartClock::Replay, 1, t0);
+        m.offer(0, a[1].clone(), PartClock::Replay, 2, t0);
+        assert_eq!(drain(&mut m, t0), [(0, 2.0, false), (1, 1.0, false)]);
+        // Source 1 is back (a restarted sensor): from now on its windows are waited for.
+        m.offer(1, b[2].clone(), PartClock::Replay, 3, t0);
+        m.offer(0, a[2].clone(), PartClock::Replay, 4, t0);
+        assert_eq!(drain(&mut m, t0), [(2, 2.0, false)]);
+        m.offer(0, a[3].clone(), PartClock::Replay, 5, t0);
+        assert!(drain(&mut m, t0).is_empty());
+        m.offer(1, b[3].clone(), PartClock::Replay, 6, t0);
+        assert_eq!(drain(&mut m, t0), [(3, 2.0, false)]);
     }
 
     #[test]
