@@ -209,6 +209,10 @@ impl Metrics {
             "Packets libpcap reported dropped on each capture worker's handle, by kind: kernel (its buffer was full) or interface. Their sums are netanom_pcap_kernel_drops_total and netanom_pcap_interface_drops_total.",
             &["worker", "kind"],
         );
+        // The single capture is worker 0: its drop series exist from the start, at 0.
+        for kind in ["kernel", "interface"] {
+            capture_drops.with_label_values(&["0", kind]);
+        }
         let partials = vec(
             "partials_total",
             "Partial windows received from each source (a capture worker's number or a sensor's name) by result: merged, late (its window had fired: dropped), duplicate (given twice: ignored), rejected (not decodable or of another window length).",
