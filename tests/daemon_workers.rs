@@ -21,7 +21,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use daemon_support::*;
 use netanom::history::HistoryRow;
-use netanom::window::Omega;
 use netns::{in_netns, VethPair};
 
 /// ω of the model (the loopback model of the other daemon tests).
@@ -130,21 +129,9 @@ fn daemon(net: &VethPair, model: &Path, tmp: &Path, name: &str, workers: u16) ->
     )
 }
 
-/// Every recorded row of the history under `dir` at ω = 0.5 s, by window start.
+/// Every recorded row of ω = 0.5 s under `dir`.
 fn rows(dir: &Path) -> Vec<HistoryRow> {
-    let scan = netanom::history::scan(dir).expect("history scan");
-    let omega = Omega::from_micros(500_000).unwrap();
-    let mut rows: Vec<HistoryRow> = scan
-        .get(omega)
-        .map(|o| {
-            o.segments
-                .iter()
-                .flat_map(|s| s.read().expect("segment"))
-                .collect()
-        })
-        .unwrap_or_default();
-    rows.sort_by_key(|r| r.start_ns);
-    rows
+    history_rows(dir, 500_000)
 }
 
 /// Scrapes `addr` inside namespace `ns` until `cond` holds; panics after `timeout`.

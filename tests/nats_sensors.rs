@@ -24,7 +24,6 @@ use std::time::{Duration, Instant};
 use daemon_support::*;
 use nats::NatsServer;
 use netanom::history::HistoryRow;
-use netanom::window::Omega;
 use serde_json::Value;
 
 /// The LAN model (ω = 0.5 s) and a capture with a SYN flood, split in two halves.
@@ -128,21 +127,9 @@ fn pcap_packets(p: &Path) -> usize {
     n
 }
 
-/// Every recorded row of ω = 0.5 s under `dir` (every segment, duplicates kept), by start.
+/// Every recorded row of ω = 0.5 s under `dir`.
 fn rows(dir: &Path) -> Vec<HistoryRow> {
-    let scan = netanom::history::scan(dir).expect("history scan");
-    let omega = Omega::from_micros(500_000).unwrap();
-    let mut rows: Vec<HistoryRow> = scan
-        .get(omega)
-        .map(|o| {
-            o.segments
-                .iter()
-                .flat_map(|s| s.read().expect("segment"))
-                .collect()
-        })
-        .unwrap_or_default();
-    rows.sort_by_key(|r| r.start_ns);
-    rows
+    history_rows(dir, 500_000)
 }
 
 /// One daemon replaying `pcap` to its end: its history rows and alert events.
