@@ -19,7 +19,7 @@ while (($#)); do
         *) targets+=("$1"); shift ;;
     esac
 done
-((${#targets[@]})) || targets=(decode capture_file feature_csv label_csv model_json)
+((${#targets[@]})) || targets=(decode capture_file feature_csv label_csv model_json partial_window)
 
 rustup toolchain list | grep -q '^nightly' || { echo "fuzz: needs the nightly toolchain (rustup toolchain install nightly)" >&2; exit 2; }
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

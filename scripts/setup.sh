@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install what netanom needs to build, test, package and run on a fresh Debian machine,
 # idempotently: Debian packages (libpcap, capture tools for the tests, Prometheus and
-# promtool for tests/prometheus.rs, fever for tests/eve.rs, patchelf, dpkg-dev and logrotate for
-# the package), libtorch 2.13.0
+# promtool for tests/prometheus.rs, fever for tests/eve.rs, nats-server for
+# tests/nats_sensors.rs, tcpreplay and netsniff-ng (trafgen) for the capture-worker test and
+# benchmark, patchelf, dpkg-dev and logrotate for the package), libtorch 2.13.0
 # (from PyPI, into a cache outside the work tree, see scripts/setup-libtorch.sh) and cargo-deb
 # (from crates.io, for scripts/package.sh).
 set -euo pipefail
@@ -10,7 +11,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # command -> Debian package, for the tools the tests and demo use.
 packages=(libpcap-dev pkg-config tcpdump tshark nmap hping3 python3
-    prometheus patchelf logrotate binutils curl dpkg-dev iproute2 fever)
+    prometheus patchelf logrotate binutils curl dpkg-dev iproute2 fever
+    nats-server tcpreplay netsniff-ng)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -33,6 +35,10 @@ if ((${#missing[@]})); then
     if [[ " ${missing[*]} " == *" fever "* && -d /run/systemd/system ]]; then
         $sudo systemctl disable --now fever.service >/dev/null 2>&1 || true
         echo "setup: stopped and disabled the fever service (the tests run their own)" >&2
+    fi
+    if [[ " ${missing[*]} " == *" nats-server "* && -d /run/systemd/system ]]; then
+        $sudo systemctl disable --now nats-server.service >/dev/null 2>&1 || true
+        echo "setup: stopped and disabled the nats-server service (the tests run their own)" >&2
     fi
 fi
 

@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::run(args),
         Command::History(args) => cmd::history::run(args),
         Command::Feedback(args) => cmd::feedback::run(args),
+        Command::Sensor(args) => cli::sensor::run(args),
     };
     result.unwrap_or_else(|e| cli::report_error(&e))
 }

@@ -7,6 +7,8 @@
 mod common;
 #[path = "support/daemon.rs"]
 mod daemon_support;
+#[path = "support/netns.rs"]
+mod netns;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,6 +16,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use daemon_support::*;
+use netns::{in_netns, VethPair};
 use serde_json::Value;
 
 /// One test at a time: they step the clock or depend on steady timing.
@@ -49,19 +52,6 @@ fn require_root() {
     );
 }
 
-/// Runs a command, panicking with its output unless it succeeds.
-fn sh(args: &[&str]) {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Where hping3 is (not always on PATH).
 fn hping3() -> PathBuf {
     ["/usr/sbin/hping3", "/sbin/hping3", "/usr/bin/hping3"]
@@ -69,79 +59,6 @@ fn hping3() -> PathBuf {
         .map(PathBuf::from)
         .find(|p| p.is_file())
         .expect("hping3 (apt-get install hping3)")
-}
-
-// ---------------------------------------------------------------------------------------------
-// Network namespaces
-// ---------------------------------------------------------------------------------------------
-
-/// Two namespaces joined by a veth pair: `a` (10.213.0.1/30 on `if_a`, the daemon's side)
-/// and `b` (10.213.0.2/30, the traffic's side). Deleted on drop.
-struct VethPair {
-    a: String,
-    b: String,
-    if_a: String,
-}
-
-impl VethPair {
-    fn new() -> VethPair {
-        let id = std::process::id() % 100_000;
-        let (a, b) = (format!("natest-a{id}"), format!("natest-b{id}"));
-        let (if_a, if_b) = (format!("nta{id}"), format!("ntb{id}"));
-        let pair = VethPair {
-            a: a.clone(),
-            b: b.clone(),
-            if_a: if_a.clone(),
-        };
-        sh(&["ip", "netns", "add", &a]);
-        sh(&["ip", "netns", "add", &b]);
-        sh(&[
-            "ip", "link", "add", &if_a, "netns", &a, "type", "veth", "peer", "name", &if_b,
-            "netns", &b,
-        ]);
-        for (ns, dev, addr) in [(&a, &if_a, "10.213.0.1/30"), (&b, &if_b, "10.213.0.2/30")] {
-            sh(&["ip", "-n", ns, "addr", "add", addr, "dev", dev]);
-            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
-            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
-        }
-        pair
-    }
-
-    /// Takes the daemon's interface down or up.
-    fn set_a(&self, up: bool) {
-        sh(&[
-            "ip",
-            "-n",
-            &self.a,
-            "link",
-            "set",
-            &self.if_a,
-            if up { "up" } else { "down" },
-        ]);
-    }
-}
-
-impl Drop for VethPair {
-    fn drop(&mut self) {
-        for ns in [&self.a, &self.b] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
-}
-
-/// Runs `f` on a thread that has entered network namespace `ns` (to reach a daemon's
-/// 127.0.0.1 inside it).
-fn in_netns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = format!("/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-        // SAFETY: a valid namespace fd; setns affects only this thread.
-        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
-    })
-    .join()
-    .expect("netns thread")
 }
 
 /// Scrapes `/metrics` inside namespace `ns`.
@@ -173,7 +90,7 @@ fn an_interface_taken_down_and_up_is_reopened_in_the_same_process() {
     require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let model = model();
-    let net = VethPair::new();
+    let net = VethPair::new("f");
     let tmp = tempfile::tempdir().unwrap();
     let log = tmp.path().join("alerts.jsonl");
     let mut cmd = Command::new("ip");

@@ -466,7 +466,13 @@ fn the_metrics_doc_lists_exactly_the_exported_families() {
         documented.insert(name, kind);
     }
     let families = &exported().families;
-    let doc_names: BTreeSet<&String> = documented.keys().collect();
+    // Labelled by source (a worker's number, a sensor's name): no series, so no family, until
+    // capture workers or a collector merge partial windows, which this replay does not.
+    let merge_only = ["netanom_partials_total"];
+    let doc_names: BTreeSet<&String> = documented
+        .keys()
+        .filter(|k| !merge_only.contains(&k.as_str()))
+        .collect();
     let exported_names: BTreeSet<&String> = families.keys().collect();
     assert_eq!(
         doc_names, exported_names,

@@ -22,6 +22,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             omega: args.window,
             learn_for: args.learn_for,
             state_dir: args.state_dir,
+            workers: args.workers,
+            nats_url: args.nats,
+            sensors: args.sensors,
         },
     };
     // Logging follows the settings' [log] section, so read them first.

@@ -25,6 +25,8 @@ pub enum CaptureSource {
         /// Pace the replay at the recorded speed.
         realtime: bool,
     },
+    /// No capture here: windows come from sensors on other taps (`[nats]`, the collector).
+    Sensors,
 }
 
 /// `[capture]`.
@@ -42,7 +44,13 @@ pub struct CaptureSettings {
     pub promiscuous: bool,
     /// libpcap packet-buffer timeout, ms (how long the kernel may hold packets before waking us).
     pub timeout_ms: u32,
+    /// Capture workers: libpcap handles on the interface in one PACKET_FANOUT group, each
+    /// with its own aggregators, merged per window (1: one capture thread, as before).
+    pub workers: usize,
 }
+
+/// Most capture workers (`capture.workers`).
+pub const MAX_WORKERS: i64 = 64;
 
 /// `[capture]` as written, with the defaults.
 #[derive(Debug, Deserialize)]
@@ -64,6 +72,8 @@ pub(super) struct RawCapture {
     promiscuous: bool,
     /// `capture.timeout_ms`.
     timeout_ms: i64,
+    /// `capture.workers`.
+    workers: i64,
 }
 
 impl Default for RawCapture {
@@ -78,6 +88,7 @@ impl Default for RawCapture {
             buffer_size_mb: 64,
             promiscuous: true,
             timeout_ms: 100,
+            workers: 1,
         }
     }
 }
@@ -87,6 +98,7 @@ pub(super) fn validate(
     mut raw: RawCapture,
     ck: &mut Checker,
     cli: &CliOverrides,
+    collecting: bool,
 ) -> Option<CaptureSettings> {
     let mark = ck.mark();
     if cli.interface.is_some() && !cli.pcap_files.is_empty() {
@@ -109,8 +121,16 @@ pub(super) fn validate(
     if let Some(r) = cli.realtime {
         raw.realtime = r;
     }
+    if let Some(w) = cli.workers {
+        raw.workers = i64::from(w);
+        ck.set_by_flag("capture.workers", "--workers");
+    }
 
-    let source = source(&raw, ck, &cli.pcap_files);
+    let source = if collecting {
+        collector_source(&raw, ck)
+    } else {
+        source(&raw, ck, &cli.pcap_files)
+    };
     let bpf_filter = Some(raw.bpf_filter.trim().to_string()).filter(|f| !f.is_empty());
     if let Some(f) = &bpf_filter {
         if let Some(why) = bpf_problem(f) {
@@ -134,6 +154,26 @@ pub(super) fn validate(
         "ms; 0 would wait forever",
     ) as u32;
 
+    let workers = ck.int_range(
+        "capture.workers",
+        raw.workers,
+        1,
+        MAX_WORKERS,
+        "capture workers (1: one capture thread)",
+    ) as usize;
+    if workers > 1
+        && matches!(
+            source,
+            Some(CaptureSource::Replay { .. } | CaptureSource::Sensors)
+        )
+    {
+        ck.fail(
+            "capture.workers",
+            workers.to_string(),
+            "capture workers share a live interface (PACKET_FANOUT); a replay is read by one thread and a collector captures nothing (set 1, or capture from capture.interface)",
+        );
+    }
+
     if !ck.clean_since(mark) {
         return None;
     }
@@ -144,6 +184,7 @@ pub(super) fn validate(
         buffer_size_mb,
         promiscuous: raw.promiscuous,
         timeout_ms,
+        workers,
     })
 }
 
@@ -205,6 +246,28 @@ fn source(raw: &RawCapture, ck: &mut Checker, cli_files: &[PathBuf]) -> Option<C
             None
         }
     }
+}
+
+/// The collector's source: windows from sensors; an interface or files set too is an error.
+fn collector_source(raw: &RawCapture, ck: &mut Checker) -> Option<CaptureSource> {
+    let interface = raw.interface.clone().filter(|i| !i.is_empty());
+    if let Some(i) = interface {
+        ck.fail(
+            "capture.interface",
+            quoted(&i),
+            "nats.url is set too: capture here or collect the windows of sensors, not both",
+        );
+        return None;
+    }
+    if let Some(v) = &raw.pcap_files {
+        ck.fail(
+            "capture.pcap_files",
+            show_value(v),
+            "nats.url is set too: replay here or collect the windows of sensors, not both",
+        );
+        return None;
+    }
+    Some(CaptureSource::Sensors)
 }
 
 /// `capture.pcap_files`: a list of paths, or one path (an environment variable holds one).
@@ -321,6 +384,14 @@ mod tests {
                 "capture.pcap_files = […]: not a list of file names",
             ),
             (
+                "[capture]\nworkers = 0",
+                "capture.workers = 0: out of range (expected 1 to 64 capture workers",
+            ),
+            (
+                "[capture]\npcap_files = [\"a.pcap\"]\nworkers = 2",
+                "capture.workers = 2: capture workers share a live interface",
+            ),
+            (
                 "[capture]\ninterface = \"eth 0\"",
                 "capture.interface = \"eth 0\": not an interface name",
             ),
@@ -366,7 +437,7 @@ mod tests {
             bpf_filter: "  not port 22 ".into(),
             ..Default::default()
         };
-        let c = validate(raw, &mut ck, &live()).unwrap();
+        let c = validate(raw, &mut ck, &live(), false).unwrap();
         assert_eq!(c.bpf_filter.as_deref(), Some("not port 22"));
         assert_eq!(c.source, CaptureSource::Interface("eth0".into()));
 
@@ -374,7 +445,10 @@ mod tests {
             bpf_filter: "   ".into(),
             ..Default::default()
         };
-        assert_eq!(validate(raw, &mut ck, &live()).unwrap().bpf_filter, None);
+        assert_eq!(
+            validate(raw, &mut ck, &live(), false).unwrap().bpf_filter,
+            None
+        );
         assert!(ck.into_problems().is_empty());
 
         let mut ck = Checker::default();
@@ -382,7 +456,7 @@ mod tests {
             pcap_files: vec!["".into(), "".into()],
             ..Default::default()
         };
-        assert_eq!(validate(RawCapture::default(), &mut ck, &cli), None);
+        assert_eq!(validate(RawCapture::default(), &mut ck, &cli, false), None);
         let problems = ck.into_problems();
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(

@@ -74,7 +74,7 @@ impl Default for RawLearning {
 }
 
 /// A duration such as `90s`, `30m`, `12h`, `7d` (humantime's syntax), at least one second.
-fn duration(ck: &mut Checker, key: &str, text: &str) -> Option<Duration> {
+pub(super) fn duration(ck: &mut Checker, key: &str, text: &str) -> Option<Duration> {
     match humantime::parse_duration(text.trim()) {
         Ok(d) if d >= Duration::from_secs(1) => Some(d),
         Ok(_) => {

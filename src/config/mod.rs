@@ -37,16 +37,18 @@ mod learning;
 mod log;
 mod metrics;
 mod model;
+mod nats;
 mod window;
 
 pub use alerts::{AlertSettings, DEFAULT_ALERT_LOG};
-pub use capture::{CaptureSettings, CaptureSource, DEFAULT_SNAPLEN};
+pub use capture::{CaptureSettings, CaptureSource, DEFAULT_SNAPLEN, MAX_WORKERS};
 pub use feedback::{feedback_file, FeedbackSettings, DEFAULT_FEEDBACK_DIR, FEEDBACK_FILE};
 pub use history::HistorySettings;
 pub use learning::LearningSettings;
 pub use log::{LogFormat, LogLevel, LogSettings};
 pub use metrics::{MetricsSettings, DEFAULT_METRICS_LISTEN};
 pub use model::{ModelSettings, DEFAULT_MODEL_DIR};
+pub use nats::NatsSettings;
 pub use window::WindowSettings;
 
 /// Where the packaged unit and the docs put the settings file.
@@ -77,6 +79,8 @@ pub struct Settings {
     pub learning: LearningSettings,
     /// `[feedback]`: the operators' feedback rules.
     pub feedback: FeedbackSettings,
+    /// `[nats]`: windows from sensors on other taps (the collector).
+    pub nats: NatsSettings,
 }
 
 /// What the command line can override; `None`/empty leaves the file and environment value.
@@ -107,6 +111,12 @@ pub struct CliOverrides {
     pub learn_for: Option<String>,
     /// `--state-dir` (`feedback.dir`)
     pub state_dir: Option<PathBuf>,
+    /// `--workers` (`capture.workers`)
+    pub workers: Option<u16>,
+    /// `--nats` (`nats.url`)
+    pub nats_url: Option<String>,
+    /// `--sensors` (`nats.sensors`)
+    pub sensors: Vec<String>,
 }
 
 /// One invalid value.
@@ -198,11 +208,14 @@ struct RawSettings {
     learning: learning::RawLearning,
     /// `[feedback]` as written.
     feedback: feedback::RawFeedback,
+    /// `[nats]` as written.
+    nats: nats::RawNats,
 }
 
 /// The section names, for recognising misspelt environment variables.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "capture", "window", "model", "alerts", "metrics", "log", "history", "learning", "feedback",
+    "nats",
 ];
 
 /// How a value was written, for messages: strings quoted, numbers as they are.
@@ -482,7 +495,12 @@ impl Checker {
 /// Applies `cli` and validates every section of `raw`: the settings, or all problems at once.
 fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsError> {
     let mut ck = Checker::default();
-    let capture = capture::validate(raw.capture, &mut ck, cli);
+    // The source flags choose the source; without them, a NATS URL makes this a collector.
+    let collecting = cli.interface.is_none()
+        && cli.pcap_files.is_empty()
+        && (cli.nats_url.is_some() || !raw.nats.url().is_empty());
+    let capture = capture::validate(raw.capture, &mut ck, cli, collecting);
+    let nats = nats::validate(raw.nats, &mut ck, cli);
     let mut window = window::validate(raw.window, &mut ck);
     if let (Some(w), Some(scales)) = (window.as_mut(), cli.omega.clone()) {
         w.omega = Some(scales);
@@ -504,7 +522,7 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
     let feedback = feedback::validate(raw.feedback, &mut ck, cli.state_dir.clone());
     let problems = ck.into_problems();
     match (
-        capture, window, model, alerts, metrics, log, history, learning, feedback,
+        capture, window, model, alerts, metrics, log, history, learning, feedback, nats,
     ) {
         (
             Some(capture),
@@ -516,6 +534,7 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
             Some(history),
             Some(learning),
             Some(feedback),
+            Some(nats),
         ) if problems.is_empty() => Ok(Settings {
             capture,
             window,
@@ -526,6 +545,7 @@ fn validate(raw: RawSettings, cli: &CliOverrides) -> Result<Settings, SettingsEr
             history,
             learning,
             feedback,
+            nats,
         }),
         _ => Err(SettingsError::Invalid(problems)),
     }
@@ -659,6 +679,7 @@ mod tests {
         assert_eq!(s.capture.buffer_size_mb, 64);
         assert!(s.capture.promiscuous);
         assert_eq!(s.capture.timeout_ms, 100);
+        assert_eq!(s.capture.workers, 1);
         assert_eq!(s.window.omega, None);
         assert_eq!(
             s.window.max_gap_windows,

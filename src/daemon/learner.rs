@@ -368,6 +368,7 @@ pub fn alert_rate(scales: Vec<Scale>, rows: &[Vec<HistoryRow>]) -> AlertRate {
                 distinct_estimated: r.distinct_estimated,
                 late_packets: 0,
                 after_time_jump: false,
+                incomplete: false,
             };
             if let Ok(judged) = scale.push(w) {
                 if judged.score.is_some() {

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod capture;
+pub mod collector;
 pub mod learner;
 pub mod reload;
 pub mod scorer;
@@ -21,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
-use crate::capture::{LiveCapture, LiveOptions};
+use crate::capture::{Fanout, LiveCapture, LiveOptions};
 use crate::config::{CaptureSource, CliOverrides, Settings};
 use crate::detect::incident::{EndReason, IncidentConfig};
 use crate::history::HistoryWriter;
@@ -85,26 +86,51 @@ fn fresh_detector(settings: &Settings, set: ModelSet) -> anyhow::Result<Detector
     .context("model.threshold")
 }
 
-/// Opens the packet source named by the settings (errors carry hints).
-fn open_source(settings: &Settings) -> anyhow::Result<PacketSource> {
+/// Opens the packet sources named by the settings (errors carry hints): the files, the
+/// interface, or one handle per capture worker, joined in one new PACKET_FANOUT group.
+fn open_sources(settings: &Settings) -> anyhow::Result<Vec<PacketSource>> {
     let c = &settings.capture;
     Ok(match &c.source {
-        CaptureSource::Interface(name) => PacketSource::live(LiveCapture::open(&LiveOptions {
-            interface: name.clone(),
-            bpf_filter: c.bpf_filter.clone().unwrap_or_default(),
-            snaplen: c.snaplen,
-            buffer_size_mb: c.buffer_size_mb,
-            promiscuous: c.promiscuous,
-            timeout_ms: c.timeout_ms,
-        })?),
-        CaptureSource::Replay { files, realtime } => PacketSource::open_files(
+        CaptureSource::Interface(name) => {
+            let mut options = LiveOptions {
+                interface: name.clone(),
+                bpf_filter: c.bpf_filter.clone().unwrap_or_default(),
+                snaplen: c.snaplen,
+                buffer_size_mb: c.buffer_size_mb,
+                promiscuous: c.promiscuous,
+                timeout_ms: c.timeout_ms,
+                fanout: if c.workers > 1 {
+                    Fanout::NewGroup
+                } else {
+                    Fanout::None
+                },
+            };
+            let mut sources = Vec::with_capacity(c.workers);
+            for _ in 0..c.workers {
+                let capture = LiveCapture::open(&options)?;
+                // The first handle made the group; the others join it.
+                options.fanout = capture.options().fanout;
+                sources.push(PacketSource::live(capture));
+            }
+            if let Fanout::Join(group) = options.fanout {
+                tracing::info!(
+                    workers = c.workers,
+                    fanout_group = group,
+                    "capture workers in one PACKET_FANOUT group (flow hash)"
+                );
+            }
+            sources
+        }
+        // The collector captures nothing: its windows come from sensors.
+        CaptureSource::Sensors => Vec::new(),
+        CaptureSource::Replay { files, realtime } => vec![PacketSource::open_files(
             files,
             if *realtime {
                 Pace::Recorded
             } else {
                 Pace::Unpaced
             },
-        )?,
+        )?],
     })
 }
 
@@ -143,7 +169,7 @@ fn learn_plan(
     settings: &Settings,
     scales: &Scales,
     learning_mode: bool,
-    packets: &PacketSource,
+    replaying: bool,
     metrics: &Arc<Metrics>,
     control: &crossbeam_channel::Sender<Control>,
 ) -> anyhow::Result<Option<LearnPlan>> {
@@ -176,7 +202,7 @@ fn learn_plan(
             None
         },
         in_flight: false,
-        wait: matches!(packets, PacketSource::Files(_)),
+        wait: replaying,
     }))
 }
 
@@ -219,7 +245,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
     let log = AlertLog::open(&settings.alerts.path, settings.alerts.fsync)?;
     let eve_iface = match &settings.capture.source {
         CaptureSource::Interface(name) => Some(name.clone()),
-        CaptureSource::Replay { .. } => None,
+        CaptureSource::Replay { .. } | CaptureSource::Sensors => None,
     };
     let eve = match &settings.alerts.eve_path {
         Some(path) => {
@@ -229,7 +255,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let packets = open_source(&settings)?;
+    let packets = open_sources(&settings)?;
 
     let server = if settings.metrics.enabled {
         let server = MetricsServer::bind(settings.metrics.listen)?;
@@ -261,7 +287,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         &settings,
         &scales,
         learning_mode,
-        &packets,
+        matches!(packets.first(), Some(PacketSource::Files(_))),
         &metrics,
         &control_tx,
     )?;
@@ -278,7 +304,16 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         .name("netanom-scorer".into())
         .spawn(move || scorer.run(window_rx, control_rx))
         .context("starting the scorer thread")?;
-    let source_text = packets.describe();
+    let source_text = match packets.len() {
+        0 => format!(
+            "merging the windows of sensors {} from {}",
+            settings.nats.sensors.join(","),
+            settings.nats.url.as_deref().unwrap_or_default()
+        ),
+        1 => packets[0].describe(),
+        n => format!("{} with {n} capture workers", packets[0].describe()),
+    };
+    let nats = settings.nats.clone();
     let (capture_metrics, capture_stop) = (metrics.clone(), stop.clone());
     let capture_control = control_tx.clone();
     let capture_thread = std::thread::Builder::new()
@@ -287,13 +322,23 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
             // Kept until the reason is sent, so the scorer sees the reason before the end.
             let queue_guard = window_tx.clone();
             let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                capture::run(
-                    packets,
-                    &window_configs,
-                    window_tx,
-                    capture_metrics,
-                    capture_stop,
-                )
+                if packets.is_empty() {
+                    collector::run(
+                        &nats,
+                        &window_configs,
+                        window_tx,
+                        capture_metrics,
+                        capture_stop,
+                    )
+                } else {
+                    capture::run(
+                        packets,
+                        &window_configs,
+                        window_tx,
+                        capture_metrics,
+                        capture_stop,
+                    )
+                }
             }));
             let result = run.unwrap_or_else(|payload| {
                 Err(anyhow::anyhow!(

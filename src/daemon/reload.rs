@@ -149,7 +149,7 @@ macro_rules! key {
 fn interface(s: &Settings) -> Option<String> {
     match &s.capture.source {
         CaptureSource::Interface(name) => Some(name.clone()),
-        CaptureSource::Replay { .. } => None,
+        CaptureSource::Replay { .. } | CaptureSource::Sensors => None,
     }
 }
 
@@ -157,7 +157,7 @@ fn interface(s: &Settings) -> Option<String> {
 fn pcap_files(s: &Settings) -> Vec<PathBuf> {
     match &s.capture.source {
         CaptureSource::Replay { files, .. } => files.clone(),
-        CaptureSource::Interface(_) => Vec::new(),
+        CaptureSource::Interface(_) | CaptureSource::Sensors => Vec::new(),
     }
 }
 
@@ -213,6 +213,7 @@ pub static KEYS: &[Key] = &[
     ),
     key!("capture.promiscuous", Restart, "using", capture.promiscuous),
     key!("capture.timeout_ms", Restart, "using", capture.timeout_ms),
+    key!("capture.workers", Restart, "using", capture.workers),
     key!("window.omega", Restart, "using", window.omega),
     key!(
         "window.max_gap_windows",
@@ -296,6 +297,19 @@ pub static KEYS: &[Key] = &[
     key!("learning.hidden", Restart, "using", learning.hidden),
     key!("learning.seed", Restart, "using", learning.seed),
     key!("feedback.dir", Restart, "reading rules from", feedback.dir),
+    key!("nats.url", Restart, "collecting from", nats.url),
+    key!("nats.sensors", Restart, "merging", nats.sensors),
+    key!("nats.stream", Restart, "using", nats.stream),
+    key!("nats.consumer", Restart, "using", nats.consumer),
+    key!("nats.lateness", Restart, "using", nats.lateness),
+    key!("nats.liveness", Restart, "using", nats.liveness),
+    key!("nats.ack_wait", Restart, "using", nats.ack_wait),
+    key!(
+        "nats.max_ack_pending",
+        Restart,
+        "using",
+        nats.max_ack_pending
+    ),
 ];
 
 /// One key whose value differs.
@@ -462,7 +476,8 @@ mod tests {
     use super::*;
     use crate::config::{
         AlertSettings, CaptureSettings, CliOverrides, FeedbackSettings, HistorySettings,
-        LearningSettings, LogSettings, MetricsSettings, ModelSettings, WindowSettings,
+        LearningSettings, LogSettings, MetricsSettings, ModelSettings, NatsSettings,
+        WindowSettings,
     };
 
     /// Settings from a TOML text, no environment, no flags.
@@ -480,6 +495,7 @@ mod tests {
         buffer_size_mb = 64
         promiscuous = true
         timeout_ms = 100
+        workers = 2
         [window]
         omega = 0.5
         max_gap_windows = 100
@@ -521,6 +537,13 @@ mod tests {
         seed = 1
         [feedback]
         dir = "/s/a"
+        [nats]
+        stream = "A"
+        consumer = "a"
+        lateness = "2s"
+        liveness = "10s"
+        ack_wait = "5m"
+        max_ack_pending = 4096
     "#;
 
     /// `A` with every value changed, and a replay instead of an interface.
@@ -533,6 +556,7 @@ mod tests {
         buffer_size_mb = 32
         promiscuous = false
         timeout_ms = 50
+        workers = 1
         [window]
         omega = 1
         max_gap_windows = 200
@@ -574,6 +598,13 @@ mod tests {
         seed = 2
         [feedback]
         dir = "/s/b"
+        [nats]
+        stream = "B"
+        consumer = "b"
+        lateness = "3s"
+        liveness = "20s"
+        ack_wait = "6m"
+        max_ack_pending = 100
     "#;
 
     #[test]
@@ -589,6 +620,7 @@ mod tests {
                     buffer_size_mb: _,
                     promiscuous: _,
                     timeout_ms: _,
+                    workers: _,
                 },
             window:
                 WindowSettings {
@@ -643,10 +675,31 @@ mod tests {
                     seed: _,
                 },
             feedback: FeedbackSettings { dir: _ },
+            nats:
+                NatsSettings {
+                    url: _,
+                    sensors: _,
+                    stream: _,
+                    consumer: _,
+                    lateness: _,
+                    liveness: _,
+                    ack_wait: _,
+                    max_ack_pending: _,
+                },
         } = &a;
         let changed: Vec<&str> = diff(&a, &b).iter().map(|c| c.key.name).collect();
-        let all: Vec<&str> = KEYS.iter().map(|k| k.name).collect();
+        // A and B capture; the collector's url and sensors differ between two collectors.
+        let collector = ["nats.url", "nats.sensors"];
+        let all: Vec<&str> = KEYS
+            .iter()
+            .map(|k| k.name)
+            .filter(|k| !collector.contains(k))
+            .collect();
         assert_eq!(changed, all);
+        let c1 = load("[nats]\nurl = \"nats://a:1\"\nsensors = [\"x\"]\n");
+        let c2 = load("[nats]\nurl = \"nats://b:1\"\nsensors = [\"x\", \"y\"]\n");
+        let changed: Vec<&str> = diff(&c1, &c2).iter().map(|c| c.key.name).collect();
+        assert_eq!(changed, collector);
         assert!(diff(&a, &a).is_empty());
         assert!(diff(&b, &b.clone()).is_empty());
     }

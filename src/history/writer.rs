@@ -783,6 +783,7 @@ mod tests {
             distinct_estimated: true,
             late_packets: 0,
             after_time_jump: false,
+            incomplete: false,
         };
         let (half, five) = (
             Omega::from_micros(500_000).unwrap(),

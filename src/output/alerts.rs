@@ -357,6 +357,8 @@ pub struct Explanation {
     pub top_talkers: TopTalkers,
     /// The hosts that explain the window's deviation, in ranking order ([`window_culprits`]).
     pub culprits: Vec<Culprit>,
+    /// The window was merged from sensors' or workers' parts without one of them.
+    pub incomplete: bool,
 }
 
 /// Features the culprit weights are computed over: the window's most deviating ones
@@ -377,6 +379,7 @@ impl Explanation {
                 .collect(),
             top_talkers: TopTalkers::from(&window.talkers),
             culprits,
+            incomplete: window.incomplete,
         }
     }
 
@@ -700,6 +703,10 @@ pub struct AlertEvent {
     /// it is logged but does not fire (docs/alerts.md, "Suppressed incidents").
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub suppressed_by: Vec<String>,
+    /// Present (true) only when the explained window was merged from the partial windows of
+    /// sensors or capture workers and fired without one of them (docs/deploy.md).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub incomplete: bool,
 }
 
 impl AlertEvent {
@@ -728,6 +735,7 @@ impl AlertEvent {
             top_features: ex.top_features.clone(),
             top_talkers: ex.top_talkers.clone(),
             suppressed_by: Vec::new(),
+            incomplete: ex.incomplete,
         }
     }
 
@@ -1220,6 +1228,7 @@ mod tests {
             distinct_estimated: false,
             late_packets: 0,
             after_time_jump: false,
+            incomplete: false,
         }
     }
 

@@ -1733,3 +1733,21 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid(2) has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// Every row the feature history under `dir` recorded for ω = `omega_us` µs: every segment
+/// read, duplicates kept (a window recorded twice shows twice), by window start.
+pub fn history_rows(dir: &Path, omega_us: u64) -> Vec<netanom::history::HistoryRow> {
+    let scan = netanom::history::scan(dir).expect("history scan");
+    let omega = netanom::window::Omega::from_micros(omega_us).expect("a window length");
+    let mut rows: Vec<_> = scan
+        .get(omega)
+        .map(|o| {
+            o.segments
+                .iter()
+                .flat_map(|s| s.read().expect("history segment"))
+                .collect()
+        })
+        .unwrap_or_default();
+    rows.sort_by_key(|r| r.start_ns);
+    rows
+}

@@ -4,6 +4,7 @@
 //! This crate and everything below it are free of libtorch (tests/lean.rs checks it).
 
 pub mod extract;
+pub mod sensor;
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -37,6 +38,9 @@ pub enum Command {
     Run(RunArgs),
     /// Summarise a feature history recorded by `netanom run`: what there is to train on.
     History(HistoryArgs),
+    /// Cut a tap's traffic into partial windows and publish them to NATS JetStream, for a
+    /// collector (`netanom run --nats URL --sensors ...`) that merges several taps.
+    Sensor(SensorArgs),
     /// Operator feedback: suppress incidents, mark them benign (trained on next time), list
     /// and expire rules. The daemon applies new rules without a restart.
     Feedback(FeedbackArgs),
@@ -78,7 +82,7 @@ pub struct FeedbackRuleArgs {
     /// This incident (`incident.id` of the alert log).
     #[arg(long, value_name = "ID")]
     pub incident: Option<String>,
-    /// Incidents naming this host (a top feature's contributor or a top source).
+    /// Incidents naming this host among their culprits.
     #[arg(long, value_name = "IP")]
     pub host: Option<std::net::IpAddr>,
     /// Incidents naming a host in this subnet.
@@ -141,6 +145,49 @@ pub fn parse_feature(text: &str) -> Result<String, String> {
     ))
 }
 
+/// Options of `netanom sensor`.
+#[derive(Debug, Args)]
+pub struct SensorArgs {
+    /// Capture live from this interface.
+    #[arg(
+        long,
+        value_name = "IF",
+        conflicts_with = "pcaps",
+        required_unless_present = "pcaps"
+    )]
+    pub interface: Option<String>,
+    /// Replay capture files instead (repeatable, in time order), as fast as they read.
+    #[arg(long = "pcap", value_name = "FILE")]
+    pub pcaps: Vec<PathBuf>,
+    /// Replay at the recorded pace.
+    #[arg(long, requires = "pcaps")]
+    pub realtime: bool,
+    /// Window length(s) in seconds: those of the collector's model (`0.5` or `0.5,5`).
+    #[arg(long, value_name = "SECONDS[,SECONDS...]")]
+    pub window: Scales,
+    /// NATS server URL, e.g. nats://collector.example:4222.
+    #[arg(long, value_name = "URL")]
+    pub nats: String,
+    /// This sensor's name (letters, digits, '-', '_'): subject netanom.partial.<NAME>.
+    #[arg(long, value_name = "NAME")]
+    pub sensor: String,
+    /// The JetStream stream (created if missing).
+    #[arg(long, value_name = "NAME", default_value = netanom_nats::DEFAULT_STREAM)]
+    pub stream: String,
+    /// BPF filter of the live capture.
+    #[arg(long, value_name = "EXPR")]
+    pub bpf_filter: Option<String>,
+    /// Bytes captured per packet (headers only).
+    #[arg(long, value_name = "BYTES", default_value_t = 160)]
+    pub snaplen: u32,
+    /// Kernel capture buffer, MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub buffer_size_mb: u32,
+    /// Longest run of empty windows for one gap (see `extract`).
+    #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
+    pub max_gap_windows: u64,
+}
+
 /// Options of `netanom history`.
 #[derive(Debug, Args)]
 pub struct HistoryArgs {
@@ -187,6 +234,13 @@ pub struct RunArgs {
     /// with a model, it must match the model's.
     #[arg(long, value_name = "SECONDS[,SECONDS...]")]
     pub window: Option<Scales>,
+    /// Merge the partial windows of these sensors (comma-separated names) from NATS instead
+    /// of capturing (`nats.sensors`; needs --nats).
+    #[arg(long, value_name = "NAME[,NAME...]", value_delimiter = ',', requires = "nats", conflicts_with_all = ["interface", "pcaps"])]
+    pub sensors: Vec<String>,
+    /// NATS server of the sensors (`nats.url`).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["interface", "pcaps"])]
+    pub nats: Option<String>,
     /// Learning mode, when the model directory holds no model yet: record this much history
     /// (90s, 30m, 12h, 7d), then train the first model in the background and start detecting.
     #[arg(long, value_name = "DURATION")]
@@ -195,6 +249,10 @@ pub struct RunArgs {
     /// /var/lib/netanom): feedback.jsonl, written by `netanom feedback`.
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Capture workers (`capture.workers`): N libpcap handles on the interface in one
+    /// PACKET_FANOUT group, merged per window (1: one capture thread).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<u16>,
 }
 
 /// Options of `netanom extract`.

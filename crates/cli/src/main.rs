@@ -7,15 +7,15 @@
 //! crate depends on nothing that links libtorch (tests/lean.rs); the model subcommands `exec`
 //! the sibling (same process id, so systemd's notify and signals work).
 
-// This binary only runs `extract`: the other subcommands' options are parsed (for --help and
-// early errors) but read in netanom-full.
+// This binary runs `extract` and `sensor` (a tap host needs no libtorch): the other
+// subcommands' options are parsed (for --help and early errors) but read in netanom-full.
 
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use netanom_cli::{self as cli, extract, Cli, Command};
+use netanom_cli::{self as cli, extract, sensor, Cli, Command};
 
 /// The sibling binary with the model subcommands.
 const FULL: &str = "netanom-full";
@@ -26,6 +26,10 @@ fn main() -> ExitCode {
         Command::Extract(args) => {
             cli::init_logging("info", false);
             extract::run(args)
+        }
+        Command::Sensor(args) => {
+            cli::init_logging("info", false);
+            sensor::run(args)
         }
         _ => exec_full(),
     };

@@ -137,7 +137,16 @@ pub struct Metrics {
     threshold_rule: IntGaugeVec,
     /// Excesses the adaptive threshold keeps per window length (`netanom_threshold_excesses`).
     threshold_excesses: IntGaugeVec,
-    pcap_drops: Mutex<(WrappingCounter, WrappingCounter)>,
+    /// Per capture worker: libpcap's kernel and interface drop counters.
+    pcap_drops: Mutex<Vec<(WrappingCounter, WrappingCounter)>>,
+    /// Packets read per capture worker (`netanom_capture_packets_total{worker}`).
+    capture_packets: IntCounterVec,
+    /// libpcap drops per capture worker (`netanom_capture_drops_total{worker, kind}`).
+    capture_drops: IntCounterVec,
+    /// Merged windows fired without one of their parts (`netanom_windows_incomplete_total`).
+    pub windows_incomplete_total: IntCounter,
+    /// Partial windows by what became of them (`netanom_partials_total{source, result}`).
+    partials: IntCounterVec,
 }
 
 /// Registers a new integer gauge `name` in `registry`.
@@ -201,6 +210,32 @@ impl Metrics {
         for result in ["learned", "promoted", "rejected", "failed"] {
             retrains.with_label_values(&[result]);
         }
+        let vec = |name: &str, help: &str, labels: &[&str]| {
+            let v = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter vec");
+            registry
+                .register(Box::new(v.clone()))
+                .expect("unique metric");
+            v
+        };
+        let capture_packets = vec(
+            "capture_packets_total",
+            "Packets read by each capture worker ([capture] workers; worker 0 alone by default). Their sum is netanom_packets_total.",
+            &["worker"],
+        );
+        let capture_drops = vec(
+            "capture_drops_total",
+            "Packets libpcap reported dropped on each capture worker's handle, by kind: kernel (its buffer was full) or interface. Their sums are netanom_pcap_kernel_drops_total and netanom_pcap_interface_drops_total.",
+            &["worker", "kind"],
+        );
+        // The single capture is worker 0: its drop series exist from the start, at 0.
+        for kind in ["kernel", "interface"] {
+            capture_drops.with_label_values(&["0", kind]);
+        }
+        let partials = vec(
+            "partials_total",
+            "Partial windows received from each source (a capture worker's number or a sensor's name) by result: merged, late (its window had fired: dropped), duplicate (given twice: ignored), rejected (not decodable or of another window length).",
+            &["source", "result"],
+        );
         let model_info = IntGaugeVec::new(
             Opts::new(
                 "model_info",
@@ -343,7 +378,11 @@ impl Metrics {
             scale_threshold,
             threshold_rule,
             threshold_excesses,
-            pcap_drops: Mutex::new((WrappingCounter::new(), WrappingCounter::new())),
+            pcap_drops: Mutex::new(Vec::new()),
+            capture_packets,
+            capture_drops,
+            windows_incomplete_total: counter(r, "windows_incomplete_total", "Merged windows (capture workers, sensors) that fired without the partial window of one of their parts: it was late beyond the lateness bound, or its sensor was dead."),
+            partials,
             registry,
         }
     }
@@ -421,6 +460,9 @@ impl Metrics {
         self.late_packets_total.inc_by(w.late_packets);
         if w.after_time_jump {
             self.time_jumps_total.inc();
+        }
+        if w.incomplete {
+            self.windows_incomplete_total.inc();
         }
         self.last_window_end_timestamp_seconds
             .set(w.end_ns as f64 / 1e9);
@@ -514,19 +556,55 @@ impl Metrics {
         self.decode_errors_malformed.inc_by(malformed);
     }
 
-    /// Feeds a `pcap_stats` reading (`ps_drop`, `ps_ifdrop`, both u32 and wrapping).
+    /// Feeds a `pcap_stats` reading (`ps_drop`, `ps_ifdrop`, both u32 and wrapping) of the
+    /// only capture handle.
     pub fn record_pcap_stats(&self, ps_drop: u32, ps_ifdrop: u32) {
-        let mut d = self.pcap_drops.lock().unwrap_or_else(|e| e.into_inner());
-        self.pcap_kernel_drops_total.inc_by(d.0.update(ps_drop));
-        self.pcap_interface_drops_total
-            .inc_by(d.1.update(ps_ifdrop));
+        self.record_worker_pcap_stats(0, ps_drop, ps_ifdrop);
     }
 
-    /// The capture handle was reopened: its counters restart from 0.
-    pub fn reset_pcap_stats(&self) {
+    /// Feeds a `pcap_stats` reading of capture worker `worker`'s handle.
+    pub fn record_worker_pcap_stats(&self, worker: usize, ps_drop: u32, ps_ifdrop: u32) {
         let mut d = self.pcap_drops.lock().unwrap_or_else(|e| e.into_inner());
-        d.0.reset();
-        d.1.reset();
+        if d.len() <= worker {
+            d.resize(worker + 1, (WrappingCounter::new(), WrappingCounter::new()));
+        }
+        let (kernel, interface) = (d[worker].0.update(ps_drop), d[worker].1.update(ps_ifdrop));
+        self.pcap_kernel_drops_total.inc_by(kernel);
+        self.pcap_interface_drops_total.inc_by(interface);
+        let w = worker.to_string();
+        self.capture_drops
+            .with_label_values(&[w.as_str(), "kernel"])
+            .inc_by(kernel);
+        self.capture_drops
+            .with_label_values(&[w.as_str(), "interface"])
+            .inc_by(interface);
+    }
+
+    /// The only capture handle was reopened: its counters restart from 0.
+    pub fn reset_pcap_stats(&self) {
+        self.reset_worker_pcap_stats(0);
+    }
+
+    /// Capture worker `worker`'s handle was reopened: its counters restart from 0.
+    pub fn reset_worker_pcap_stats(&self, worker: usize) {
+        let mut d = self.pcap_drops.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = d.get_mut(worker) {
+            c.0.reset();
+            c.1.reset();
+        }
+    }
+
+    /// Packets read by capture worker `worker` (also counted in the totals by `add_packets`).
+    pub fn add_worker_packets(&self, worker: usize, packets: u64) {
+        self.capture_packets
+            .with_label_values(&[worker.to_string().as_str()])
+            .inc_by(packets);
+    }
+
+    /// One partial window from `source` and what became of it (`merged`, `late`,
+    /// `duplicate`, `rejected`).
+    pub fn record_partial(&self, source: &str, result: &str) {
+        self.partials.with_label_values(&[source, result]).inc();
     }
 
     /// The exposition text of every metric.
@@ -601,6 +679,7 @@ mod tests {
             distinct_estimated: false,
             late_packets: 3,
             after_time_jump: true,
+            incomplete: false,
         }
     }
 

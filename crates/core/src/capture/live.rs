@@ -18,6 +18,65 @@ pub struct LiveOptions {
     pub promiscuous: bool,
     /// How long a read waits before returning so the loop can tick the clock.
     pub timeout_ms: u32,
+    /// Whether the handle joins a PACKET_FANOUT group (capture workers).
+    pub fanout: Fanout,
+}
+
+/// Membership of a capture handle in a Linux PACKET_FANOUT group: the kernel spreads the
+/// interface's packets over the group's sockets by flow hash (both directions of a flow to
+/// the same socket; fragments reassembled first, so they hash with their flow). Each
+/// socket outside the group still sees every packet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Fanout {
+    /// An ordinary handle: every packet.
+    #[default]
+    None,
+    /// Create a new group whose id the kernel picks, unused on this host (the first worker).
+    NewGroup,
+    /// Join the group with this id (the other workers, and every worker that reopens).
+    Join(u16),
+}
+
+/// `PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG`, the group's mode (linux/if_packet.h).
+const FANOUT_MODE: u32 = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG;
+
+/// Puts the packet socket `fd` into a fanout group; the group's id.
+fn join_fanout(fd: std::os::fd::RawFd, fanout: Fanout) -> std::io::Result<Option<u16>> {
+    let arg: u32 = match fanout {
+        Fanout::None => return Ok(None),
+        Fanout::NewGroup => (FANOUT_MODE | libc::PACKET_FANOUT_FLAG_UNIQUEID) << 16,
+        Fanout::Join(id) => u32::from(id) | FANOUT_MODE << 16,
+    };
+    let len = std::mem::size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `arg` is a valid u32 for the duration of the call and `len` is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_FANOUT,
+            (&arg as *const u32).cast(),
+            len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut got: u32 = 0;
+    let mut got_len = len;
+    // SAFETY: `got` and `got_len` are valid for writing and `got_len` is the size of `got`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_PACKET,
+            libc::PACKET_FANOUT,
+            (&mut got as *mut u32).cast(),
+            &mut got_len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(Some((got & 0xffff) as u16))
 }
 
 /// Why an interface could not be opened; each message carries a hint.
@@ -189,13 +248,21 @@ impl LiveCapture {
             reason: format!("cannot switch to non-blocking mode: {e}"),
         })?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&capture);
+        let mut options = opts.clone();
+        if let Some(id) = join_fanout(fd, opts.fanout).map_err(|e| LiveError::Open {
+            name: name.clone(),
+            reason: format!("cannot join a PACKET_FANOUT group ({:?}): {e}", opts.fanout),
+        })? {
+            // Reopening after a failure joins the same group.
+            options.fanout = Fanout::Join(id);
+        }
         let dlt = capture.get_datalink().0;
         let link = LinkType::from_dlt(dlt).ok_or(LiveError::LinkType {
             name: name.clone(),
             dlt,
         })?;
         Ok(Self {
-            options: opts.clone(),
+            options,
             name,
             capture,
             link,
@@ -215,7 +282,15 @@ impl LiveCapture {
         &self.name
     }
 
-    /// The options it was opened with.
+    /// The PACKET_FANOUT group this handle is in, if any.
+    pub fn fanout_group(&self) -> Option<u16> {
+        match self.options.fanout {
+            Fanout::Join(id) => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The options it was opened with (a new fanout group as the group it made).
     pub fn options(&self) -> &LiveOptions {
         &self.options
     }

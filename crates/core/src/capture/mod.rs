@@ -3,7 +3,7 @@
 pub mod live;
 pub mod offline;
 
-pub use live::{DropCounters, LiveCapture, LiveError, LiveOptions};
+pub use live::{DropCounters, Fanout, LiveCapture, LiveError, LiveOptions};
 pub use offline::{CaptureError, OfflineCapture, RawPacket};
 
 /// A libpcap timestamp in nanoseconds. With nanosecond precision (which both sources request)

@@ -10,12 +10,16 @@
 //! behind is [`PacketSource::backpressure`]: reading files never drops a window (the reader
 //! waits), a live interface never waits (what must be dropped is counted).
 
+pub mod merge;
 mod pump;
 mod sink;
 mod source;
 
+pub use merge::{MergeRules, MergeStats, Merged, Merger, Offer, PartClock, RejectReason};
 pub use pump::{pump, Observer, PumpError, PumpReport, ReadCounts, PROGRESS_EVERY};
-pub use sink::{MultiWindower, PacketSink, ScaleSink, SinkError, WindowSink, Windower};
+pub use sink::{
+    Finish, MultiWindower, PacketSink, PartialSink, ScaleSink, SinkError, WindowSink, Windower,
+};
 pub use source::{Backpressure, Files, Pace, PacketSource};
 
 use crate::window::AggregatorStats;

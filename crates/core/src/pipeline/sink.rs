@@ -8,7 +8,9 @@
 
 use crate::decode::PacketSummary;
 use crate::timestamp::format_ts;
-use crate::window::{AggregatorStats, Omega, Window, WindowAggregator, WindowConfig};
+use crate::window::{
+    AggregatorStats, Omega, PartialWindow, Window, WindowAggregator, WindowConfig,
+};
 
 /// A sink's reason to stop the pump (an output that cannot be written, a scorer that is gone).
 pub type SinkError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -185,7 +187,55 @@ pub trait ScaleSink {
     }
 }
 
-/// One aggregator per window length in front of one scale sink: several ω from one decode.
+/// Sees the closed windows of several aggregators unfinished, as partial windows to merge with
+/// other parts of the same windows (capture workers, sensors).
+pub trait PartialSink {
+    /// Window `partial` of scale `scale` closed (in time order within a scale); `top_k` is the
+    /// scale's talkers setting. The partial is cleared after the call: take what is needed.
+    fn partial(
+        &mut self,
+        scale: usize,
+        top_k: usize,
+        partial: &mut PartialWindow,
+    ) -> Result<(), SinkError>;
+
+    /// Called for each packet after the windows of every scale that its timestamp closed.
+    #[inline]
+    fn packet(&mut self, _packet: &PacketSummary) {}
+
+    /// The stream ended and the last window of every scale was delivered.
+    fn finish(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// Finishes each closed partial into its window for a [`ScaleSink`].
+pub struct Finish<S>(S);
+
+impl<S: ScaleSink> PartialSink for Finish<S> {
+    #[inline(always)]
+    fn partial(
+        &mut self,
+        scale: usize,
+        top_k: usize,
+        partial: &mut PartialWindow,
+    ) -> Result<(), SinkError> {
+        self.0.window(scale, partial.finish(top_k))
+    }
+
+    #[inline]
+    fn packet(&mut self, packet: &PacketSummary) {
+        self.0.packet(packet);
+    }
+
+    fn finish(&mut self) -> Result<(), SinkError> {
+        self.0.finish()
+    }
+}
+
+/// One aggregator per window length in front of one sink: several ω from one decode. With a
+/// [`ScaleSink`] ([`MultiWindower::new`]) it sees finished windows; with a [`PartialSink`]
+/// ([`MultiWindower::partials`]) it sees them unfinished.
 pub struct MultiWindower<S> {
     aggregators: Vec<WindowAggregator>,
     sink: S,
@@ -193,9 +243,26 @@ pub struct MultiWindower<S> {
     error: Option<SinkError>,
 }
 
-impl<S: ScaleSink> MultiWindower<S> {
+impl<S: ScaleSink> MultiWindower<Finish<S>> {
     /// One aggregator per config (scale `i` is `configs[i]`) feeding `sink`.
     pub fn new(configs: &[WindowConfig], sink: S) -> Self {
+        MultiWindower::partials(configs, Finish(sink))
+    }
+
+    /// The sink.
+    pub fn sink(&self) -> &S {
+        &self.sink.0
+    }
+
+    /// The sink, taken back.
+    pub fn into_sink(self) -> S {
+        self.sink.0
+    }
+}
+
+impl<S: PartialSink> MultiWindower<S> {
+    /// One aggregator per config feeding a partial sink.
+    pub fn partials(configs: &[WindowConfig], sink: S) -> Self {
         Self {
             aggregators: configs.iter().map(|c| WindowAggregator::new(*c)).collect(),
             sink,
@@ -208,21 +275,16 @@ impl<S: ScaleSink> MultiWindower<S> {
         self.aggregators.iter().map(|a| a.stats()).collect()
     }
 
-    /// The sink.
-    pub fn sink(&self) -> &S {
+    /// The partial sink.
+    pub fn partial_sink(&self) -> &S {
         &self.sink
     }
 
-    /// The sink, taken back.
-    pub fn into_sink(self) -> S {
-        self.sink
-    }
-
-    /// Runs `step` on each aggregator, delivering its windows tagged with its scale.
+    /// Runs `step` on each aggregator, delivering its closed windows tagged with its scale.
     #[inline(always)]
     fn each(
         &mut self,
-        mut step: impl FnMut(&mut WindowAggregator, &mut dyn FnMut(Window)),
+        mut step: impl FnMut(&mut WindowAggregator, &mut dyn FnMut(&mut PartialWindow)),
     ) -> Result<(), SinkError> {
         let Self {
             aggregators,
@@ -230,9 +292,10 @@ impl<S: ScaleSink> MultiWindower<S> {
             error,
         } = self;
         for (scale, aggregator) in aggregators.iter_mut().enumerate() {
-            step(aggregator, &mut |w| {
+            let top_k = aggregator.config().top_k;
+            step(aggregator, &mut |p| {
                 if error.is_none() {
-                    if let Err(e) = sink.window(scale, w) {
+                    if let Err(e) = sink.partial(scale, top_k, p) {
                         *error = Some(e);
                     }
                 }
@@ -245,11 +308,11 @@ impl<S: ScaleSink> MultiWindower<S> {
     }
 }
 
-impl<S: ScaleSink> PacketSink for MultiWindower<S> {
+impl<S: PartialSink> PacketSink for MultiWindower<S> {
     #[inline]
     fn packet(&mut self, packet: &PacketSummary) -> Result<(), SinkError> {
         self.each(|a, emit| {
-            a.push(packet, &mut |w| emit(w));
+            a.push_partials(packet, &mut |p| emit(p));
             warn_time_jump(a);
         })?;
         self.sink.packet(packet);
@@ -257,16 +320,16 @@ impl<S: ScaleSink> PacketSink for MultiWindower<S> {
     }
 
     fn advance_to(&mut self, now_ns: i64) -> Result<(), SinkError> {
-        self.each(|a, emit| a.advance_to(now_ns, &mut |w| emit(w)))
+        self.each(|a, emit| a.advance_partials_to(now_ns, &mut |p| emit(p)))
     }
 
     fn finish(&mut self) -> Result<(), SinkError> {
-        self.each(|a, emit| a.finish(&mut |w| emit(w)))?;
+        self.each(|a, emit| a.finish_partials(&mut |p| emit(p)))?;
         self.sink.finish()
     }
 
     fn clock_step(&mut self, now_ns: i64) -> Result<(), SinkError> {
-        self.each(|a, emit| a.clock_step(now_ns, &mut |w| emit(w)))
+        self.each(|a, emit| a.clock_step_partials(now_ns, &mut |p| emit(p)))
     }
 }
 

@@ -18,7 +18,8 @@
 use std::net::IpAddr;
 
 use super::features::{Family, Feature, KeyKind, NUM_FAMILIES};
-use super::spacesaving::{SlotValue, SpaceSaving};
+use super::partial::{WireCulprits, WireError};
+use super::spacesaving::{pair_fingerprint, SlotValue, SpaceSaving};
 use crate::decode::{key_to_addr, IpKey, Transport};
 
 pub use super::spacesaving::{fingerprint, SLOTS};
@@ -63,7 +64,7 @@ impl Ends {
     /// reverse pair.
     #[inline(always)]
     fn pair_fp(&self) -> u16 {
-        (self.src_fp.rotate_left(8) ^ self.dst_fp.wrapping_mul(3)) | 1
+        pair_fingerprint(self.src_fp, self.dst_fp)
     }
 }
 
@@ -130,6 +131,17 @@ impl SlotValue for FlowSeen {
 
     fn merge(&mut self, other: &Self) {
         self.differ |= other.differ | (self.first ^ other.first);
+    }
+
+    fn to_words(&self) -> [u64; 2] {
+        [self.first, self.differ]
+    }
+
+    fn from_words(w: [u64; 2]) -> Self {
+        FlowSeen {
+            first: w[0],
+            differ: w[1],
+        }
     }
 }
 
@@ -239,6 +251,28 @@ impl CulpritTally {
             s.reset();
         }
         self.flows.reset();
+    }
+
+    /// Every summary as it travels: the families in family order, then the flows.
+    pub(super) fn to_wire(&self) -> WireCulprits {
+        WireCulprits {
+            families: self.families.iter().map(SpaceSaving::to_wire).collect(),
+            flows: self.flows.to_wire(),
+        }
+    }
+
+    /// Fills the tally from its wire form: one summary per family, each checked.
+    pub(super) fn read_wire(&mut self, wire: &WireCulprits) -> Result<(), WireError> {
+        if wire.families.len() != NUM_FAMILIES {
+            return Err(WireError::Families {
+                found: wire.families.len(),
+                expected: NUM_FAMILIES,
+            });
+        }
+        for (s, w) in self.families.iter_mut().zip(wire.families.iter()) {
+            s.read_wire(w)?;
+        }
+        self.flows.read_wire(&wire.flows)
     }
 }
 
@@ -917,7 +951,7 @@ mod tests {
         let victim = v4([10, 0, 1, 1]);
         let mut agg =
             WindowAggregator::new(WindowConfig::new(Omega::from_micros(1_000_000).unwrap()));
-        let tally_bytes = std::mem::size_of_val(&agg.culprits.families);
+        let tally_bytes = std::mem::size_of_val(&agg.partial.culprits.families);
         assert_eq!(
             tally_bytes,
             NUM_FAMILIES * std::mem::size_of::<SpaceSaving>()
@@ -934,8 +968,11 @@ mod tests {
         }
         // Fixed arrays, no growth: each summary holds at most SLOTS keys whose counts add up
         // to the packets (Space-Saving's invariant once full).
-        assert_eq!(std::mem::size_of_val(&agg.culprits.families), tally_bytes);
-        let syn = &agg.culprits.families[Family::Flag(0).index()];
+        assert_eq!(
+            std::mem::size_of_val(&agg.partial.culprits.families),
+            tally_bytes
+        );
+        let syn = &agg.partial.culprits.families[Family::Flag(0).index()];
         let held = syn.top(usize::MAX);
         assert_eq!(held.len(), SLOTS);
         assert_eq!(held.iter().map(|h| h.1).sum::<u64>(), n);

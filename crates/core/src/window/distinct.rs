@@ -12,9 +12,11 @@ use foldhash::fast::FixedState;
 // consecutive addresses, which foldhash's `fast` variant does not guarantee.
 use foldhash::quality::FixedState as QualityState;
 use hyperloglogplus::{HyperLogLog, HyperLogLogPF};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 
+use super::partial::{MergeError, WireAddrs, WireError, WireSketch};
 use super::talkers::HeavyHitters;
 use crate::decode::IpKey;
 
@@ -30,6 +32,108 @@ const HLL_SEED: u64 = 0x6e65_7461_6e6f_6d32;
 
 /// Addresses a window holds in the small, cache-resident map before the large one is used.
 const FRONT_CAPACITY: usize = 4_096;
+
+/// Registers of the HyperLogLog (2^[`HLL_PRECISION`]).
+pub(super) const HLL_REGISTERS: usize = 1 << HLL_PRECISION;
+
+/// Largest value a register of a precision-16 HyperLogLogPF holds: 1 + the leading zeros of
+/// a 32-bit hash shifted left by 16 with a stop bit (at most 16 zeros).
+const HLL_MAX_REGISTER: u8 = 17;
+
+/// The HyperLogLog's hasher: foldhash's quality variant under [`HLL_SEED`], as a type that
+/// serde can name, so the sketch's registers can be read and rebuilt (see [`hll_registers`]).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub(super) struct HllHasher;
+
+impl BuildHasher for HllHasher {
+    type Hasher = foldhash::quality::FoldHasher<'static>;
+
+    #[inline]
+    fn build_hasher(&self) -> Self::Hasher {
+        QualityState::with_seed(HLL_SEED).build_hasher()
+    }
+}
+
+/// The sketch of distinct addresses past the exact limit.
+type Hll = HyperLogLogPF<IpKey, HllHasher>;
+
+/// A new, empty sketch.
+fn new_hll() -> Hll {
+    HyperLogLogPF::new(HLL_PRECISION, HllHasher)
+        .expect("precision 16 is within HyperLogLogPF's bounds")
+}
+
+/// `hyperloglogplus` merges sketches but shows its registers only through serde: this is the
+/// shape its derive writes (pinned to 0.4.1 in Cargo.toml; `hll_registers_round_trip` checks
+/// it). Registers are 5 bits, six to a `u32`.
+#[derive(Serialize, Deserialize)]
+struct HllImage {
+    builder: HllHasher,
+    count: usize,
+    precision: u8,
+    registers: RegistersImage,
+    phantom: (),
+}
+
+/// `hyperloglogplus`'s `Registers` as its derive writes it.
+#[derive(Serialize, Deserialize)]
+struct RegistersImage {
+    buf: Vec<u32>,
+    count: usize,
+    zeros: usize,
+}
+
+/// Registers per `u32` of the crate's packing.
+const PER_WORD: usize = 6;
+
+/// The sketch's registers, one byte each.
+fn hll_registers(hll: &Hll) -> Result<Vec<u8>, WireError> {
+    let bytes = postcard::to_allocvec(hll).map_err(|_| WireError::Sketch)?;
+    let image: HllImage = postcard::from_bytes(&bytes).map_err(|_| WireError::Sketch)?;
+    if image.count != HLL_REGISTERS || image.registers.count != HLL_REGISTERS {
+        return Err(WireError::Sketch);
+    }
+    let mut out = Vec::with_capacity(HLL_REGISTERS);
+    for word in &image.registers.buf {
+        for i in 0..PER_WORD {
+            if out.len() < HLL_REGISTERS {
+                out.push(((word >> (5 * i)) & 0x1f) as u8);
+            }
+        }
+    }
+    if out.len() != HLL_REGISTERS {
+        return Err(WireError::Sketch);
+    }
+    Ok(out)
+}
+
+/// A sketch with these registers (checked: 65,536 of them, each a value the sketch can hold).
+fn hll_from_registers(registers: &[u8]) -> Result<Hll, WireError> {
+    if registers.len() != HLL_REGISTERS || registers.iter().any(|&r| r > HLL_MAX_REGISTER) {
+        return Err(WireError::Sketch);
+    }
+    let buf = registers
+        .chunks(PER_WORD)
+        .map(|c| {
+            c.iter()
+                .enumerate()
+                .fold(0u32, |w, (i, &r)| w | (u32::from(r) << (5 * i)))
+        })
+        .collect();
+    let image = HllImage {
+        builder: HllHasher,
+        count: HLL_REGISTERS,
+        precision: HLL_PRECISION,
+        registers: RegistersImage {
+            buf,
+            count: HLL_REGISTERS,
+            zeros: registers.iter().filter(|&&r| r == 0).count(),
+        },
+        phantom: (),
+    };
+    let bytes = postcard::to_allocvec(&image).map_err(|_| WireError::Sketch)?;
+    postcard::from_bytes(&bytes).map_err(|_| WireError::Sketch)
+}
 
 /// Per-window packet counts by address: exact while small, sketched beyond.
 ///
@@ -47,8 +151,27 @@ pub struct AddrTally {
 
 /// What a window needs once it holds more than [`EXACT_LIMIT`] distinct addresses.
 struct Overflow {
-    hll: HyperLogLogPF<IpKey, QualityState>,
+    hll: Hll,
     heavy: HeavyHitters,
+    /// Made by merging parts: an address may be exact in one part and sketched in another, so
+    /// its reported count adds its count-min estimate to its exact count (an upper bound, as
+    /// count-min's is). Never set by packets.
+    merged: bool,
+}
+
+impl Overflow {
+    /// A sketch seeded with the exact keys `keys`.
+    fn seeded<'a>(keys: impl Iterator<Item = &'a IpKey>) -> Box<Overflow> {
+        let mut hll = new_hll();
+        for k in keys {
+            hll.insert(k);
+        }
+        Box::new(Overflow {
+            hll,
+            heavy: HeavyHitters::new(),
+            merged: false,
+        })
+    }
 }
 
 impl Default for AddrTally {
@@ -107,17 +230,9 @@ impl AddrTally {
     #[cold]
     fn add_overflow(&mut self, key: IpKey) -> bool {
         let (front, back) = (&self.front, &self.back);
-        let overflow = self.overflow.get_or_insert_with(|| {
-            let mut hll = HyperLogLogPF::new(HLL_PRECISION, QualityState::with_seed(HLL_SEED))
-                .expect("precision 16 is within HyperLogLogPF's bounds");
-            for k in front.keys().chain(back.keys()) {
-                hll.insert(k);
-            }
-            Box::new(Overflow {
-                hll,
-                heavy: HeavyHitters::new(),
-            })
-        });
+        let overflow = self
+            .overflow
+            .get_or_insert_with(|| Overflow::seeded(front.keys().chain(back.keys())));
         overflow.hll.insert(&key);
         // Count-min never undercounts: an estimate of 1 means the first packet of `key`.
         overflow.heavy.add(key) == 1
@@ -141,11 +256,138 @@ impl AddrTally {
     pub fn top(&self, k: usize) -> Vec<(IpKey, u64)> {
         let mut top = top_k(self.exact().map(|(&a, &c)| (a, u64::from(c))), k);
         if let Some(o) = &self.overflow {
-            top.extend(o.heavy.candidates());
+            if o.merged {
+                // Parts may have sketched what another part counted exactly (see `merged`).
+                for (key, count) in &mut top {
+                    *count += o.heavy.estimate(*key);
+                }
+                for (key, estimate) in o.heavy.candidates() {
+                    if !top.iter().any(|t| t.0 == key) {
+                        top.push((key, estimate + u64::from(self.exact_count(key))));
+                    }
+                }
+            } else {
+                top.extend(o.heavy.candidates());
+            }
             top.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             top.truncate(k);
         }
         top
+    }
+
+    /// The exact count of `key` (0 when not held exactly).
+    fn exact_count(&self, key: IpKey) -> u32 {
+        self.front
+            .get(&key)
+            .or_else(|| self.back.get(&key))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Adds another part of the same window: exact counts add while the union of the exact
+    /// keys fits [`EXACT_LIMIT`]; beyond, the first keys stay exact (this part's, then the
+    /// other's) and the rest go to the count-min sketch with their counts, the HyperLogLogs
+    /// merge (registers by max) and take every exact key of both sides, and the count-min
+    /// rows add. The distinct count is then exactly what one tally of both parts' packets
+    /// would estimate: the sketch of the same set of addresses.
+    pub fn merge(&mut self, other: &AddrTally) -> Result<(), MergeError> {
+        if self.overflow.is_none() && other.overflow.is_none() {
+            let new = other
+                .exact()
+                .filter(|(k, _)| self.exact_count(**k) == 0)
+                .count();
+            if self.front.len() + self.back.len() + new <= EXACT_LIMIT {
+                for (&k, &c) in other.exact() {
+                    self.insert_exact(k, c);
+                }
+                return Ok(());
+            }
+        }
+        let (front, back) = (&self.front, &self.back);
+        let mut overflow = self
+            .overflow
+            .take()
+            .unwrap_or_else(|| Overflow::seeded(front.keys().chain(back.keys())));
+        overflow.merged = true;
+        if let Some(o) = &other.overflow {
+            overflow.hll.merge(&o.hll).map_err(|_| MergeError::Sketch)?;
+            overflow.heavy.merge(&o.heavy);
+        }
+        for (&k, &c) in other.exact() {
+            overflow.hll.insert(&k);
+            if self.exact_count(k) > 0 || self.front.len() + self.back.len() < EXACT_LIMIT {
+                self.insert_exact(k, c);
+            } else {
+                overflow.heavy.add_weighted(k, c);
+            }
+        }
+        self.overflow = Some(overflow);
+        Ok(())
+    }
+
+    /// Adds `count` to `key`'s exact count, inserting it (the caller checked the limit).
+    fn insert_exact(&mut self, key: IpKey, count: u32) {
+        if let Some(c) = self.front.get_mut(&key) {
+            *c = c.saturating_add(count);
+        } else if let Some(c) = self.back.get_mut(&key) {
+            *c = c.saturating_add(count);
+        } else if self.front.len() < FRONT_CAPACITY {
+            self.front.insert(key, count);
+        } else {
+            self.back.insert(key, count);
+        }
+    }
+
+    /// The tally as it travels: exact keys sorted, as deltas; the sketch only when estimated.
+    pub(super) fn to_wire(&self) -> Result<WireAddrs, WireError> {
+        let mut exact: Vec<(IpKey, u32)> = self.exact().map(|(&k, &c)| (k, c)).collect();
+        exact.sort_unstable();
+        let mut prev = 0;
+        for e in &mut exact {
+            (e.0, prev) = (e.0 - prev, e.0);
+        }
+        let sketch = match &self.overflow {
+            None => None,
+            Some(o) => Some(WireSketch {
+                registers: hll_registers(&o.hll)?,
+                heavy: o.heavy.to_wire(),
+                merged: o.merged,
+            }),
+        };
+        Ok(WireAddrs { exact, sketch })
+    }
+
+    /// Fills this (reset) tally from its wire form, checking every count and limit.
+    pub(super) fn read_wire(&mut self, wire: WireAddrs) -> Result<(), WireError> {
+        self.reset();
+        if wire.exact.len() > EXACT_LIMIT {
+            return Err(WireError::TooMany("exact addresses"));
+        }
+        let mut key: IpKey = 0;
+        for (i, &(delta, count)) in wire.exact.iter().enumerate() {
+            if i > 0 && delta == 0 {
+                return Err(WireError::NotSorted("exact addresses"));
+            }
+            key = key
+                .checked_add(delta)
+                .ok_or(WireError::NotSorted("exact addresses"))?;
+            if count == 0 {
+                return Err(WireError::ZeroCount("exact addresses"));
+            }
+            self.insert_exact(key, count);
+        }
+        if let Some(s) = wire.sketch {
+            if wire.exact.len() < EXACT_LIMIT && !s.merged {
+                // A tally only sketches once its exact maps are full (merged parts aside).
+                return Err(WireError::Sketch);
+            }
+            self.overflow = Some(Box::new(Overflow {
+                hll: hll_from_registers(&s.registers)?,
+                heavy: HeavyHitters::from_wire(s.heavy)?,
+                merged: s.merged,
+            }));
+        }
+        Ok(())
     }
 
     /// Forgets the window; keeps the maps' allocations.
@@ -206,6 +448,56 @@ impl PortTally {
                 .map(|&p| (p, u64::from(self.counts[usize::from(p)]))),
             k,
         )
+    }
+
+    /// Adds another part of the same window's port counts.
+    pub fn merge(&mut self, other: &PortTally) {
+        for &p in &other.touched {
+            self.add_count(p, other.counts[usize::from(p)]);
+        }
+    }
+
+    /// Adds `count` (> 0) packets to `port`.
+    fn add_count(&mut self, port: u16, count: u32) {
+        let c = &mut self.counts[usize::from(port)];
+        if *c == 0 {
+            self.touched.push(port);
+        }
+        *c = c.saturating_add(count);
+    }
+
+    /// The counts as they travel: sorted by port, ports as deltas.
+    pub(super) fn to_wire(&self) -> Vec<(u16, u32)> {
+        let mut ports: Vec<u16> = self.touched.clone();
+        ports.sort_unstable();
+        let mut prev = 0;
+        ports
+            .into_iter()
+            .map(|p| {
+                let delta = p - prev;
+                prev = p;
+                (delta, self.counts[usize::from(p)])
+            })
+            .collect()
+    }
+
+    /// Fills this (reset) tally from its wire form, checking order and counts.
+    pub(super) fn read_wire(&mut self, wire: &[(u16, u32)]) -> Result<(), WireError> {
+        self.reset();
+        let mut port: u16 = 0;
+        for (i, &(delta, count)) in wire.iter().enumerate() {
+            if i > 0 && delta == 0 {
+                return Err(WireError::NotSorted("ports"));
+            }
+            port = port
+                .checked_add(delta)
+                .ok_or(WireError::NotSorted("ports"))?;
+            if count == 0 {
+                return Err(WireError::ZeroCount("ports"));
+            }
+            self.add_count(port, count);
+        }
+        Ok(())
     }
 
     /// Forgets the window: clears only the counters it touched.

@@ -1,13 +1,16 @@
 //! The window aggregator: packet summaries and clock ticks in, finished windows out.
 //!
-//! One [`WindowAggregator`] owns all per-window state; it is driven by a single thread
-//! (the capture thread live, the reader offline), so the hot path takes no lock and,
-//! once constructed, allocates nothing per packet.
+//! One [`WindowAggregator`] keeps the timeline (the open window, gaps, jumps, clock steps) and
+//! counts the open window into one [`PartialWindow`]; closing a window finishes that partial
+//! into its features, or hands it on unfinished to be merged with other parts of the same
+//! window ([`partial`]). It is driven by a single thread (the capture thread live, the reader
+//! offline), so the hot path takes no lock and, once constructed, allocates nothing per packet.
 
 pub mod culprits;
 pub mod distinct;
 pub mod features;
 pub mod omega;
+pub mod partial;
 pub mod spacesaving;
 pub mod talkers;
 
@@ -19,6 +22,7 @@ use features::{
     Family, Feature, FeatureVector, NUM_FEATURES, REPLY_SHARED_FLAGS, WELL_KNOWN_PORTS,
 };
 pub use omega::{Omega, OmegaError, Scales, ScalesError};
+pub use partial::{MergeError, PartialWindow, WireError};
 pub use talkers::Talkers;
 
 /// Settings of the aggregator.
@@ -65,6 +69,9 @@ pub struct Window {
     pub late_packets: u64,
     /// True when a time jump was collapsed just before this window (the sequence broke).
     pub after_time_jump: bool,
+    /// True when the window was merged from parts (capture workers, sensors) and fired
+    /// without one of them (`pipeline::merge`); always false for one aggregator's windows.
+    pub incomplete: bool,
 }
 
 /// Counters of what the aggregator saw and did, for logs and metrics.
@@ -88,7 +95,7 @@ pub struct TimeJump {
 }
 
 /// Running sums of the open window.
-#[derive(Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Sums {
     frames: u64,
     size_sum: u64,
@@ -117,12 +124,8 @@ pub struct WindowAggregator {
     /// of time be filled with empty windows again and again.
     high: Option<i64>,
     jumped: bool,
-    sums: Sums,
-    src_addrs: AddrTally,
-    dst_addrs: AddrTally,
-    src_ports: PortTally,
-    dst_ports: PortTally,
-    culprits: CulpritTally,
+    /// The open window's counts.
+    partial: PartialWindow,
     stats: AggregatorStats,
     last_jump: Option<TimeJump>,
 }
@@ -136,12 +139,7 @@ impl WindowAggregator {
             open: None,
             high: None,
             jumped: false,
-            sums: Sums::default(),
-            src_addrs: AddrTally::new(),
-            dst_addrs: AddrTally::new(),
-            src_ports: PortTally::new(),
-            dst_ports: PortTally::new(),
-            culprits: CulpritTally::new(),
+            partial: PartialWindow::new(config.omega, 0),
             stats: AggregatorStats::default(),
             last_jump: None,
         }
@@ -178,27 +176,63 @@ impl WindowAggregator {
     #[inline(always)]
     pub fn push(&mut self, packet: &PacketSummary, emit: &mut impl FnMut(Window)) {
         let k = self.index_of(packet.ts_ns);
+        if !matches!(self.open, Some(open) if open == k) {
+            // Another window than the open one (once per window): only then is the finishing
+            // closure built, so the per-packet path is the same as for partials.
+            let top_k = self.config.top_k;
+            self.step_to(k, &mut |p| emit(p.finish(top_k)));
+        }
+        self.stats.packets += 1;
+        self.partial.count(packet);
+    }
+
+    /// As [`Self::push`], handing each closed window unfinished: `emit` may read it, merge it
+    /// elsewhere or swap it for an empty partial of the same ω ([`std::mem::swap`]); it is
+    /// cleared afterwards.
+    #[inline(always)]
+    pub fn push_partials(
+        &mut self,
+        packet: &PacketSummary,
+        emit: &mut impl FnMut(&mut PartialWindow),
+    ) {
+        let k = self.index_of(packet.ts_ns);
+        if !matches!(self.open, Some(open) if open == k) {
+            self.step_to(k, emit);
+        }
+        self.stats.packets += 1;
+        self.partial.count(packet);
+    }
+
+    /// A packet of window `k`, not the open one: opens the first window, closes the windows
+    /// its time closes, collapses a jump, or counts it late in the open window. Not inlined:
+    /// inlining it made LLVM build the caller's closure on every packet (+6 instructions).
+    #[inline(never)]
+    fn step_to(&mut self, k: i64, emit: &mut impl FnMut(&mut PartialWindow)) {
         match self.open {
             Some(open) if k == open => {}
             Some(open) if k < open => {
                 if open - k - 1 > self.max_gap() {
                     self.jump(open, k, emit);
                 } else {
-                    self.sums.late += 1;
+                    self.partial.sums.late += 1;
                     self.stats.late_packets += 1;
                 }
             }
             Some(open) => self.move_to(open, k, emit),
             None => self.start_at(k),
         }
-        self.stats.packets += 1;
-        self.count(packet);
     }
 
     /// Tells the aggregator the time is `now_ns`: closes every window that ended by then.
     /// A clock behind the open window changes nothing (see [`Self::clock_step`] for a clock
     /// that was set back).
     pub fn advance_to(&mut self, now_ns: i64, emit: &mut impl FnMut(Window)) {
+        let top_k = self.config.top_k;
+        self.advance_partials_to(now_ns, &mut |p| emit(p.finish(top_k)));
+    }
+
+    /// As [`Self::advance_to`], handing closed windows unfinished (see [`Self::push_partials`]).
+    pub fn advance_partials_to(&mut self, now_ns: i64, emit: &mut impl FnMut(&mut PartialWindow)) {
         let k = self.index_of(now_ns);
         match self.open {
             Some(open) if k > open => self.move_to(open, k, emit),
@@ -212,6 +246,12 @@ impl WindowAggregator {
     /// new timeline at `now_ns` without empty windows for the step, and flags the next window
     /// so the detector restarts its sequence. Counted as a time jump.
     pub fn clock_step(&mut self, now_ns: i64, emit: &mut impl FnMut(Window)) {
+        let top_k = self.config.top_k;
+        self.clock_step_partials(now_ns, &mut |p| emit(p.finish(top_k)));
+    }
+
+    /// As [`Self::clock_step`], handing closed windows unfinished (see [`Self::push_partials`]).
+    pub fn clock_step_partials(&mut self, now_ns: i64, emit: &mut impl FnMut(&mut PartialWindow)) {
         let k = self.index_of(now_ns);
         match self.open {
             Some(open) if open != k => {
@@ -232,6 +272,12 @@ impl WindowAggregator {
 
     /// Closes the open window (end of a capture).
     pub fn finish(&mut self, emit: &mut impl FnMut(Window)) {
+        let top_k = self.config.top_k;
+        self.finish_partials(&mut |p| emit(p.finish(top_k)));
+    }
+
+    /// As [`Self::finish`], handing the last window unfinished (see [`Self::push_partials`]).
+    pub fn finish_partials(&mut self, emit: &mut impl FnMut(&mut PartialWindow)) {
         if let Some(open) = self.open.take() {
             self.close(open, emit);
         }
@@ -243,7 +289,7 @@ impl WindowAggregator {
 
     /// Closes `open` and the empty windows up to `k`, which becomes the open window. Empty
     /// windows are emitted only for time not covered before (past the high-water mark).
-    fn move_to(&mut self, open: i64, k: i64, emit: &mut impl FnMut(Window)) {
+    fn move_to(&mut self, open: i64, k: i64, emit: &mut impl FnMut(&mut PartialWindow)) {
         if k - open - 1 > self.max_gap() {
             self.jump(open, k, emit);
             return;
@@ -266,7 +312,7 @@ impl WindowAggregator {
 
     /// Collapses a jump too long to fill with empty windows.
     #[cold]
-    fn jump(&mut self, open: i64, k: i64, emit: &mut impl FnMut(Window)) {
+    fn jump(&mut self, open: i64, k: i64, emit: &mut impl FnMut(&mut PartialWindow)) {
         self.close(open, emit);
         self.stats.time_jumps += 1;
         self.stats.skipped_windows += (k - open).unsigned_abs().saturating_sub(1);
@@ -279,26 +325,22 @@ impl WindowAggregator {
         self.high = Some(self.high.map_or(k, |h| h.max(k)));
     }
 
-    fn span(&self, k: i64) -> (i64, i64) {
-        let start = k.saturating_mul(self.omega_ns);
-        (start, start.saturating_add(self.omega_ns))
+    /// Emits window `k` with nothing in it (the open partial is empty between windows).
+    fn emit_empty(&mut self, k: i64, emit: &mut impl FnMut(&mut PartialWindow)) {
+        self.close(k, emit);
     }
 
-    fn emit_empty(&mut self, k: i64, emit: &mut impl FnMut(Window)) {
-        let (start_ns, end_ns) = self.span(k);
+    /// Closes window `k`: hands the partial to `emit`, then empties it for the next window.
+    fn close(&mut self, k: i64, emit: &mut impl FnMut(&mut PartialWindow)) {
+        self.partial.index = k;
+        self.partial.after_time_jump = std::mem::take(&mut self.jumped);
         self.stats.windows += 1;
-        emit(Window {
-            start_ns,
-            end_ns,
-            features: [0.0; NUM_FEATURES],
-            talkers: Talkers::default(),
-            contributors: Contributors::default(),
-            distinct_estimated: false,
-            late_packets: 0,
-            after_time_jump: std::mem::take(&mut self.jumped),
-        });
+        emit(&mut self.partial);
+        self.partial.clear();
     }
+}
 
+impl PartialWindow {
     /// Accumulates one packet into the open window.
     #[inline(always)]
     fn count(&mut self, p: &PacketSummary) {
@@ -409,9 +451,11 @@ impl WindowAggregator {
         }
     }
 
-    /// Computes window `k`'s features from the sums, emits it, and resets the state.
-    fn close(&mut self, k: i64, emit: &mut impl FnMut(Window)) {
-        let (start_ns, end_ns) = self.span(k);
+    /// Computes the window's features, talkers and contributors (the one place they are
+    /// computed, for one aggregator's windows and merged ones alike), and empties the partial.
+    pub fn finish(&mut self, top_k: usize) -> Window {
+        let start_ns = self.start_ns();
+        let end_ns = start_ns.saturating_add(self.omega.nanos());
         let s = &self.sums;
         let (size_mean, size_var) = mean_var(s.frames, u128::from(s.size_sum), s.size_sq);
         let (ttl_mean, ttl_var) = mean_var(s.ip, u128::from(s.ttl_sum), u128::from(s.ttl_sq));
@@ -449,7 +493,7 @@ impl WindowAggregator {
             set(Feature::src_port(i), s.src_well_known[i] as f64);
             set(Feature::dst_port(i), s.dst_well_known[i] as f64);
         }
-        let k_top = self.config.top_k;
+        let k_top = top_k;
         let (talkers, contributors) = if s.frames == 0 {
             (Talkers::default(), Contributors::default())
         } else {
@@ -491,16 +535,11 @@ impl WindowAggregator {
             contributors,
             distinct_estimated: estimated,
             late_packets: s.late,
-            after_time_jump: std::mem::take(&mut self.jumped),
+            after_time_jump: self.after_time_jump,
+            incomplete: false,
         };
-        self.sums = Sums::default();
-        self.src_addrs.reset();
-        self.dst_addrs.reset();
-        self.src_ports.reset();
-        self.dst_ports.reset();
-        self.culprits.reset();
-        self.stats.windows += 1;
-        emit(window);
+        self.clear();
+        window
     }
 }
 
@@ -587,9 +626,10 @@ fn mean_var(n: u64, sum: u128, sum_sq: u128) -> (f64, f64) {
     }
     let n128 = u128::from(n);
     let mean = sum as f64 / n as f64;
-    // n·Σx² − (Σx)² ≥ 0 by Cauchy–Schwarz; checked so absurd sizes fall back to floats.
+    // n·Σx² − (Σx)² ≥ 0 by Cauchy–Schwarz for sums of real packets (a decoded partial may
+    // claim others: saturated); checked so absurd sizes fall back to floats.
     let var = match (n128.checked_mul(sum_sq), sum.checked_mul(sum)) {
-        (Some(a), Some(b)) => (a - b) as f64 / (n as f64 * n as f64),
+        (Some(a), Some(b)) => a.saturating_sub(b) as f64 / (n as f64 * n as f64),
         _ => (sum_sq as f64 / n as f64 - mean * mean).max(0.0),
     };
     (mean, var)

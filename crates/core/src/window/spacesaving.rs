@@ -12,6 +12,7 @@
 //! minimum are kept as a bit mask, so a replacement scans nothing except about once every
 //! [`SLOTS`] replacements.
 
+use super::partial::WireError;
 use crate::decode::IpKey;
 
 /// Counters per summary.
@@ -32,14 +33,30 @@ pub fn fingerprint(key: IpKey) -> u16 {
 pub trait SlotKey: Copy + Eq + Ord {
     /// The key of an empty slot (never compared: empty slots have fingerprint 0).
     const EMPTY: Self;
+    /// Its fingerprint, as the per-packet path computes it (a decoded summary rebuilds its
+    /// fingerprints with it, so later updates and merges find the keys).
+    fn fingerprint(self) -> u16;
 }
 
 impl SlotKey for IpKey {
     const EMPTY: Self = 0;
+    fn fingerprint(self) -> u16 {
+        fingerprint(self)
+    }
 }
 
 impl SlotKey for (IpKey, IpKey) {
     const EMPTY: Self = (0, 0);
+    fn fingerprint(self) -> u16 {
+        pair_fingerprint(fingerprint(self.0), fingerprint(self.1))
+    }
+}
+
+/// The fingerprint of a (source, destination) pair from its ends' fingerprints; never 0, and
+/// not that of the reverse pair.
+#[inline(always)]
+pub fn pair_fingerprint(src_fp: u16, dst_fp: u16) -> u16 {
+    (src_fp.rotate_left(8) ^ dst_fp.wrapping_mul(3)) | 1
 }
 
 /// What a slot keeps about its key besides the count (nothing, `()`, for most summaries):
@@ -55,6 +72,10 @@ pub trait SlotValue: Copy {
     fn hit(&mut self, x: Self::Input);
     /// Adds what another summary kept about the same key.
     fn merge(&mut self, other: &Self);
+    /// The value as it travels (partial windows).
+    fn to_words(&self) -> [u64; 2];
+    /// The value from its wire form (any words make some value: nothing to validate).
+    fn from_words(words: [u64; 2]) -> Self;
 }
 
 impl SlotValue for () {
@@ -66,6 +87,10 @@ impl SlotValue for () {
     fn hit(&mut self, _: ()) {}
     #[inline(always)]
     fn merge(&mut self, _: &()) {}
+    fn to_words(&self) -> [u64; 2] {
+        [0, 0]
+    }
+    fn from_words(_: [u64; 2]) {}
 }
 
 /// One Space-Saving summary of [`SLOTS`] counters. Empty slots hold count 0 and take part in
@@ -318,6 +343,62 @@ impl<K: SlotKey, V: SlotValue> SpaceSaving<K, V> {
     }
 }
 
+/// A summary as it travels (partial windows, `window/partial.rs`): the held slots, largest
+/// first, as `(key, count, error, value words)`, and the total weight N.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WireSummary<K> {
+    slots: Vec<(K, u32, u32, [u64; 2])>,
+    total: u64,
+}
+
+impl<K: SlotKey, V: SlotValue> SpaceSaving<K, V> {
+    /// The summary as it travels.
+    pub(crate) fn to_wire(&self) -> WireSummary<K> {
+        let mut slots = Vec::with_capacity(SLOTS);
+        self.each_top(SLOTS, |k, c, e, v| {
+            slots.push((k, c as u32, e as u32, v.to_words()));
+        });
+        WireSummary {
+            slots,
+            total: self.total(),
+        }
+    }
+
+    /// Fills this summary from its wire form: at most [`SLOTS`] distinct keys, each with a
+    /// count above 0 and no more error than count, and a total no smaller than the counts.
+    pub(crate) fn read_wire(&mut self, wire: &WireSummary<K>) -> Result<(), WireError> {
+        let what = "heavy-hitter slots";
+        if wire.slots.len() > SLOTS {
+            return Err(WireError::TooMany(what));
+        }
+        self.reset();
+        let mut held = 0u64;
+        for (i, &(key, count, error, words)) in wire.slots.iter().enumerate() {
+            if count == 0 || error > count {
+                self.reset();
+                return Err(WireError::ZeroCount(what));
+            }
+            if wire.slots[..i].iter().any(|w| w.0 == key) {
+                self.reset();
+                return Err(WireError::NotSorted(what));
+            }
+            self.keys[i] = key;
+            self.fps[i] = key.fingerprint();
+            self.counts[i] = count;
+            self.errors[i] = error;
+            self.values[i] = V::from_words(words);
+            held += u64::from(count);
+        }
+        if wire.total < held {
+            self.reset();
+            return Err(WireError::ZeroCount("heavy-hitter totals"));
+        }
+        self.merged_extra = wire.total - held;
+        self.scan_min();
+        Ok(())
+    }
+}
+
 /// Bits 2i and 2i + 1 set when `v[i] == x` (the byte mask of the lane compare, one
 /// instruction less than narrowing it to one bit per slot).
 #[inline(always)]
@@ -546,6 +627,12 @@ mod tests {
         }
         fn merge(&mut self, other: &Self) {
             self.0 += other.0;
+        }
+        fn to_words(&self) -> [u64; 2] {
+            [u64::from(self.0), 0]
+        }
+        fn from_words(w: [u64; 2]) -> Self {
+            Evens(w[0] as u32)
         }
     }
 
