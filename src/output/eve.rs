@@ -435,6 +435,7 @@ mod tests {
             distinct_estimated: false,
             late_packets: 0,
             after_time_jump: false,
+            incomplete: false,
         }
     }
 

@@ -16,8 +16,7 @@ pub mod talkers;
 
 use crate::decode::{key_to_addr, tcp_flags, IpSummary, PacketSummary, Transport};
 pub use culprits::{Contributor, Contributors, Flow};
-use culprits::{CulpritTally, Ends, CONTRIBUTORS_PER_FAMILY};
-use distinct::{AddrTally, PortTally};
+use culprits::{Ends, CONTRIBUTORS_PER_FAMILY};
 use features::{
     Family, Feature, FeatureVector, NUM_FEATURES, REPLY_SHARED_FLAGS, WELL_KNOWN_PORTS,
 };
