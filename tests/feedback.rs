@@ -514,6 +514,29 @@ fn bad_feedback_is_refused_naming_what_is_wrong() {
             1,
             "unknown feedback rule id deadbeef",
         ),
+        (
+            vec!["suppress", "--host", "10.0.0.5", "--comment", "  "],
+            1,
+            "--comment is empty",
+        ),
+        (
+            vec!["expire", "deadbeef", "--comment", ""],
+            1,
+            "--comment is empty",
+        ),
+        (
+            vec![
+                "suppress",
+                "--host",
+                "10.0.0.5",
+                "--comment",
+                "x",
+                "--expires",
+                "11years",
+            ],
+            1,
+            "longer than ten years",
+        ),
     ] {
         let f = run(&args);
         assert_eq!(f.code(), Some(code), "{args:?}: {}", f.stderr);
@@ -582,12 +605,39 @@ fn bad_feedback_is_refused_naming_what_is_wrong() {
         "{}",
         all.stdout
     );
+    // Yesterday's incident is in a rotated, compressed generation of the alert log
+    // (logrotate: alerts.jsonl.1, alerts.jsonl.2.gz): it is found there.
+    let rotated = tmp.path().join("alerts.jsonl.2.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&rotated).unwrap(),
+        flate2::Compression::default(),
+    );
+    std::io::Write::write_all(
+        &mut gz,
+        b"{\"event_type\":\"incident_start\",\"incident\":{\"id\":\"0ld1ncd-7\",\"start_epoch\":1699990000.0,\"duration_s\":2.0},\"top_features\":[],\"top_talkers\":{\"source\":[]}}\n",
+    )
+    .unwrap();
+    gz.finish().unwrap();
+    std::fs::write(tmp.path().join("alerts.jsonl.1"), "not json\n").unwrap();
+    let f = run(&[
+        "benign",
+        "--incident",
+        "0ld1ncd-7",
+        "--comment",
+        "yesterday's backup",
+    ]);
+    f.assert_ok("benign --incident in a rotated log");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["scope"]["incident"], "0ld1ncd-7");
+    assert_eq!(last["incident_span"]["start_epoch"], 1699990000.0);
+    assert_eq!(last["incident_span"]["end_epoch"], 1699990002.0);
     // A torn last line (a crash mid-append) is skipped and named, never fatal.
     std::fs::write(&path, format!("{text}{{\"kind\":\"rule\",\"id\":")).unwrap();
     let f = run(&["list", "--all"]);
     f.assert_ok("list with a torn line");
     assert!(
-        f.stderr.contains("feedback.jsonl:4") && f.stderr.contains("no newline"),
+        f.stderr.contains("feedback.jsonl:5") && f.stderr.contains("no newline"),
         "{}",
         f.stderr
     );

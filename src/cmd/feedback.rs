@@ -59,6 +59,9 @@ pub fn run(args: FeedbackArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         FeedbackCommand::Expire(a) => {
+            if a.comment.trim().is_empty() {
+                bail!("--comment is empty: say why the rule ends (it is kept with the expiry)");
+            }
             let contents = read(&file)?;
             let Some(e) = contents.rules.get(&a.id) else {
                 bail!("unknown feedback rule id {} in {}", a.id, file.display());
@@ -124,7 +127,10 @@ fn add(paths: &ToolPaths, action: Action, a: FeedbackRuleArgs) -> anyhow::Result
         let incidents = read_incidents(log)
             .with_context(|| format!("cannot read the alert log {} to look incident {id} up (set --alert-log or alerts.path)", log.display()))?;
         let Some(inc) = incidents.iter().find(|i| i.facts.id == *id) else {
-            bail!("unknown incident id {id} in {}", log.display());
+            bail!(
+                "unknown incident id {id} in {} (and its rotated generations)",
+                log.display()
+            );
         };
         incident_span = Some(Span {
             start_epoch: inc.start_ns as f64 / 1e9,
@@ -135,6 +141,10 @@ fn add(paths: &ToolPaths, action: Action, a: FeedbackRuleArgs) -> anyhow::Result
     let id = new_id(&contents);
     let (created, created_epoch) = stamp();
     let (expires, expires_epoch) = match a.expires {
+        Some(d) if d.as_secs() > MAX_EXPIRES_S => bail!(
+            "--expires {} is longer than ten years: leave --expires out for a rule that never ends",
+            humantime::format_duration(d)
+        ),
         Some(d) => {
             let at = created_epoch + d.as_secs_f64();
             (Some(format_timestamp((at * 1e9) as i64)), Some(at))
@@ -171,6 +181,9 @@ fn add(paths: &ToolPaths, action: Action, a: FeedbackRuleArgs) -> anyhow::Result
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// The longest `--expires` (ten years): beyond it the expiry would not be a date anyone means.
+const MAX_EXPIRES_S: u64 = 10 * 365 * 86_400;
 
 /// Now, Unix seconds.
 fn now() -> f64 {

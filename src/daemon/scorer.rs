@@ -1032,7 +1032,9 @@ impl Scorer {
                     all.merge(facts);
                 }
                 let by = fb.follower.rules().matching(Action::Suppress, &all, now);
-                if started && !by.is_empty() {
+                // Counted once, when it becomes suppressed: at its start, or later when a
+                // culprit joins that a rule names or a rule made while it is open matches.
+                if !by.is_empty() && entry.1.is_empty() {
                     self.metrics.record_suppressed_by_feedback();
                 }
                 *entry = (all, by.clone());

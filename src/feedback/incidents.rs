@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::{Action, IncidentFacts, RuleSet, RuleState};
 use crate::history::TrainingSpans;
@@ -27,15 +27,93 @@ fn ns(epoch: f64) -> i64 {
     ((epoch * 1e6).round() as i64).saturating_mul(1000)
 }
 
-/// Reads the incidents of the alert log at `path`, in order of first event. Lines that are not
-/// events are skipped. A missing file is an error (the caller names it).
+/// The alert log at `path` and its rotated generations beside it, oldest first: logrotate's
+/// numbered ones (`alerts.jsonl.2.gz`, `alerts.jsonl.1`, the highest number the oldest) and
+/// dated ones (`alerts.jsonl-20261205[.gz]`, `dateext`), then `path` itself. An incident named
+/// yesterday lives in a rotated file: feedback must find it there. `path` comes last even when
+/// missing (a log just rotated away), so its absence is an error only if nothing was rotated.
+pub fn alert_log_generations(path: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return vec![path.to_path_buf()];
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let mut numbered: Vec<(u64, PathBuf)> = Vec::new();
+    let mut dated: Vec<(String, PathBuf)> = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let file = e.file_name();
+            let Some(file) = file.to_str() else { continue };
+            let Some(rest) = file.strip_prefix(name) else {
+                continue;
+            };
+            let (sep, tail) = rest.split_at(rest.len().min(1));
+            let stem = tail.strip_suffix(".gz").unwrap_or(tail);
+            if stem.is_empty() || !stem.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let p = dir.join(file);
+            match sep {
+                "." => numbered.push((stem.parse().unwrap_or(u64::MAX), p)),
+                "-" => dated.push((stem.to_string(), p)),
+                _ => {}
+            }
+        }
+    }
+    numbered.sort_by(|a, b| b.0.cmp(&a.0));
+    dated.sort();
+    dated
+        .into_iter()
+        .map(|(_, p)| p)
+        .chain(numbered.into_iter().map(|(_, p)| p))
+        .chain(std::iter::once(path.to_path_buf()))
+        .collect()
+}
+
+/// Reads the incidents of the alert log at `path` and of its rotated generations
+/// ([`alert_log_generations`], gzip-compressed ones too), in order of first event. Lines that
+/// are not events are skipped. An error when no generation can be read (the caller names
+/// `path`); an unreadable rotated file is skipped with a warning naming it.
 pub fn read_incidents(path: &Path) -> std::io::Result<Vec<LoggedIncident>> {
-    let f = std::fs::File::open(path)?;
     let mut order: Vec<String> = Vec::new();
     let mut by_id: HashMap<String, LoggedIncident> = HashMap::new();
-    for line in BufReader::new(f).lines() {
+    let mut read_any = false;
+    let mut last_err = None;
+    for file in alert_log_generations(path) {
+        match read_generation(&file, &mut order, &mut by_id) {
+            Ok(()) => read_any = true,
+            Err(e) if file == path => last_err = Some(e),
+            Err(e) => tracing::warn!("{}: skipped: {e}", file.display()),
+        }
+    }
+    if let (false, Some(e)) = (read_any, last_err) {
+        return Err(e);
+    }
+    Ok(order
+        .into_iter()
+        .filter_map(|id| by_id.remove(&id))
+        .collect())
+}
+
+/// Adds the incident events of one alert-log file (gzip when named `*.gz`).
+fn read_generation(
+    file: &Path,
+    order: &mut Vec<String>,
+    by_id: &mut HashMap<String, LoggedIncident>,
+) -> std::io::Result<()> {
+    let f = std::fs::File::open(file)?;
+    let reader: Box<dyn BufRead> = if file.extension().is_some_and(|e| e == "gz") {
+        Box::new(BufReader::new(flate2::read::MultiGzDecoder::new(f)))
+    } else {
+        Box::new(BufReader::new(f))
+    };
+    // By bytes: one torn or non-UTF-8 line is skipped like any other non-event.
+    for line in reader.split(b'\n') {
         let line = line?;
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&line) else {
             continue;
         };
         let Some(facts) = IncidentFacts::of_event(&v) else {
@@ -70,10 +148,7 @@ pub fn read_incidents(path: &Path) -> std::io::Result<Vec<LoggedIncident>> {
             }
         }
     }
-    Ok(order
-        .into_iter()
-        .filter_map(|id| by_id.remove(&id))
-        .collect())
+    Ok(())
 }
 
 /// The spans of time a training takes alerted windows back in: incidents that an active

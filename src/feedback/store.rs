@@ -78,6 +78,9 @@ pub fn append(path: &Path, record: &Record) -> Result<(), FeedbackError> {
     if !existed {
         give_to_directory_owner(&f, path);
     }
+    // An exclusive lock while appending: a short write is cut back to where it began, which
+    // must not cut another command's record appended at the same moment.
+    f.lock().map_err(io("lock"))?;
     let before = f.metadata().map_err(io("stat"))?.len();
     let written = f.write(&line).map_err(io("write"))?;
     if written != line.len() {
