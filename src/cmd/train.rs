@@ -13,14 +13,16 @@ use netanom::feedback::incidents::training_spans;
 use netanom::history::{self, TimeRange, TrainingSpans};
 use netanom::model::bundle::TrainingData;
 use netanom::model::spot::SpotOptions;
-use netanom::model::{train_segments, Bundle, EpochStats, ModelSet, ThresholdRule, TrainOptions};
+use netanom::model::{
+    train_segments, Bundle, EpochStats, ModelSet, Scaling, ThresholdRule, TrainOptions,
+};
 use netanom::pipeline::{
     log_summary, pump, MultiWindower, Pace, PacketSource, ScaleSink, SinkError,
 };
 use netanom::timestamp::format_ts;
 use netanom::window::features::FeatureVector;
 use netanom::window::{Omega, Window, WindowConfig};
-use netanom_cli::{ThresholdRuleArg, TrainArgs};
+use netanom_cli::{ScalingArg, ThresholdRuleArg, TrainArgs};
 
 /// Collects the training windows, trains one model per window length, saves the set and
 /// prints a summary.
@@ -50,7 +52,15 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             depth: args.spot_depth,
             ..SpotOptions::default()
         },
+        scaling: match args.scaling {
+            ScalingArg::Linear => Scaling::Linear,
+            ScalingArg::Log => Scaling::Log,
+        },
+        spot_median_s: args.spot_median.0.map_or(0.0, |d| d.as_secs_f64()),
     };
+    if args.spot_median.0.is_some() && args.spot_depth > 0 {
+        bail!("--spot-median and --spot-depth cannot be used together (two baselines for one threshold)");
+    }
     let mut bundles = Vec::with_capacity(collected.len());
     for c in collected {
         bundles.push(train_one(c, &opts)?);
@@ -125,6 +135,7 @@ fn train_one(c: Collected, opts: &TrainOptions) -> anyhow::Result<Bundle> {
         );
         bar
     });
+    let opts = &opts.for_omega(omega.secs_f64());
     let trained = train_segments(&windows, &breaks, opts, |s: &EpochStats| {
         let msg = format!(
             "train loss {:.6} validation loss {:.6}",

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::window::WindowSettings;
 use super::{quoted, Checker};
-use crate::model::SEQ_LEN;
+use crate::model::{Scaling, SEQ_LEN};
 
 /// `[learning]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +27,11 @@ pub struct LearningSettings {
     pub epochs: usize,
     pub hidden: usize,
     pub seed: u64,
+    /// Feature scaling of the daemon's trainings (`learning.scaling`).
+    pub scaling: Scaling,
+    /// The adaptive threshold's median baseline of its trainings (`learning.spot_median`;
+    /// `None`: off).
+    pub spot_median: Option<Duration>,
 }
 
 impl LearningSettings {
@@ -54,6 +59,10 @@ pub(super) struct RawLearning {
     hidden: i64,
     /// `learning.seed`.
     seed: i64,
+    /// `learning.scaling`: `"linear"` or `"log"`.
+    scaling: String,
+    /// `learning.spot_median`: a duration or `"off"`.
+    spot_median: String,
 }
 
 impl Default for RawLearning {
@@ -69,6 +78,8 @@ impl Default for RawLearning {
             epochs: LearningSettings::DEFAULT_EPOCHS as i64,
             hidden: 64,
             seed: 1,
+            scaling: Scaling::default().as_str().into(),
+            spot_median: "off".into(),
         }
     }
 }
@@ -134,6 +145,18 @@ pub(super) fn validate(
     let epochs = ck.int_range("learning.epochs", raw.epochs, 1, 10_000, "epochs") as usize;
     let hidden = ck.int_range("learning.hidden", raw.hidden, 1, 4096, "units") as usize;
     let seed = ck.int_range("learning.seed", raw.seed, 0, i64::MAX, "") as u64;
+    let scaling = Scaling::parse(raw.scaling.trim());
+    if scaling.is_none() {
+        ck.fail(
+            "learning.scaling",
+            quoted(&raw.scaling),
+            "expected \"linear\" (the paper's min-max) or \"log\" (ln(1 + x) first)",
+        );
+    }
+    let spot_median = match raw.spot_median.trim() {
+        "off" => None,
+        t => duration(ck, "learning.spot_median", t),
+    };
     if !ck.clean_since(mark) {
         return None;
     }
@@ -146,6 +169,8 @@ pub(super) fn validate(
         epochs,
         hidden,
         seed,
+        scaling: scaling?,
+        spot_median,
     })
 }
 
@@ -194,6 +219,14 @@ mod tests {
             (
                 "[learning]\nepochs = 0",
                 "learning.epochs = 0: out of range",
+            ),
+            (
+                "[learning]\nspot_median = \"half an hour\"",
+                "learning.spot_median = \"half an hour\": not a duration",
+            ),
+            (
+                "[learning]\nscaling = \"ln\"",
+                "learning.scaling = \"ln\": expected \"linear\"",
             ),
             (
                 "[learning]\nlearn = \"1h\"",

@@ -316,8 +316,11 @@ impl Learner {
                 // As `netanom train` caps them: a week at ω = 0.5 s in minutes.
                 max_runs_per_epoch: Some(100_000),
                 max_validation_runs: Some(50_000),
+                scaling: self.learning.scaling,
+                spot_median_s: self.learning.spot_median.map_or(0.0, |d| d.as_secs_f64()),
                 ..TrainOptions::default()
-            };
+            }
+            .for_omega(omega.secs_f64());
             tracing::info!(
                 omega_s = %omega,
                 windows = set.windows.len(),
@@ -327,6 +330,7 @@ impl Learner {
                 left_out_near_alert = set.excluded_near_alert,
                 left_out_drops = set.excluded_drops,
                 epochs = opts.epochs,
+                scaling = opts.scaling.as_str(),
                 "training a model from the feature history"
             );
             let trained = train_segments(&set.windows, &set.breaks, &opts, |_| {})

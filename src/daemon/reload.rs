@@ -12,7 +12,7 @@ use super::scorer::{Control, EveReload, Reload};
 use super::{detector, load_models, SettingsSource};
 use crate::config::{CaptureSource, LogFormat, LogLevel, Settings};
 use crate::detect::threshold::RuleChoice;
-use crate::model::ModelStore;
+use crate::model::{ModelStore, Scaling};
 use crate::output::alerts::AlertFile;
 use crate::window::{Omega, Scales};
 
@@ -90,6 +90,13 @@ impl Shown for PathBuf {
     /// Quoted.
     fn shown(&self) -> String {
         format!("{:?}", self.display().to_string())
+    }
+}
+
+impl Shown for Scaling {
+    /// Its name, quoted.
+    fn shown(&self) -> String {
+        format!("{:?}", self.as_str())
     }
 }
 
@@ -296,6 +303,13 @@ pub static KEYS: &[Key] = &[
     key!("learning.epochs", Restart, "using", learning.epochs),
     key!("learning.hidden", Restart, "using", learning.hidden),
     key!("learning.seed", Restart, "using", learning.seed),
+    key!("learning.scaling", Restart, "using", learning.scaling),
+    key!(
+        "learning.spot_median",
+        Restart,
+        "using",
+        learning.spot_median
+    ),
     key!("feedback.dir", Restart, "reading rules from", feedback.dir),
     key!("nats.url", Restart, "collecting from", nats.url),
     key!("nats.sensors", Restart, "merging", nats.sensors),
@@ -673,6 +687,8 @@ mod tests {
                     epochs: _,
                     hidden: _,
                     seed: _,
+                    scaling: _,
+                    spot_median: _,
                 },
             feedback: FeedbackSettings { dir: _ },
             nats:

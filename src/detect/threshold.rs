@@ -4,11 +4,21 @@
 //!
 //! SPOT (`model/spot.rs`) starts from the calibration stored in the bundle (or from the
 //! daemon's saved state) and learns from every scored window that did not alert, except the
-//! two after an alerting one, whose runs of three still hold the alerting window. An alert
-//! itself is never learned from.
+//! two after an alerting one, whose runs of three still hold the alerting window, and except
+//! a sustained run of peaks: more than [`MAX_LEARNED_PEAK_RUN`] consecutive scores above the
+//! peaks threshold `t`. One odd window lifts the three runs that hold it, so normal traffic
+//! makes short runs of peaks; a slow scan or a slow flood that stays just under the alert
+//! threshold makes long ones, and learning them would raise the threshold under the attack
+//! until it hides it (measured: a 5 s threshold went from 4.6 to 1e8 in the 40 s of an nmap
+//! -T2 scan, and never came back). Peaks are therefore learned only once the run they belong
+//! to has ended short. An alert itself is never learned from.
 
 use crate::model::spot::{SpotState, FALSE_RATE_MAX, FALSE_RATE_MIN};
 use crate::model::{Bundle, SEQ_LEN};
+
+/// Longest run of consecutive peaks SPOT learns from: a single odd window lifts the
+/// [`SEQ_LEN`] runs that hold it, two adjacent ones lift four; anything longer is sustained.
+pub const MAX_LEARNED_PEAK_RUN: usize = 2 * SEQ_LEN - 1;
 
 /// `alerts.threshold_rule`: which threshold a model with both runs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -133,6 +143,13 @@ pub struct Threshold {
     value: f64,
     /// Windows left that do not update SPOT (their runs hold an alerting window).
     hold: usize,
+    /// The current run of consecutive peaks, learned only if it ends within
+    /// [`MAX_LEARNED_PEAK_RUN`] scores (at most that many kept).
+    pending: Vec<f64>,
+    /// Length of the current run of peaks (it may exceed what `pending` keeps).
+    run: usize,
+    /// Runs of peaks too long to learn from, since the start.
+    held_runs: u64,
 }
 
 impl Threshold {
@@ -161,6 +178,9 @@ impl Threshold {
             spot,
             value: fixed,
             hold: 0,
+            pending: Vec::with_capacity(MAX_LEARNED_PEAK_RUN),
+            run: 0,
+            held_runs: 0,
         };
         t.refresh();
         t
@@ -221,11 +241,37 @@ impl Threshold {
                 if alerting {
                     spot.alarm(q);
                     self.hold = SEQ_LEN - 1;
+                    // A run of peaks that ends in an alert belongs to it.
+                    self.pending.clear();
+                    self.run = 0;
                 } else if self.hold > 0 {
                     self.hold -= 1;
+                } else if spot.is_excess(score) {
+                    self.run += 1;
+                    if self.run <= MAX_LEARNED_PEAK_RUN {
+                        self.pending.push(score);
+                    } else {
+                        if self.run == MAX_LEARNED_PEAK_RUN + 1 {
+                            self.held_runs += 1;
+                            tracing::debug!(
+                                t = spot.t,
+                                "a sustained run of peaks: not learned by the adaptive threshold"
+                            );
+                        }
+                        self.pending.clear();
+                    }
                 } else {
+                    // The run of peaks ended short: it was normal, learn it, then this.
+                    for s in self.pending.drain(..) {
+                        spot.update(s);
+                    }
+                    self.run = 0;
                     spot.update(score);
                 }
+                // Every scored window moves the median baseline, an alert too: a median
+                // ignores anything shorter than half its window, and follows a drift that
+                // alerts (docs/model.md, "Median baseline").
+                spot.observe(score);
             }
             self.refresh();
         }
@@ -235,9 +281,18 @@ impl Threshold {
         }
     }
 
-    /// The window sequence broke: the next runs hold no window of before.
+    /// The window sequence broke: the next runs hold no window of before (a run of peaks in
+    /// progress is forgotten, not learned).
     pub fn break_sequence(&mut self) {
         self.hold = 0;
+        self.pending.clear();
+        self.run = 0;
+    }
+
+    /// Runs of peaks too long to learn from (a slow attack under the threshold), since the
+    /// start (`netanom_threshold_peak_runs_held`).
+    pub fn held_runs(&self) -> u64 {
+        self.held_runs
     }
 
     /// Recomputes the value in force.
@@ -309,15 +364,52 @@ mod tests {
             }
         );
         let after_alert = t.spot().unwrap().clone();
-        assert_eq!(after_alert.n, before.n + 1, "one excess imputed");
-        assert_eq!(after_alert.imputed, 1);
+        assert_eq!(
+            after_alert, before,
+            "nothing learned, nothing imputed before the target allows an alert"
+        );
         for _ in 0..2 {
             assert!(!t.judge(9.95).alerting);
             assert_eq!(t.spot().unwrap().n, after_alert.n, "held");
         }
         t.judge(9.95);
-        assert_eq!(t.spot().unwrap().n, after_alert.n + 1);
+        assert_eq!(
+            t.spot().unwrap().n,
+            after_alert.n,
+            "a peak waits for its run to end"
+        );
+        t.judge(0.0);
+        assert_eq!(t.spot().unwrap().n, after_alert.n + 2);
         assert_eq!(t.spot().unwrap().n_t, after_alert.n_t + 1, "9.95 is a peak");
+        // A short run of peaks (one odd window lifts three runs) is learned when it ends; a
+        // sustained one (a slow scan under the threshold) is not.
+        let mut t = Threshold::new(5.0, Some(state()), &ThresholdConfig::default());
+        let t_peaks = t.spot().unwrap().t;
+        let (peak, calm) = (t_peaks + 0.01, t_peaks / 2.0);
+        let n0 = t.spot().unwrap().n;
+        for _ in 0..SEQ_LEN {
+            assert!(!t.judge(peak).alerting);
+        }
+        assert_eq!(t.spot().unwrap().n, n0, "pending until the run ends");
+        t.judge(calm);
+        assert_eq!(t.spot().unwrap().n, n0 + SEQ_LEN as u64 + 1);
+        let (n1, nt1, value1) = (t.spot().unwrap().n, t.spot().unwrap().n_t, t.value());
+        for _ in 0..40 {
+            assert!(!t.judge(peak).alerting);
+        }
+        assert_eq!(t.held_runs(), 1);
+        t.judge(calm);
+        assert_eq!(
+            t.spot().unwrap().n,
+            n1 + 1,
+            "only the calm score after the run"
+        );
+        assert_eq!(t.spot().unwrap().n_t, nt1, "no peak of the sustained run");
+        assert!(
+            (t.value() - value1).abs() <= 0.01 * value1,
+            "{} vs {value1}",
+            t.value()
+        );
         // The fixed rule never moves.
         let mut f = Threshold::new(5.0, Some(state()), &ThresholdConfig::fixed(None));
         assert!(f.judge(6.0).alerting);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::lstm::{Architecture, LstmAutoencoder, WeightsError};
-use super::normalize::{MinMax, NormalizeError};
+use super::normalize::{MinMax, NormalizeError, Scaling};
 use super::spot::SpotState;
 use super::train::{ScoreQuantiles, ThresholdRule, TrainedModel};
 use super::{ModelError, Run, SEQ_LEN};
@@ -57,8 +57,28 @@ pub enum WeightDtype {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NormalizationMethod {
-    /// Per-feature min–max scaling (`"minmax"`), the only method.
+    /// Per-feature min–max scaling (`"minmax"`), the paper's.
     MinMax,
+    /// `ln(1 + x)` of each feature, then min–max (`"logminmax"`; `netanom train --scaling log`).
+    LogMinMax,
+}
+
+impl NormalizationMethod {
+    /// The method of a scaling.
+    pub fn of(scaling: Scaling) -> NormalizationMethod {
+        match scaling {
+            Scaling::Linear => NormalizationMethod::MinMax,
+            Scaling::Log => NormalizationMethod::LogMinMax,
+        }
+    }
+
+    /// The scaling this method applies.
+    pub fn scaling(self) -> Scaling {
+        match self {
+            NormalizationMethod::MinMax => Scaling::Linear,
+            NormalizationMethod::LogMinMax => Scaling::Log,
+        }
+    }
 }
 
 /// `threshold.source` in `model.json`: which scores the threshold rule was applied to.
@@ -90,7 +110,7 @@ pub struct ArchitectureMeta {
 /// `normalization` in `model.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NormalizationMeta {
-    /// Always `"minmax"`.
+    /// `"minmax"` (the paper's) or `"logminmax"`.
     pub method: NormalizationMethod,
     /// Per-feature minimum over the training windows, in feature order.
     pub min: Vec<f64>,
@@ -313,7 +333,7 @@ impl Bundle {
                 dtype: WeightDtype::F32,
             },
             normalization: NormalizationMeta {
-                method: NormalizationMethod::MinMax,
+                method: NormalizationMethod::of(trained.normalizer.scaling()),
                 min: trained.normalizer.min().to_vec(),
                 max: trained.normalizer.max().to_vec(),
             },
@@ -588,8 +608,8 @@ fn check_meta(
             meta.sequence_length
         )));
     }
-    // `type`, `head`, `dtype`, `normalization.method` and `threshold.source` have one valid
-    // value each: their types hold nothing else, and serde refused any other.
+    // `type`, `head`, `dtype` and `threshold.source` have one valid value each, and
+    // `normalization.method` two: their types hold nothing else, and serde refused any other.
     let a = &meta.architecture;
     if a.input_size != NUM_FEATURES {
         return Err(invalid(format!(
@@ -603,9 +623,10 @@ fn check_meta(
     };
     arch.validate()
         .map_err(|e| invalid(format!("architecture: {e}")))?;
-    let normalizer = MinMax::new(
+    let normalizer = MinMax::new_scaled(
         meta.normalization.min.clone(),
         meta.normalization.max.clone(),
+        meta.normalization.method.scaling(),
     )
     .map_err(|source| BundleError::Normalization {
         path: path.to_path_buf(),

@@ -12,6 +12,7 @@
 
 pub mod bundle;
 pub mod lstm;
+pub mod median;
 pub mod normalize;
 pub mod set;
 pub mod spot;
@@ -23,7 +24,7 @@ use std::sync::Once;
 
 pub use bundle::{Bundle, BundleError, ModelMeta};
 pub use lstm::{Architecture, LstmAutoencoder};
-pub use normalize::{MinMax, NormalizeError};
+pub use normalize::{MinMax, NormalizeError, Scaling};
 pub use set::ModelSet;
 pub use store::ModelStore;
 pub use train::{train, train_segments, EpochStats, ThresholdRule, TrainOptions, TrainedModel};

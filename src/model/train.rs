@@ -22,7 +22,7 @@ use tch::nn::OptimizerConfig;
 use tch::{Reduction, Tensor};
 
 use super::lstm::{runs_at_to_f32, Architecture, LstmAutoencoder};
-use super::normalize::MinMax;
+use super::normalize::{MinMax, Scaling};
 use super::spot::{SpotOptions, SpotState};
 use super::{quantile_sorted, ModelError, SplitMix64, RUN_VALUES, SEQ_LEN};
 use crate::window::features::{FeatureVector, NUM_FEATURES};
@@ -137,6 +137,14 @@ pub struct TrainOptions {
     /// fixed `threshold_rule` (docs/model.md, "Threshold rules").
     #[serde(default)]
     pub spot: SpotOptions,
+    /// How features are mapped before min–max: the paper's linear scaling (default) or log
+    /// (`--scaling log`, docs/model.md, "Feature scaling").
+    #[serde(default, skip)]
+    pub scaling: Scaling,
+    /// The adaptive threshold's median baseline, seconds of windows (0: off); each scale's
+    /// `spot.median_window` is set from it by [`TrainOptions::for_omega`].
+    #[serde(default, skip)]
+    pub spot_median_s: f64,
 }
 
 impl Default for TrainOptions {
@@ -153,11 +161,22 @@ impl Default for TrainOptions {
             max_runs_per_epoch: None,
             max_validation_runs: None,
             spot: SpotOptions::default(),
+            scaling: Scaling::Linear,
+            spot_median_s: 0.0,
         }
     }
 }
 
 impl TrainOptions {
+    /// These options for the model of windows of `omega_s` seconds: the median baseline's
+    /// length in that scale's windows.
+    pub fn for_omega(&self, omega_s: f64) -> TrainOptions {
+        TrainOptions {
+            spot: self.spot.with_median_seconds(self.spot_median_s, omega_s),
+            ..self.clone()
+        }
+    }
+
     /// The network shape these options ask for.
     pub fn architecture(&self) -> Architecture {
         Architecture {
@@ -318,7 +337,7 @@ pub fn train_segments(
     // seeded too.
     tch::manual_seed(opts.seed as i64);
 
-    let normalizer = MinMax::fit(&windows[..n_train])?;
+    let normalizer = MinMax::fit_scaled(&windows[..n_train], opts.scaling)?;
     let train_norm = normalizer.transform_all(&windows[..n_train])?;
     let val_norm = normalizer.transform_all(&windows[n_train..])?;
     let train_runs = n_train - (SEQ_LEN - 1);

@@ -366,6 +366,16 @@ pub struct TrainArgs {
     /// normal ones (follows a drift of the whole score distribution); 0 is plain SPOT.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub spot_depth: usize,
+    /// Adaptive threshold: judge each score by its ratio to the median score of the last
+    /// DURATION of windows (all of them: an attack shorter than half of it cannot move a
+    /// median), so the threshold follows the network's drift (docs/model.md, "Median
+    /// baseline"); `off` for plain SPOT.
+    #[arg(long, value_name = "DURATION|off", default_value = "off", value_parser = parse_spot_median)]
+    pub spot_median: SpotMedian,
+    /// Feature scaling before min–max: `linear` (the paper's) or `log` (ln(1 + x) first:
+    /// tolerates load drift; docs/model.md, "Feature scaling").
+    #[arg(long, value_enum, default_value_t = ScalingArg::Linear)]
+    pub scaling: ScalingArg,
     /// Longest run of empty windows written for one gap (see `extract`).
     #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
     pub max_gap_windows: u64,
@@ -380,6 +390,18 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
             "{e} (expected a duration such as 90s, 30m, 12h or 7d)"
         )),
     }
+}
+
+/// `netanom train --spot-median`: the median baseline's length, or none (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpotMedian(pub Option<std::time::Duration>);
+
+/// A duration (`30m`, `2h`) or `off`.
+pub fn parse_spot_median(text: &str) -> Result<SpotMedian, String> {
+    if text.trim() == "off" {
+        return Ok(SpotMedian(None));
+    }
+    parse_duration(text).map(|d| SpotMedian(Some(d)))
 }
 
 /// A point in time, ns since the epoch: RFC 3339 in UTC (`2026-12-01T14:00:00Z`) or epoch
@@ -399,6 +421,15 @@ pub fn parse_time_ns(text: &str) -> Result<i64, String> {
             .map(|ns| -ns)
             .map_err(|_| "too far in the past".to_string()),
     }
+}
+
+/// `netanom train --scaling`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScalingArg {
+    /// The raw feature values (the paper's min–max).
+    Linear,
+    /// ln(1 + x) of each feature, then min–max.
+    Log,
 }
 
 /// `netanom train --threshold-rule`.

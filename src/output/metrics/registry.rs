@@ -137,6 +137,9 @@ pub struct Metrics {
     threshold_rule: IntGaugeVec,
     /// Excesses the adaptive threshold keeps per window length (`netanom_threshold_excesses`).
     threshold_excesses: IntGaugeVec,
+    /// Sustained runs of peaks the adaptive threshold did not learn from, per window length
+    /// (`netanom_threshold_peak_runs_held`).
+    threshold_peak_runs_held: IntGaugeVec,
     /// Per capture worker: libpcap's kernel and interface drop counters.
     pcap_drops: Mutex<Vec<(WrappingCounter, WrappingCounter)>>,
     /// Packets read per capture worker (`netanom_capture_packets_total{worker}`).
@@ -280,6 +283,11 @@ impl Metrics {
             "Peaks (scores above its peaks threshold) the adaptive threshold of each window length keeps to fit its tail (at most 1000 by default); 0 when it does not run.",
             &["omega_seconds"],
         );
+        let threshold_peak_runs_held = int_vec(
+            "threshold_peak_runs_held",
+            "Sustained runs of peaks (more than 5 consecutive scores above the peaks threshold, e.g. a slow scan under the alert threshold) the adaptive threshold of each window length did not learn from, since its model was loaded.",
+            &["omega_seconds"],
+        );
         let feedback_rules = int_vec(
             "feedback_rules",
             "Operator feedback rules (netanom feedback) by action (suppress, benign) and state (active, expired).",
@@ -378,6 +386,7 @@ impl Metrics {
             scale_threshold,
             threshold_rule,
             threshold_excesses,
+            threshold_peak_runs_held,
             pcap_drops: Mutex::new(Vec::new()),
             capture_packets,
             capture_drops,
@@ -405,6 +414,7 @@ impl Metrics {
         self.scale_threshold.reset();
         self.threshold_rule.reset();
         self.threshold_excesses.reset();
+        self.threshold_peak_runs_held.reset();
         self.model_info
             .with_label_values(&[model_id, omegas])
             .set(1);
@@ -427,6 +437,9 @@ impl Metrics {
         self.threshold_excesses
             .with_label_values(&[&o])
             .set(i64::try_from(threshold.excesses()).unwrap_or(i64::MAX));
+        self.threshold_peak_runs_held
+            .with_label_values(&[&o])
+            .set(i64::try_from(threshold.held_runs()).unwrap_or(i64::MAX));
     }
 
     /// Sets `netanom_feedback_rules{action, state}`.
