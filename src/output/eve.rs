@@ -49,9 +49,13 @@ pub const fn signature_id(family: Family) -> u32 {
         Family::NewDstAddrsInReplies => 1_000_034,
         Family::NewSrcPortsInReplies => 1_000_035,
         Family::NewDstPortsInReplies => 1_000_036,
+        Family::PacketsInReplies => 1_000_002,
+        Family::RstReplies => 1_000_023,
         // The port itself in the last digits: 1010443 is source port 443.
         Family::SrcPort(i) => 1_010_000 + WELL_KNOWN_PORTS[i as usize] as u32,
         Family::DstPort(i) => 1_020_000 + WELL_KNOWN_PORTS[i as usize] as u32,
+        Family::SrcPortInReplies(i) => 1_030_000 + WELL_KNOWN_PORTS[i as usize] as u32,
+        Family::DstPortInReplies(i) => 1_040_000 + WELL_KNOWN_PORTS[i as usize] as u32,
     }
 }
 
@@ -66,6 +70,7 @@ pub const fn category(family: Option<Family>) -> &'static str {
         Some(Family::Flag(1 | 3 | 4 | 7 | 8))
         | Some(
             Family::IcmpReplies
+            | Family::RstReplies
             | Family::NewDstAddrs
             | Family::NewDstPorts
             | Family::NewDstAddrsInReplies
@@ -74,13 +79,20 @@ pub const fn category(family: Option<Family>) -> &'static str {
         ) => SCAN,
         Some(
             Family::Packets
+            | Family::PacketsInReplies
             | Family::Flag(_)
             | Family::Icmp
             | Family::Udp
             | Family::NewSrcAddrs
             | Family::NewSrcPorts,
         ) => DOS,
-        Some(Family::SrcPort(_) | Family::DstPort(_)) | None => BAD,
+        Some(
+            Family::SrcPort(_)
+            | Family::DstPort(_)
+            | Family::SrcPortInReplies(_)
+            | Family::DstPortInReplies(_),
+        )
+        | None => BAD,
     }
 }
 
