@@ -113,32 +113,40 @@ pub const CATEGORY_BAD: &str = "Potentially Bad Traffic";
 
 /// `alert.category` from the kind of deviation, over the event's features at or above their
 /// training maximum (what the window has too much of), each read through the family of its
-/// first contributor: a scan when one of them is new destination ports or addresses of a
-/// sender, or new source ports in replies (the probed ports answering); else a denial of
-/// service when one of them is a count (packets, a flag, a protocol, a port, or new values
-/// of a flood: its varying source addresses and ports, and the victim's answers to them);
-/// else (only ratios, means, variances, or nothing above the range) potentially bad traffic.
+/// first contributor:
+/// - a scan when one of them is new destination ports or addresses of a sender, or new source
+///   ports in replies (the probed ports answering);
+/// - else a denial of service when one of them is a count (packets, a flag, a protocol, a
+///   port, or new values of a flood: its varying source addresses and ports, and the victim's
+///   answers to them);
+/// - else a scan when one of them is the ratio of a probe's flags or of their answers (SYN,
+///   FIN, URG, RST, RST+ACK, SYN+ACK): half-open or odd packets without volume, a slow scan;
+/// - else (other ratios, means, variances, or nothing above the range) potentially bad traffic.
 pub fn category(features: &[FeatureDeviation]) -> &'static str {
+    use Feature as F;
     let over = || {
         features
             .iter()
             .filter(|d| d.normalized >= 1.0 && d.normalized.is_finite())
+            .filter_map(|d| Some((Feature::from_name(d.name)?, family_of(d)?)))
     };
-    let scan = over().any(|d| {
+    let probing = over().any(|(_, family)| {
         matches!(
-            family_of(d),
-            Some(Family::NewDstPorts | Family::NewDstAddrs | Family::NewSrcPortsInReplies)
+            family,
+            Family::NewDstPorts | Family::NewDstAddrs | Family::NewSrcPortsInReplies
         )
     });
-    let volume = over().any(|d| {
-        !matches!(
-            Feature::from_name(d.name),
-            None | Some(
-                Feature::PktSizeMean | Feature::PktSizeVar | Feature::TtlMean | Feature::TtlVar
-            )
-        ) && !Feature::FLAG_RATIOS.iter().any(|r| r.name() == d.name)
+    let volume = over().any(|(f, _)| {
+        !matches!(f, F::PktSizeMean | F::PktSizeVar | F::TtlMean | F::TtlVar)
+            && !F::FLAG_RATIOS.contains(&f)
     });
-    if scan {
+    let probe_ratios = over().any(|(f, _)| {
+        matches!(
+            f,
+            F::SynRatio | F::FinRatio | F::UrgRatio | F::RstRatio | F::RstAckRatio | F::SynAckRatio
+        )
+    });
+    if probing || (!volume && probe_ratios) {
         CATEGORY_SCAN
     } else if volume {
         CATEGORY_DOS
@@ -769,9 +777,20 @@ mod tests {
             dev(Feature::DstPortDistinct, 0.9, Family::NewDstPorts),
         ];
         assert_eq!(category(&weak), CATEGORY_DOS);
-        // Only ratios and means over the range, or nothing: potentially bad traffic.
+        // A slow scan's window: more SYNs than ever in proportion, no volume.
+        let half_open = [
+            dev(Feature::AckRatio, -2.6, Family::Flag(5)),
+            dev(Feature::SynRatio, 1.8, Family::Flag(0)),
+            dev(Feature::TtlVar, 0.99, Family::Packets),
+        ];
+        assert_eq!(category(&half_open), CATEGORY_SCAN);
+        // With volume, the same ratio is a flood's.
+        let mut syn_flood = half_open.to_vec();
+        syn_flood.push(dev(Feature::SynCount, 90.0, Family::Flag(0)));
+        assert_eq!(category(&syn_flood), CATEGORY_DOS);
+        // Other ratios and means over the range, or nothing: potentially bad traffic.
         let ratios = [
-            dev(Feature::SynRatio, 1.4, Family::Flag(0)),
+            dev(Feature::PshRatio, 1.4, Family::Flag(2)),
             dev(Feature::TtlVar, 5.0, Family::Packets),
             dev(Feature::AckRatio, -1.9, Family::Flag(5)),
         ];
