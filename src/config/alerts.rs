@@ -1,6 +1,6 @@
 //! `[alerts]`: when windows above the threshold become an incident, and where events go.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -138,11 +138,16 @@ pub(super) fn validate(
                 shown,
                 "not a file path (expected e.g. /var/log/netanom/eve.json, or empty for no EVE log)",
             );
-        } else if *eve == raw.path {
+        } else if same_file(eve, &raw.path) {
+            let other = format!(
+                "{} = {}",
+                ck.name("alerts.path"),
+                quoted(&raw.path.display().to_string())
+            );
             ck.fail(
                 "alerts.eve_path",
                 shown,
-                "the same file as alerts.path (expected another file: the two logs have different schemas)",
+                format!("the same file as {other} (expected another file: the two logs have different schemas)"),
             );
         }
     }
@@ -188,6 +193,49 @@ pub(super) fn validate(
     })
 }
 
+/// True when `a` and `b` name the same file, however written: relative or absolute, with `.`,
+/// `..` or a symlinked directory on the way, or (for files that exist) a symlink to the other.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (file_identity(a), file_identity(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// The path a file is at once symlinks, `.` and `..` are resolved, relative to the working
+/// directory: the file itself canonicalised when it exists, else its directory canonicalised
+/// (made absolute and cleaned of `.` and `..` when it does not exist either) and its name.
+fn file_identity(path: &Path) -> Option<PathBuf> {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return Some(p);
+    }
+    let name = path.file_name()?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::canonicalize(dir)
+        .or_else(|_| std::path::absolute(dir).map(clean))
+        .ok()?;
+    Some(dir.join(name))
+}
+
+/// An absolute path without `.` and `..` (lexically: a directory that does not exist has no
+/// symlinks to follow).
+fn clean(path: PathBuf) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,9 +279,55 @@ mod tests {
             ),
             (
                 "[alerts]\npath = \"/tmp/a.json\"\neve_path = \"/tmp/a.json\"",
-                "alerts.eve_path = \"/tmp/a.json\": the same file as alerts.path",
+                "alerts.eve_path = \"/tmp/a.json\": the same file as alerts.path = \"/tmp/a.json\"",
+            ),
+            (
+                "[alerts]\npath = \"a.json\"\neve_path = \"./a.json\"",
+                "alerts.eve_path = \"./a.json\": the same file as alerts.path = \"a.json\"",
+            ),
+            (
+                "[alerts]\npath = \"/tmp/x/../a.json\"\neve_path = \"/tmp/./a.json\"",
+                "alerts.eve_path = \"/tmp/./a.json\": the same file as alerts.path",
             ),
         ]);
+    }
+
+    /// A symlinked directory, or a symlink to the alert log, is the same file; `--alert-log`
+    /// is named as the flag.
+    #[test]
+    fn the_same_file_through_a_symlink_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let logs = dir.path().join("logs");
+        std::fs::create_dir(&logs).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&logs, &link).unwrap();
+        let check = |alert: PathBuf, eve: PathBuf| {
+            let mut ck = Checker::default();
+            let ok = validate(RawAlerts::default(), &mut ck, Some(alert), Some(eve)).is_some();
+            (
+                ok,
+                ck.into_problems()
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let (ok, problems) = check(logs.join("a.json"), link.join("a.json"));
+        assert!(!ok);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let want = format!(
+            "--eve-log = \"{}\": the same file as --alert-log = \"{}\"",
+            link.join("a.json").display(),
+            logs.join("a.json").display()
+        );
+        assert!(problems[0].starts_with(&want), "{problems:?}");
+        // A symlink to the existing alert log.
+        std::fs::write(logs.join("a.json"), "").unwrap();
+        std::os::unix::fs::symlink(logs.join("a.json"), logs.join("eve.json")).unwrap();
+        assert!(!check(logs.join("a.json"), logs.join("eve.json")).0);
+        // Two files in one directory are two files.
+        let (ok, problems) = check(logs.join("a.json"), link.join("b.json"));
+        assert!(ok && problems.is_empty(), "{problems:?}");
     }
 
     /// The section on its own: the host is trimmed (blank: none), zero features is allowed, and

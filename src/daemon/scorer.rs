@@ -21,7 +21,7 @@ use crate::model::ModelSet;
 use crate::output::alerts::{
     describe, AlertContext, AlertEvent, AlertFile, AlertLog, Explanation, Flush, QUEUE_CAPACITY,
 };
-use crate::output::eve::EveLog;
+use crate::output::eve::{EveLog, Signatures};
 use crate::output::metrics::{Health, Metrics};
 use crate::timestamp::format_ts;
 use crate::window::{Omega, Window};
@@ -236,6 +236,9 @@ pub struct Scorer {
     log_failing: Option<(Instant, Instant)>,
     /// The Suricata EVE log, when `alerts.eve_path` is set.
     eve: Option<EveLog>,
+    /// The EVE signature of each open incident, kept whether or not the EVE log is on, so a
+    /// reload that turns it off and on again does not change an open incident's signature.
+    signatures: Signatures,
     /// Since when the EVE log fails, and when that was last reported.
     eve_failing: Option<(Instant, Instant)>,
     /// `in_iface` of EVE records (the live interface), also for an EVE log a reload turns on.
@@ -346,6 +349,7 @@ impl Scorer {
             scored: 0,
             log_failing: None,
             eve: None,
+            signatures: Signatures::default(),
             eve_failing: None,
             eve_iface: None,
             end_reason: EndReason::Shutdown,
@@ -1049,8 +1053,9 @@ impl Scorer {
             .record_incident(started && !suppressed, self.firing());
         let report = self.log.write(&alert);
         self.after_log(report);
+        let signature = self.signatures.of(&alert);
         if let Some(eve) = self.eve.as_mut() {
-            let report = eve.write(&alert);
+            let report = eve.write(&alert, signature);
             self.after_eve(report);
         }
         let json = serde_json::to_string(&alert).unwrap_or_default();

@@ -7,6 +7,11 @@
 //! features, each with a weight (its share of the explained deviation, 0–1) and a [`Role`].
 //! - The window's **primary culprit** P is the heaviest culprit of an attacker-side role
 //!   (else of any role) weighing at least [`MIN_CULPRIT_WEIGHT`]; a window may have none.
+//! - **P's victim is no attacker.** The host P's packets went to (P's [`Target`]) is never a
+//!   substantial culprit, nor keeps another incident open, in a role of the attacker side: what
+//!   it is credited with as a sender is its answers or its own traffic. (Replies are credited
+//!   to the host they answer in the window already; this also covers what is not recognised as
+//!   a reply, e.g. a bare RST from a higher port.)
 //! - **Which incident.** An open incident that names P takes the window; else one that names
 //!   a *substantial* culprit of the window (weight ≥ [`SECONDARY_SHARE`] × P's and ≥
 //!   [`MIN_CULPRIT_WEIGHT`]); else one that names no culprit yet; else the window opens a new
@@ -18,8 +23,8 @@
 //!   [`JOIN_WEIGHT`] — or, for P, if the incident names no culprit yet. A culprit that joins a
 //!   reported incident is an event of its own, [`IncidentEvent::Culprit`].
 //! - **Kept open.** Another open incident that names a culprit of the window weighing at least
-//!   [`MIN_CULPRIT_WEIGHT`] counts it as the end of its latest activity (its culprit is still
-//!   at work), without counting the window in it.
+//!   [`MIN_CULPRIT_WEIGHT`] (P's victim aside) counts it as the end of its latest activity (its
+//!   culprit is still at work), without counting the window in it.
 //! - **Reported.** An incident is reported with [`IncidentEvent::Start`] once it has
 //!   `min_windows` alerting windows (1: at once).
 //! - **Cooldown, per incident.** An incident ends with [`IncidentEvent::End`] (reason
@@ -38,8 +43,8 @@
 //!
 //! The tracker is generic over a payload `P` kept for the peak window (e.g. its features and
 //! talkers, to explain the incident in the `End` event); it is made by a closure only when a
-//! window becomes the new peak, so calm windows cost nothing (and with no incident open, a calm
-//! window is two stores).
+//! window becomes the new peak, so calm windows cost nothing: a calm window allocates nothing
+//! (with no incident open it is two stores), an alerting one a few short lists of culprits.
 
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -99,6 +104,11 @@ impl ScoredWindow {
     /// Score strictly above the threshold (false for NaN).
     pub fn is_alerting(&self) -> bool {
         self.score > self.threshold
+    }
+
+    /// Score ÷ threshold (infinite over a threshold of 0, NaN for a NaN score).
+    pub fn ratio(&self) -> f64 {
+        self.score / self.threshold
     }
 
     /// True when this window is further over its threshold than `other` is over its own
@@ -220,8 +230,12 @@ pub struct ScaleSummary {
     pub alerting_windows: u64,
     /// Its highest score in the incident (NaN before its first alerting window).
     pub peak_score: f64,
-    /// Its threshold.
+    /// The threshold of its latest alerting window (an adaptive threshold moves).
     pub threshold: f64,
+    /// Its largest score ÷ threshold, each window against the threshold it was scored with
+    /// (NaN before its first alerting window): how far over the incident went, which
+    /// `peak_score` over the latest `threshold` does not say when the threshold moved.
+    pub peak_ratio: f64,
 }
 
 /// Why an incident ended (`incident.end_reason` in the alert log).
@@ -413,8 +427,8 @@ impl<P> IncidentTracker<P> {
 
     /// Feeds the next scored window of scale `w.scale` with its culprits (those of an alerting
     /// window; ignored for a calm one); `payload` is called only if this window becomes the
-    /// peak of an incident. The events it caused, in order (none for most windows; nothing is
-    /// allocated then).
+    /// peak of an incident. The events it caused, in order (none for most windows). A calm
+    /// window allocates nothing, open incidents or not; an alerting one a few short lists.
     pub fn observe(
         &mut self,
         w: ScoredWindow,
@@ -437,36 +451,26 @@ impl<P> IncidentTracker<P> {
             taken = Some(i);
             news = new;
         }
-        // Incidents calm for long enough end (not the one this window extended).
+        // Incidents calm for long enough end (not the one this window extended), removed in
+        // place, oldest first (at most MAX_OPEN_INCIDENTS: no list is built for it).
         let cooldown = self.cooldown_ns();
-        let seen = &self.seen_until;
-        let due: Vec<bool> = self
-            .open
-            .iter()
-            .enumerate()
-            .map(|(i, o)| {
-                let quiet_until = o.summary.last_alert_end_ns.saturating_add(cooldown);
-                Some(i) != taken && seen.iter().all(|&s| s >= quiet_until)
-            })
-            .collect();
-        let mut kept = Vec::with_capacity(self.open.len());
-        let mut taken_now = None;
-        for (i, (o, due)) in std::mem::take(&mut self.open)
-            .into_iter()
-            .zip(due)
-            .enumerate()
-        {
-            if due {
-                events.extend(self.close(o, EndReason::Cooldown, w));
-            } else {
-                if Some(i) == taken {
-                    taken_now = Some(kept.len());
-                }
-                kept.push(o);
+        let mut i = 0;
+        while i < self.open.len() {
+            let quiet_until = self.open[i]
+                .summary
+                .last_alert_end_ns
+                .saturating_add(cooldown);
+            let due = Some(i) != taken && self.seen_until.iter().all(|&s| s >= quiet_until);
+            if !due {
+                i += 1;
+                continue;
             }
+            let o = self.open.remove(i);
+            events.extend(self.close(o, EndReason::Cooldown, w));
+            // The taken incident sits after a removed one: one place earlier now.
+            taken = taken.map(|t| if t > i { t - 1 } else { t });
         }
-        self.open = kept;
-        if let Some(i) = taken_now {
+        if let Some(i) = taken {
             events.extend(self.report_if_due(i, w, &news));
         }
         events
@@ -485,17 +489,23 @@ impl<P> IncidentTracker<P> {
             .iter()
             .filter(strong)
             .min_by_key(|c| rank_key(c.role, c.weight, c.ip));
+        let victim = primary.and_then(victim_of);
         let substantial: Vec<&Culprit> = match primary {
             Some(p) => culprits
                 .iter()
                 .filter(strong)
+                .filter(|c| !is_victim(c, victim))
                 .filter(|c| c.weight >= SECONDARY_SHARE * p.weight)
                 .collect(),
             None => Vec::new(),
         };
+        let who = Who {
+            primary: primary.map(|p| p.ip),
+            victim,
+        };
         match self.assign(primary, &substantial) {
             Assign::Existing(i) => {
-                let joined = self.count_in(i, w, culprits, &substantial, primary.map(|p| p.ip));
+                let joined = self.count_in(i, w, culprits, &substantial, who);
                 let o = &mut self.open[i];
                 if w.exceeds(&o.summary.peak) {
                     o.summary.peak = w;
@@ -506,10 +516,7 @@ impl<P> IncidentTracker<P> {
             Assign::New => {
                 self.open.push(self.opened(w, payload()));
                 let i = self.open.len() - 1;
-                (
-                    i,
-                    self.count_in(i, w, culprits, &substantial, primary.map(|p| p.ip)),
-                )
+                (i, self.count_in(i, w, culprits, &substantial, who))
             }
         }
     }
@@ -523,8 +530,9 @@ impl<P> IncidentTracker<P> {
         w: ScoredWindow,
         culprits: &[Culprit],
         substantial: &[&Culprit],
-        primary: Option<IpAddr>,
+        who: Who,
     ) -> Vec<IpAddr> {
+        let primary = who.primary;
         let named_elsewhere = |ip: IpAddr| {
             self.open
                 .iter()
@@ -541,11 +549,12 @@ impl<P> IncidentTracker<P> {
             .filter(|&ip| !named_elsewhere(ip))
             .collect();
         let shortest = self.shortest_ns();
-        // Other incidents whose culprits are still at work stay open.
+        // Other incidents whose culprits are still at work stay open (not for P's victim: its
+        // answers to P are P's work).
         for (j, o) in self.open.iter_mut().enumerate() {
-            let at_work = culprits
-                .iter()
-                .any(|c| c.weight >= MIN_CULPRIT_WEIGHT && o.summary.names(c.ip));
+            let at_work = culprits.iter().any(|c| {
+                c.weight >= MIN_CULPRIT_WEIGHT && !is_victim(c, who.victim) && o.summary.names(c.ip)
+            });
             if j != i && at_work {
                 o.summary.last_alert_end_ns = o.summary.last_alert_end_ns.max(w.end_ns);
                 o.summary.span_windows = span(&o.summary, shortest);
@@ -558,6 +567,9 @@ impl<P> IncidentTracker<P> {
         if let Some(sc) = s.scales.get_mut(w.scale) {
             if sc.alerting_windows == 0 || w.score > sc.peak_score {
                 sc.peak_score = w.score;
+            }
+            if sc.alerting_windows == 0 || w.ratio() > sc.peak_ratio {
+                sc.peak_ratio = w.ratio();
             }
             sc.alerting_windows += 1;
             sc.threshold = w.threshold;
@@ -586,6 +598,7 @@ impl<P> IncidentTracker<P> {
                 alerting_windows: 0,
                 peak_score: f64::NAN,
                 threshold: f64::NAN,
+                peak_ratio: f64::NAN,
             })
             .collect();
         Open {
@@ -739,6 +752,24 @@ impl<P> IncidentTracker<P> {
             peak_payload: o.peak_payload,
         })
     }
+}
+
+/// The window's primary culprit and its victim, as [`IncidentTracker::count_in`] needs them.
+#[derive(Clone, Copy, Debug)]
+struct Who {
+    primary: Option<IpAddr>,
+    victim: Option<IpAddr>,
+}
+
+/// The host a primary culprit's packets went to, when it is another host: its victim.
+fn victim_of(primary: &Culprit) -> Option<IpAddr> {
+    primary.target.map(|t| t.ip).filter(|&ip| ip != primary.ip)
+}
+
+/// True when `c` is the primary's victim credited on the attacker side (what it sent: its
+/// answers or its own traffic); as a flood's victim (`flood_target`) it stays what it is.
+fn is_victim(c: &Culprit, victim: Option<IpAddr>) -> bool {
+    Some(c.ip) == victim && c.role.is_attacker_side()
 }
 
 /// Windows of `shortest_ns` from the incident's start to the end of its last alert.
@@ -1354,6 +1385,118 @@ mod tests {
         let ev = tr.observe(win(0, 4.0), &[cw(V, Role::FloodTarget, 0.9)], || 0);
         let (inc, _) = start_of(&ev[0]);
         assert_eq!(inc.culprits[0].role, Role::FloodTarget);
+    }
+
+    /// A culprit of a window whose packets went to `target`.
+    fn toward(ip: &str, role: Role, weight: f64, target: &str) -> Culprit {
+        Culprit {
+            target: Some(Target {
+                ip: target.parse().unwrap(),
+                proto: Some(6),
+                src_port: None,
+                dst_port: None,
+            }),
+            ..cw(ip, role, weight)
+        }
+    }
+
+    #[test]
+    fn a_victim_s_answers_never_make_it_a_culprit_nor_keep_an_incident_open() {
+        // A scans V, then B scans V within A's cooldown. V's answers weigh half as much as
+        // each attacker (as sender: what is not taken for a reply). V neither joins A's
+        // incident nor brings B's windows into it, nor keeps it open while B runs.
+        let mut tr = tracker(3, 1);
+        let mut events = Vec::new();
+        for k in 0..30i64 {
+            let c = match k {
+                0..=3 => vec![
+                    toward(A, Role::Source, 0.55, V),
+                    toward(V, Role::Source, 0.4, A),
+                ],
+                5..=12 => vec![
+                    toward(B, Role::Source, 0.6, V),
+                    toward(V, Role::Source, 0.35, B),
+                ],
+                _ => vec![],
+            };
+            let score = if c.is_empty() { 0.1 } else { 6.0 };
+            for e in tr.observe(win(k, score), &c, || k) {
+                events.push((k, e));
+            }
+        }
+        let summary: Vec<_> = events
+            .iter()
+            .map(|(k, e)| {
+                let kind = match e {
+                    IncidentEvent::Start { .. } => "start",
+                    IncidentEvent::Culprit { .. } => "culprit",
+                    IncidentEvent::End { .. } => "end",
+                };
+                let ips: Vec<String> = e
+                    .incident()
+                    .culprits
+                    .iter()
+                    .map(|c| c.ip.to_string())
+                    .collect();
+                (*k, kind, e.incident().id.clone(), ips)
+            })
+            .collect();
+        let s = |x: &str| x.to_string();
+        assert_eq!(
+            summary,
+            [
+                (0, "start", s("t-1"), vec![s(A)]),
+                (5, "start", s("t-2"), vec![s(B)]),
+                // A's incident ends 3 windows after its last one, while B's goes on.
+                (6, "end", s("t-1"), vec![s(A)]),
+                (15, "end", s("t-2"), vec![s(B)]),
+            ]
+        );
+        let (inc, _, _, _) = end_of(&events[2].1);
+        assert_eq!(inc.last_alert_end_ns, 40 * S, "not stretched over B's scan");
+        assert_eq!(inc.alerting_windows, 4);
+        // A flood's victim (victim side) still joins as what it is.
+        let mut tr = tracker(3, 1);
+        let ev = tr.observe(
+            win(0, 4.0),
+            &[
+                toward(A, Role::Source, 0.5, V),
+                cw(V, Role::FloodTarget, 0.45),
+            ],
+            || 0,
+        );
+        let (inc, _) = start_of(&ev[0]);
+        let roles: Vec<_> = inc
+            .culprits
+            .iter()
+            .map(|c| (c.ip.to_string(), c.role))
+            .collect();
+        assert_eq!(roles, [(s(A), Role::Source), (s(V), Role::FloodTarget)]);
+    }
+
+    #[test]
+    fn each_scale_keeps_its_peak_over_the_threshold_it_was_scored_with() {
+        // An adaptive threshold rises during the incident: the highest score is not the
+        // window furthest over its threshold.
+        let mut tr = tracker(3, 1);
+        let mut events = Vec::new();
+        for (k, (score, threshold)) in [(10.0, 2.0), (12.0, 10.0), (11.0, 10.5), (0.1, 10.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let w = ScoredWindow {
+                threshold,
+                ..win(k as i64, score)
+            };
+            events.extend(tr.observe(w, &[], || k as i64));
+        }
+        events.extend(tr.flush(EndReason::Shutdown));
+        let (inc, _, _, payload) = end_of(events.last().unwrap());
+        let sc = inc.scales[0];
+        assert_eq!((sc.alerting_windows, sc.peak_score), (3, 12.0));
+        assert_eq!(sc.threshold, 10.5, "the latest alerting window's");
+        assert_eq!(sc.peak_ratio, 5.0, "10 over 2, not 12 over 10.5");
+        assert_eq!((inc.peak.score, payload), (10.0, 0));
     }
 
     #[test]

@@ -138,6 +138,9 @@ pub struct FeatureContributor {
     pub role: Role,
     /// How much `count` may exceed the true count (0: exact).
     pub max_error: u64,
+    /// The family it was counted in (not in the alert log: `role` and the unit say it there;
+    /// the EVE signature is chosen by it).
+    pub family: Family,
 }
 
 impl FeatureContributor {
@@ -149,6 +152,7 @@ impl FeatureContributor {
             unit: family.unit(),
             role: family.role(),
             max_error: c.max_error,
+            family,
         }
     }
 }
@@ -584,7 +588,10 @@ pub struct ScaleRef {
     /// Its alerting windows.
     pub windows: u64,
     pub peak_score: f64,
+    /// The threshold of its latest alerting window.
     pub threshold: f64,
+    /// Its largest score ÷ threshold, each window against its own threshold.
+    pub peak_ratio: f64,
 }
 
 /// `incident` object.
@@ -759,6 +766,7 @@ impl AlertEvent {
                     windows: s.alerting_windows,
                     peak_score: s.peak_score,
                     threshold: s.threshold,
+                    peak_ratio: s.peak_ratio,
                 })
                 .collect(),
             culprits: inc.culprits.iter().map(CulpritRef::from).collect(),
@@ -1366,6 +1374,7 @@ mod tests {
             unit: CountUnit::NewValues,
             role: Role::FloodTarget,
             max_error: 0,
+            family: Family::NewSrcAddrs,
         }];
         assert_eq!(
             d.to_string(),
@@ -1470,7 +1479,7 @@ mod tests {
         let inc = &s["incident"];
         assert_eq!(
             inc["scales"],
-            serde_json::json!([{"omega_s": 30.0, "windows": 1, "peak_score": 7.5, "threshold": 2.0}])
+            serde_json::json!([{"omega_s": 30.0, "windows": 1, "peak_score": 7.5, "threshold": 2.0, "peak_ratio": 3.75}])
         );
         assert_eq!(inc["id"], "abc-1");
         assert_eq!(inc["start"], "2026-11-29T01:02:30.000000+00:00");

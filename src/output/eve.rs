@@ -8,20 +8,24 @@
 //! events queued while the disk is full, never a partial line).
 //!
 //! - `src_ip` is the culprit (the event's new culprit, else the incident's first), `dest_ip`
-//!   the host its packets went to, with `src_port`, `dest_port` and `proto` where one carried
-//!   most of that flow; a flood's victim without an attacker-side culprit is `dest_ip` alone.
+//!   the host its packets went to ([`main_victim`] when its own flow was not seen), with
+//!   `src_port`, `dest_port` and `proto` where every packet of that flow had the same; a
+//!   flood's victim without an attacker-side culprit is `dest_ip` alone.
 //! - `alert.signature_id` is stable per feature family ([`signature_id`]), fixed for an incident
-//!   by its first record; `alert.severity` 1–3 from the incident's peak score over its
-//!   threshold ([`severity`]); netanom's own fields are under `alert.metadata`, as arrays of
-//!   strings.
+//!   by its start event ([`Signatures`], kept by the scorer); `alert.category` from the kind of
+//!   deviation ([`category`]); `alert.severity` 1–3 from the incident's peak score over the
+//!   threshold it was scored with ([`severity`]); netanom's own fields are under
+//!   `alert.metadata`, as arrays of strings.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::alerts::{number, AlertEvent, AlertLog, CulpritRef, EventType, Flush, SCHEMA_VERSION};
-use crate::window::features::{Family, Feature, Role};
+use super::alerts::{
+    number, AlertEvent, AlertLog, CulpritRef, EventType, FeatureDeviation, Flush, SCHEMA_VERSION,
+};
+use crate::window::features::{Family, Feature, Role, WELL_KNOWN_PORTS};
 
 /// `alert.gid` of every record (Suricata's generator id of rule alerts).
 pub const GID: u32 = 1;
@@ -35,13 +39,14 @@ pub const SID_UNEXPLAINED: u32 = 1_000_000;
 /// The stable `alert.signature_id` of a feature family, in Suricata's local range
 /// 1000000–1999999 (docs/alerts.md has the table).
 pub const fn signature_id(family: Family) -> u32 {
-    use crate::window::features::WELL_KNOWN_PORTS;
     match family {
         Family::Packets => 1_000_001,
+        Family::PacketsInReplies => 1_000_002,
         Family::Flag(i) => 1_000_010 + i as u32,
         Family::Icmp => 1_000_020,
         Family::Udp => 1_000_021,
         Family::IcmpReplies => 1_000_022,
+        Family::RstReplies => 1_000_023,
         Family::NewDstAddrs => 1_000_030,
         Family::NewSrcAddrs => 1_000_031,
         Family::NewSrcPorts => 1_000_032,
@@ -52,35 +57,101 @@ pub const fn signature_id(family: Family) -> u32 {
         // The port itself in the last digits: 1010443 is source port 443.
         Family::SrcPort(i) => 1_010_000 + WELL_KNOWN_PORTS[i as usize] as u32,
         Family::DstPort(i) => 1_020_000 + WELL_KNOWN_PORTS[i as usize] as u32,
+        Family::SrcPortInReplies(i) => 1_030_000 + WELL_KNOWN_PORTS[i as usize] as u32,
+        Family::DstPortInReplies(i) => 1_040_000 + WELL_KNOWN_PORTS[i as usize] as u32,
     }
 }
 
-/// `alert.category`: Suricata's classification (`classification.config`) of what a family's
-/// anomaly usually is.
-pub const fn category(family: Option<Family>) -> &'static str {
-    const SCAN: &str = "Detection of a Network Scan";
-    const DOS: &str = "Attempted Denial of Service";
-    const BAD: &str = "Potentially Bad Traffic";
+/// A family's name in `alert.signature` (the table of docs/alerts.md): `SYN`, `RST+ACK
+/// replies`, `new destination ports`, `replies from port 80`, …
+pub fn family_label(family: Family) -> String {
+    const FLAGS: [&str; 10] = [
+        "SYN",
+        "FIN",
+        "PSH",
+        "RST",
+        "URG",
+        "ACK",
+        "FIN+ACK",
+        "RST+ACK replies",
+        "SYN+ACK replies",
+        "PSH+ACK",
+    ];
+    let port = |i: u8| WELL_KNOWN_PORTS.get(usize::from(i)).copied().unwrap_or(0);
     match family {
-        // Replies to probes, new destinations and ports, FIN and URG probes.
-        Some(Family::Flag(1 | 3 | 4 | 7 | 8))
-        | Some(
-            Family::IcmpReplies
-            | Family::NewDstAddrs
-            | Family::NewDstPorts
-            | Family::NewDstAddrsInReplies
-            | Family::NewSrcPortsInReplies
-            | Family::NewDstPortsInReplies,
-        ) => SCAN,
-        Some(
-            Family::Packets
-            | Family::Flag(_)
-            | Family::Icmp
-            | Family::Udp
-            | Family::NewSrcAddrs
-            | Family::NewSrcPorts,
-        ) => DOS,
-        Some(Family::SrcPort(_) | Family::DstPort(_)) | None => BAD,
+        Family::Packets => "packets".into(),
+        Family::PacketsInReplies => "replies".into(),
+        Family::Flag(i) => FLAGS
+            .get(usize::from(i))
+            .copied()
+            .unwrap_or("TCP flags")
+            .into(),
+        Family::Icmp => "ICMP".into(),
+        Family::Udp => "UDP".into(),
+        Family::IcmpReplies => "ICMP replies".into(),
+        Family::RstReplies => "bare RST replies".into(),
+        Family::NewDstAddrs => "new destination addresses".into(),
+        Family::NewSrcAddrs => "new source addresses".into(),
+        Family::NewSrcPorts => "new source ports".into(),
+        Family::NewDstPorts => "new destination ports".into(),
+        Family::NewDstAddrsInReplies => "new destination addresses in replies".into(),
+        Family::NewSrcPortsInReplies => "new source ports in replies".into(),
+        Family::NewDstPortsInReplies => "new destination ports in replies".into(),
+        Family::SrcPort(i) => format!("packets from port {}", port(i)),
+        Family::DstPort(i) => format!("packets to port {}", port(i)),
+        Family::SrcPortInReplies(i) => format!("replies from port {}", port(i)),
+        Family::DstPortInReplies(i) => format!("replies to port {}", port(i)),
+    }
+}
+
+/// Suricata's classification (`classification.config`) of a network scan.
+pub const CATEGORY_SCAN: &str = "Detection of a Network Scan";
+/// Of a denial of service.
+pub const CATEGORY_DOS: &str = "Attempted Denial of Service";
+/// Of anything else.
+pub const CATEGORY_BAD: &str = "Potentially Bad Traffic";
+
+/// `alert.category` from the kind of deviation, over the event's features at or above their
+/// training maximum (what the window has too much of), each read through the family of its
+/// first contributor:
+/// - a scan when one of them is new destination ports or addresses of a sender, or new source
+///   ports in replies (the probed ports answering);
+/// - else a denial of service when one of them is a count (packets, a flag, a protocol, a
+///   port, or new values of a flood: its varying source addresses and ports, and the victim's
+///   answers to them);
+/// - else a scan when one of them is the ratio of a probe's flags or of their answers (SYN,
+///   FIN, URG, RST, RST+ACK, SYN+ACK): half-open or odd packets without volume, a slow scan;
+/// - else (other ratios, means, variances, or nothing above the range) potentially bad traffic.
+pub fn category(features: &[FeatureDeviation]) -> &'static str {
+    use Feature as F;
+    let over = || {
+        features
+            .iter()
+            .filter(|d| d.normalized >= 1.0 && d.normalized.is_finite())
+            .filter_map(|d| Some((Feature::from_name(d.name)?, family_of(d)?)))
+    };
+    let probing = over().any(|(_, family)| {
+        matches!(
+            family,
+            Family::NewDstPorts | Family::NewDstAddrs | Family::NewSrcPortsInReplies
+        )
+    });
+    let volume = over().any(|(f, _)| {
+        !matches!(f, F::PktSizeMean | F::PktSizeVar | F::TtlMean | F::TtlVar)
+            && !F::FLAG_RATIOS.contains(&f)
+    });
+    let probe_ratios = over().any(|(f, _)| {
+        matches!(
+            f,
+            F::SynRatio | F::FinRatio | F::UrgRatio | F::RstRatio | F::RstAckRatio | F::SynAckRatio
+        )
+    });
+    if probing || (!volume && probe_ratios) {
+        CATEGORY_SCAN
+    } else if volume {
+        CATEGORY_DOS
+    } else {
+        CATEGORY_BAD
     }
 }
 
@@ -95,9 +166,6 @@ pub fn severity(score_over_threshold: f64) -> u8 {
         3
     }
 }
-
-/// Open incidents whose signature is remembered (an end lost to a crash cannot grow it).
-const MAX_REMEMBERED: usize = 1024;
 
 /// One EVE `alert` record.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -150,22 +218,82 @@ pub struct Endpoint {
     pub port: Option<u16>,
 }
 
-/// The family a deviating feature's anomaly is about: the family of its top contributor's
-/// role (for `icmp_count`, the unreachable errors when a scanner tops it), else its first.
-fn family_of(alert: &AlertEvent) -> Option<Family> {
-    let d = alert.top_features.first()?;
-    let feature = Feature::from_name(d.name)?;
-    let families = feature.families();
-    let by_role = d
-        .contributors
+/// The family a deviating feature's anomaly is about: that of its first contributor (the
+/// family it was counted in: `syn_count`'s SYN+ACK replies, `icmp_count`'s unreachable
+/// errors), else the feature's own.
+fn family_of(d: &FeatureDeviation) -> Option<Family> {
+    d.contributors
         .first()
-        .and_then(|c| families.iter().find(|f| f.role() == c.role));
-    Some(*by_role.unwrap_or(&feature.family()))
+        .map(|c| c.family)
+        .or_else(|| Feature::from_name(d.name).map(Feature::family))
 }
 
-/// `NETANOM anomaly: syn_count 4662 (max 28)`: the explanation's most deviating feature
-/// against its training range.
-fn signature(alert: &AlertEvent) -> String {
+/// An incident's signature: the family of its start event's most deviating feature (none:
+/// nothing deviated to name), which gives `alert.signature_id` and the name in
+/// `alert.signature`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Signature(pub Option<Family>);
+
+impl Signature {
+    /// The signature an event would fix: its most deviating feature's family.
+    pub fn of(alert: &AlertEvent) -> Signature {
+        Signature(alert.top_features.first().and_then(family_of))
+    }
+
+    /// `alert.signature_id`.
+    pub fn id(self) -> u32 {
+        self.0.map_or(SID_UNEXPLAINED, signature_id)
+    }
+}
+
+/// The signature of each open incident, fixed by its first event and forgotten at its end.
+/// The scorer keeps it across reloads (the EVE log turned off and on again, its path changed),
+/// so an open incident's records keep one signature id. It holds one entry per open incident:
+/// every incident that got a first event gets an end event (a flush ends them all on every
+/// way out of the scorer).
+#[derive(Debug, Default)]
+pub struct Signatures {
+    open: HashMap<String, Signature>,
+}
+
+impl Signatures {
+    /// The signature of `alert`'s incident: fixed by this event if it is the first; forgotten
+    /// after an end event.
+    pub fn of(&mut self, alert: &AlertEvent) -> Signature {
+        let id = &alert.incident.id;
+        let sig = match self.open.get(id) {
+            Some(&sig) => sig,
+            None => {
+                let sig = Signature::of(alert);
+                self.open.insert(id.clone(), sig);
+                sig
+            }
+        };
+        if alert.event_type == EventType::IncidentEnd {
+            self.open.remove(id);
+        }
+        sig
+    }
+
+    /// Open incidents whose signature is kept.
+    pub fn len(&self) -> usize {
+        self.open.len()
+    }
+
+    /// True when no incident's signature is kept.
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+}
+
+/// `NETANOM anomaly (SYN): syn_count 4662 (max 28)`: the incident's signature family, then the
+/// event's most deviating feature against its training range (`NETANOM anomaly` alone when
+/// nothing deviated).
+fn signature_text(alert: &AlertEvent, sig: Signature) -> String {
+    let family = sig
+        .0
+        .map(|f| format!(" ({})", family_label(f)))
+        .unwrap_or_default();
     match alert.top_features.first() {
         Some(d) => {
             let (bound, limit) = if d.normalized < 0.0 {
@@ -174,30 +302,52 @@ fn signature(alert: &AlertEvent) -> String {
                 ("max", d.training_max)
             };
             format!(
-                "NETANOM anomaly: {} {} ({bound} {})",
+                "NETANOM anomaly{family}: {} {} ({bound} {})",
                 d.name,
                 number(d.value),
                 number(limit)
             )
         }
-        None => "NETANOM anomaly".to_string(),
+        None => format!("NETANOM anomaly{family}"),
     }
 }
 
-/// The incident's score over threshold so far: the largest over its scales.
+/// The incident's score over threshold so far: the largest over its scales, each window
+/// against the threshold it was scored with, and the event's own window.
 fn peak_ratio(alert: &AlertEvent) -> f64 {
     alert
         .incident
         .scales
         .iter()
-        .filter(|s| s.threshold > 0.0)
-        .map(|s| s.peak_score / s.threshold)
+        .map(|s| s.peak_ratio)
+        .filter(|r| !r.is_nan())
         .fold(alert.score / alert.threshold, f64::max)
 }
 
+/// The main victim of an incident when `culprit`'s own flow was not seen (not among the
+/// window's heaviest flows): another attacker-side culprit's target, else a flood's victim
+/// among the culprits, else the explaining window's top destination; never `culprit` itself.
+pub fn main_victim(alert: &AlertEvent, culprit: IpAddr) -> Option<IpAddr> {
+    let inc = &alert.incident;
+    let others = || inc.culprits.iter().filter(move |c| c.ip != culprit);
+    others()
+        .filter(|c| c.role.is_attacker_side())
+        .find_map(|c| c.target.as_ref().map(|t| t.ip))
+        .or_else(|| others().find(|c| c.role == Role::FloodTarget).map(|c| c.ip))
+        .or_else(|| {
+            alert
+                .top_talkers
+                .destination
+                .iter()
+                .map(|d| d.ip)
+                .find(|&ip| ip != culprit)
+        })
+        .filter(|&ip| ip != culprit)
+}
+
 impl EveAlert {
-    /// The EVE record of an alert event, with signature id `sid` and `in_iface`.
-    pub fn of(alert: &AlertEvent, sid: u32, in_iface: Option<&str>) -> EveAlert {
+    /// The EVE record of an alert event, with its incident's signature and `in_iface`.
+    pub fn of(alert: &AlertEvent, sig: Signature, in_iface: Option<&str>) -> EveAlert {
         let culprit: Option<&CulpritRef> =
             alert.culprit.as_ref().or(alert.incident.culprits.first());
         let (mut src, mut dst, mut proto) = (None, None, None);
@@ -207,13 +357,17 @@ impl EveAlert {
                     ip: c.ip,
                     port: c.target.as_ref().and_then(|t| t.src_port),
                 });
-                if let Some(t) = &c.target {
-                    dst = Some(Endpoint {
-                        ip: t.ip,
-                        port: t.dest_port,
-                    });
-                    proto = t.proto;
-                }
+                dst = match &c.target {
+                    Some(t) => {
+                        proto = t.proto;
+                        Some(Endpoint {
+                            ip: t.ip,
+                            port: t.dest_port,
+                        })
+                    }
+                    // Its flow was not seen: the incident's victim, without ports.
+                    None => main_victim(alert, c.ip).map(|ip| Endpoint { ip, port: None }),
+                };
             } else {
                 // A flood's victim: the attacker is unknown (spoofed sources).
                 dst = Some(Endpoint {
@@ -222,7 +376,6 @@ impl EveAlert {
                 });
             }
         }
-        let family = family_of(alert);
         EveAlert {
             timestamp: suricata_timestamp(&alert.timestamp),
             in_iface: in_iface.map(str::to_string),
@@ -236,10 +389,10 @@ impl EveAlert {
             alert: EveAlertBody {
                 action: "allowed",
                 gid: GID,
-                signature_id: sid,
+                signature_id: sig.id(),
                 rev: REV,
-                signature: signature(alert),
-                category: category(family),
+                signature: signature_text(alert, sig),
+                category: category(&alert.top_features),
                 severity: severity(peak_ratio(alert)),
                 source: src,
                 target: dst,
@@ -302,6 +455,10 @@ fn metadata(a: &AlertEvent) -> BTreeMap<&'static str, Vec<String>> {
         // An operator silenced it (`netanom feedback suppress`): a SIEM rule can drop it.
         m.insert("netanom_suppressed_by", a.suppressed_by.clone());
     }
+    if a.incomplete {
+        // The explaining window missed a sensor's or worker's part: its counts are low.
+        m.insert("netanom_incomplete", one("true".to_string()));
+    }
     if let Some(c) = &a.culprit {
         m.insert("netanom_new_culprit", one(c.ip.to_string()));
     }
@@ -326,25 +483,16 @@ fn role_name(r: Role) -> String {
     r.name().to_string()
 }
 
-/// The EVE log: the alert log's file machinery writing [`EveAlert`] records, and the signature
-/// id of each open incident.
+/// The EVE log: the alert log's file machinery writing [`EveAlert`] records.
 pub struct EveLog {
     log: AlertLog,
     in_iface: Option<String>,
-    /// Signature id by incident id, fixed by its first record; oldest first for the bound.
-    sids: HashMap<String, u32>,
-    order: VecDeque<String>,
 }
 
 impl EveLog {
     /// An EVE log writing through `log`; records carry `in_iface` when capturing live.
     pub fn new(log: AlertLog, in_iface: Option<String>) -> EveLog {
-        EveLog {
-            log,
-            in_iface,
-            sids: HashMap::new(),
-            order: VecDeque::new(),
-        }
+        EveLog { log, in_iface }
     }
 
     /// The file machinery (path, queue, reopening).
@@ -357,33 +505,14 @@ impl EveLog {
         &mut self.log
     }
 
-    /// The record of `alert`, its signature id fixed per incident.
-    pub fn record(&mut self, alert: &AlertEvent) -> EveAlert {
-        let id = &alert.incident.id;
-        let sid = match self.sids.get(id) {
-            Some(&sid) => sid,
-            None => {
-                let sid = family_of(alert).map_or(SID_UNEXPLAINED, signature_id);
-                if self.order.len() >= MAX_REMEMBERED {
-                    if let Some(old) = self.order.pop_front() {
-                        self.sids.remove(&old);
-                    }
-                }
-                self.sids.insert(id.clone(), sid);
-                self.order.push_back(id.clone());
-                sid
-            }
-        };
-        if alert.event_type == EventType::IncidentEnd {
-            self.sids.remove(id);
-            self.order.retain(|o| o != id);
-        }
-        EveAlert::of(alert, sid, self.in_iface.as_deref())
+    /// The record of `alert`, with its incident's signature.
+    pub fn record(&self, alert: &AlertEvent, sig: Signature) -> EveAlert {
+        EveAlert::of(alert, sig, self.in_iface.as_deref())
     }
 
     /// Writes the record of `alert` as one line (and what is queued before it).
-    pub fn write(&mut self, alert: &AlertEvent) -> Flush {
-        let record = self.record(alert);
+    pub fn write(&mut self, alert: &AlertEvent, sig: Signature) -> Flush {
+        let record = self.record(alert, sig);
         self.log.write_json(&record)
     }
 }
@@ -392,7 +521,7 @@ impl EveLog {
 mod tests {
     use super::*;
     use crate::detect::incident::{IncidentConfig, IncidentTracker, ScoredWindow};
-    use crate::output::alerts::{AlertContext, AlertFile, Explanation};
+    use crate::output::alerts::{AlertContext, AlertFile, Explanation, FeatureContributor};
     use crate::window::features::{NUM_FAMILIES, NUM_FEATURES};
     use crate::window::{Contributor, Contributors, Flow, Omega, Talkers, Window};
     use std::collections::HashSet;
@@ -441,6 +570,12 @@ mod tests {
 
     /// The alert events of windows (score, SYNs, attacker) through a tracker, then a flush.
     fn events(windows: &[(f64, f64, &str)]) -> Vec<AlertEvent> {
+        let w: Vec<_> = windows.iter().map(|&(s, n, a)| (s, 2.0, n, a)).collect();
+        events_with(&w)
+    }
+
+    /// As [`events`], each window (score, threshold, SYNs, attacker) with its own threshold.
+    fn events_with(windows: &[(f64, f64, f64, &str)]) -> Vec<AlertEvent> {
         let (min, mut max) = (vec![0.0; NUM_FEATURES], vec![2.0; NUM_FEATURES]);
         max[Feature::SynCount.index()] = 28.0;
         let ctx = AlertContext {
@@ -451,14 +586,14 @@ mod tests {
         let mut tr: IncidentTracker<Explanation> =
             IncidentTracker::new(IncidentConfig::default(), &ctx.omegas, "abc");
         let mut out = Vec::new();
-        for (k, &(score, syn, attacker)) in windows.iter().enumerate() {
+        for (k, &(score, threshold, syn, attacker)) in windows.iter().enumerate() {
             let w = window(k as i64, syn, attacker);
             let sw = ScoredWindow {
                 scale: 0,
                 start_ns: w.start_ns,
                 end_ns: w.end_ns,
                 score,
-                threshold: 2.0,
+                threshold,
             };
             let ex = Explanation::of(&w, &min, &max, 3);
             for ev in tr.observe(sw, &ex.culprits, || ex.clone()) {
@@ -475,15 +610,21 @@ mod tests {
         out
     }
 
+    /// An EVE log that writes nowhere.
+    fn null_log(iface: Option<&str>) -> EveLog {
+        EveLog::new(
+            AlertLog::with_file(AlertFile::open("/dev/null").unwrap(), false, 10),
+            iface.map(str::to_string),
+        )
+    }
+
     #[test]
     fn a_record_names_the_attacker_as_source_and_its_flow() {
         let ev = events(&[(25.0, 4662.0, "127.0.66.1"), (3.0, 900.0, "127.0.66.1")]);
         assert_eq!(ev.len(), 2);
-        let mut log = EveLog::new(
-            AlertLog::with_file(AlertFile::open("/dev/null").unwrap(), false, 10),
-            Some("eth0".into()),
-        );
-        let start = log.record(&ev[0]);
+        let log = null_log(Some("eth0"));
+        let mut sigs = Signatures::default();
+        let start = log.record(&ev[0], sigs.of(&ev[0]));
         let v = serde_json::to_value(&start).unwrap();
         assert_eq!(v["timestamp"], "2026-12-02T10:29:08.500000+0000");
         assert_eq!(v["event_type"], "alert");
@@ -498,8 +639,14 @@ mod tests {
         assert_eq!(a["action"], "allowed");
         assert_eq!((a["gid"].as_u64(), a["rev"].as_u64()), (Some(1), Some(1)));
         assert_eq!(a["signature_id"], 1_000_010, "the SYN family");
-        assert_eq!(a["signature"], "NETANOM anomaly: syn_count 4662 (max 28)");
-        assert_eq!(a["category"], "Attempted Denial of Service");
+        assert_eq!(
+            a["signature"],
+            "NETANOM anomaly (SYN): syn_count 4662 (max 28)"
+        );
+        assert_eq!(
+            a["category"], "Attempted Denial of Service",
+            "SYNs, no scan"
+        );
         assert_eq!(a["severity"], 1, "12.5 times the threshold");
         assert_eq!(
             a["source"],
@@ -523,13 +670,19 @@ mod tests {
         assert_eq!(m["netanom_culprit_roles"], serde_json::json!(["source"]));
         assert_eq!(m["netanom_schema_version"], serde_json::json!(["3"]));
         assert!(m.get("netanom_end_reason").is_none());
+        assert!(m.get("netanom_incomplete").is_none());
         // The end: same signature id, the incident's end fields.
-        let end = log.record(&ev[1]);
+        let end = log.record(&ev[1], sigs.of(&ev[1]));
         assert_eq!(end.alert.signature_id, 1_000_010);
         assert_eq!(end.alert.metadata["netanom_event"], ["end"]);
         assert_eq!(end.alert.metadata["netanom_end_reason"], ["shutdown"]);
         assert_eq!(end.src_ip, Some(ip("127.0.66.1")));
-        assert!(log.sids.is_empty(), "forgotten once ended");
+        assert!(sigs.is_empty(), "forgotten once ended");
+        // A window merged without one of its parts says so.
+        let mut e = ev[0].clone();
+        e.incomplete = true;
+        let r = log.record(&e, Signature::of(&e));
+        assert_eq!(r.alert.metadata["netanom_incomplete"], ["true"]);
     }
 
     #[test]
@@ -540,25 +693,23 @@ mod tests {
         assert!(!sids.contains(&SID_UNEXPLAINED));
         // The published table (docs/alerts.md) must not move.
         assert_eq!(signature_id(Family::Packets), 1_000_001);
+        assert_eq!(signature_id(Family::PacketsInReplies), 1_000_002);
         assert_eq!(signature_id(Family::Flag(0)), 1_000_010);
         assert_eq!(signature_id(Family::Flag(7)), 1_000_017);
         assert_eq!(signature_id(Family::IcmpReplies), 1_000_022);
+        assert_eq!(signature_id(Family::RstReplies), 1_000_023);
         assert_eq!(signature_id(Family::NewDstPorts), 1_000_033);
         assert_eq!(signature_id(Family::SrcPort(3)), 1_010_443);
         assert_eq!(signature_id(Family::DstPort(1)), 1_020_022);
+        assert_eq!(signature_id(Family::SrcPortInReplies(4)), 1_030_080);
+        assert_eq!(signature_id(Family::DstPortInReplies(2)), 1_040_053);
+        assert_eq!(family_label(Family::Flag(8)), "SYN+ACK replies");
         assert_eq!(
-            category(Some(Family::NewDstPorts)),
-            "Detection of a Network Scan"
+            family_label(Family::SrcPortInReplies(4)),
+            "replies from port 80"
         );
-        assert_eq!(
-            category(Some(Family::Flag(7))),
-            "Detection of a Network Scan"
-        );
-        assert_eq!(
-            category(Some(Family::NewSrcAddrs)),
-            "Attempted Denial of Service"
-        );
-        assert_eq!(category(None), "Potentially Bad Traffic");
+        let labels: HashSet<String> = Family::ALL.iter().map(|&f| family_label(f)).collect();
+        assert_eq!(labels.len(), NUM_FAMILIES, "one name per family");
         assert_eq!(
             (
                 severity(10.0),
@@ -574,6 +725,145 @@ mod tests {
         );
     }
 
+    /// A deviating feature at `normalized` whose first contributor counted in `family`.
+    fn dev(feature: Feature, normalized: f64, family: Family) -> FeatureDeviation {
+        let c = Contributor {
+            addr: ip("127.0.66.1"),
+            count: 100,
+            max_error: 0,
+        };
+        FeatureDeviation {
+            name: feature.name(),
+            value: normalized * 10.0,
+            training_min: 0.0,
+            training_max: 10.0,
+            normalized,
+            contributors: vec![FeatureContributor::new(family, &c)],
+        }
+    }
+
+    #[test]
+    fn the_category_is_the_kind_of_deviation_not_the_top_feature_s_flag() {
+        // nmap -sS: syn_count tops, but new destination ports from one sender make it a scan.
+        let scan = [
+            dev(Feature::SynCount, 43.7, Family::Flag(0)),
+            dev(Feature::DstPortDistinct, 23.8, Family::NewDstPorts),
+            dev(Feature::SrcPortDistinct, 23.7, Family::NewSrcPortsInReplies),
+            dev(Feature::PktCount, 8.0, Family::Packets),
+        ];
+        assert_eq!(category(&scan), CATEGORY_SCAN);
+        // The probed ports answering are enough (a slow scan's peak).
+        let slow = [
+            dev(Feature::SynRatio, 3.0, Family::Flag(0)),
+            dev(Feature::SrcPortDistinct, 2.0, Family::NewSrcPortsInReplies),
+        ];
+        assert_eq!(category(&slow), CATEGORY_SCAN);
+        // hping3 -S -p 80: the flood's varying source ports, and the victim's answers to
+        // them as new destination ports in replies: volume, one port.
+        let flood = [
+            dev(Feature::SynCount, 308.8, Family::Flag(0)),
+            dev(Feature::SrcPortDistinct, 168.6, Family::NewSrcPorts),
+            dev(
+                Feature::DstPortDistinct,
+                168.6,
+                Family::NewDstPortsInReplies,
+            ),
+            dev(Feature::SrcPort80Count, 97.3, Family::SrcPortInReplies(4)),
+        ];
+        assert_eq!(category(&flood), CATEGORY_DOS);
+        // A new-ports feature below the training maximum is no evidence.
+        let weak = [
+            dev(Feature::UdpCount, 161.0, Family::Udp),
+            dev(Feature::DstPortDistinct, 0.9, Family::NewDstPorts),
+        ];
+        assert_eq!(category(&weak), CATEGORY_DOS);
+        // A slow scan's window: more SYNs than ever in proportion, no volume.
+        let half_open = [
+            dev(Feature::AckRatio, -2.6, Family::Flag(5)),
+            dev(Feature::SynRatio, 1.8, Family::Flag(0)),
+            dev(Feature::TtlVar, 0.99, Family::Packets),
+        ];
+        assert_eq!(category(&half_open), CATEGORY_SCAN);
+        // With volume, the same ratio is a flood's.
+        let mut syn_flood = half_open.to_vec();
+        syn_flood.push(dev(Feature::SynCount, 90.0, Family::Flag(0)));
+        assert_eq!(category(&syn_flood), CATEGORY_DOS);
+        // Other ratios and means over the range, or nothing: potentially bad traffic.
+        let ratios = [
+            dev(Feature::PshRatio, 1.4, Family::Flag(2)),
+            dev(Feature::TtlVar, 5.0, Family::Packets),
+            dev(Feature::AckRatio, -1.9, Family::Flag(5)),
+        ];
+        assert_eq!(category(&ratios), CATEGORY_BAD);
+        assert_eq!(category(&[]), CATEGORY_BAD);
+    }
+
+    #[test]
+    fn the_signature_is_the_family_its_first_contributor_was_counted_in() {
+        let mut ev = events(&[(25.0, 4662.0, "127.0.66.1")]);
+        let start = &mut ev[0];
+        // ack_count's first contributor got SYN+ACK replies (the third of its families, the
+        // second with the reply_target role): that family's id, and its name in the text.
+        start.top_features = vec![dev(Feature::AckCount, 40.0, Family::Flag(8))];
+        let r = null_log(None).record(start, Signature::of(start));
+        assert_eq!(r.alert.signature_id, 1_000_018, "SYN+ACK, not RST+ACK");
+        assert_eq!(
+            r.alert.signature,
+            "NETANOM anomaly (SYN+ACK replies): ack_count 400 (max 10)"
+        );
+        // No contributor: the feature's own family. Nothing deviating: unexplained.
+        start.top_features[0].contributors.clear();
+        assert_eq!(Signature::of(start).id(), 1_000_015);
+        start.top_features.clear();
+        let r = null_log(None).record(start, Signature::of(start));
+        assert_eq!(r.alert.signature_id, SID_UNEXPLAINED);
+        assert_eq!(r.alert.signature, "NETANOM anomaly");
+        assert_eq!(r.alert.category, CATEGORY_BAD);
+    }
+
+    #[test]
+    fn an_open_incident_keeps_its_signature_whatever_happens_to_the_eve_log() {
+        let ev = events(&[(25.0, 4662.0, "127.0.66.1"), (3.0, 900.0, "127.0.66.1")]);
+        let mut sigs = Signatures::default();
+        let first = null_log(None).record(&ev[0], sigs.of(&ev[0]));
+        // Two thousand other incidents open meanwhile: nothing is evicted.
+        for n in 0..2_000 {
+            let mut other = ev[0].clone();
+            other.incident.id = format!("other-{n}");
+            other.top_features.clear();
+            sigs.of(&other);
+        }
+        assert_eq!(sigs.len(), 2_001);
+        // The EVE log turned off and on again (a new EveLog), the end explained by another
+        // feature: the start's signature.
+        let mut end = ev[1].clone();
+        end.top_features = vec![dev(Feature::UdpCount, 40.0, Family::Udp)];
+        let last = null_log(None).record(&end, sigs.of(&end));
+        assert_eq!(last.alert.signature_id, first.alert.signature_id);
+        assert!(last
+            .alert
+            .signature
+            .starts_with("NETANOM anomaly (SYN): udp_count"));
+        assert_eq!(sigs.len(), 2_000, "forgotten at its end");
+    }
+
+    #[test]
+    fn severity_is_the_peak_over_the_threshold_each_window_was_scored_with() {
+        // The adaptive threshold rises from 2 to 40: the first window was 10 times over it,
+        // the later, higher scores barely.
+        let ev = events_with(&[
+            (20.0, 2.0, 4662.0, "127.0.66.1"),
+            (41.0, 40.0, 4662.0, "127.0.66.1"),
+            (42.0, 40.0, 4662.0, "127.0.66.1"),
+        ]);
+        let end = ev.last().unwrap();
+        let scale = &end.incident.scales[0];
+        assert_eq!((scale.peak_score, scale.threshold), (42.0, 40.0));
+        assert_eq!(scale.peak_ratio, 10.0);
+        let r = null_log(None).record(end, Signature::of(end));
+        assert_eq!(r.alert.severity, 1, "10 times over, not 42 / 40");
+    }
+
     #[test]
     fn a_new_culprit_is_the_source_of_its_own_record() {
         // A floods; B joins with a substantial share (A 0.6 / B 0.4 of the SYNs).
@@ -586,17 +876,15 @@ mod tests {
         c.target = None;
         culprit.culprit = Some(c.clone());
         culprit.incident.culprits.push(c);
-        let mut log = EveLog::new(
-            AlertLog::with_file(AlertFile::open("/dev/null").unwrap(), false, 10),
-            None,
-        );
-        let start = log.record(&ev[0]);
-        let joined = log.record(&culprit);
+        let log = null_log(None);
+        let mut sigs = Signatures::default();
+        let start = log.record(&ev[0], sigs.of(&ev[0]));
+        let joined = log.record(&culprit, sigs.of(&culprit));
         assert_eq!(joined.src_ip, Some(ip("127.0.66.2")));
+        // Its own flow was not seen: the incident's victim (A's target), without ports.
         assert_eq!(
-            (joined.dest_ip, joined.proto),
-            (None, None),
-            "its flow was not seen"
+            (joined.dest_ip, joined.dest_port, joined.proto),
+            (Some(ip("127.0.0.41")), None, None)
         );
         assert_eq!(joined.alert.signature_id, start.alert.signature_id);
         assert_eq!(joined.alert.metadata["netanom_event"], ["culprit"]);
@@ -606,11 +894,36 @@ mod tests {
             ["127.0.66.1", "127.0.66.2"]
         );
         assert!(joined.in_iface.is_none());
+        // No culprit's target known: a flood's victim among the culprits, else the window's
+        // top destination, never the culprit itself.
+        let mut lone = ev[0].clone();
+        lone.incident.culprits[0].target = None;
+        lone.top_talkers.destination = vec![
+            crate::output::alerts::AddrCount {
+                ip: ip("127.0.66.1"),
+                packets: 9,
+            },
+            crate::output::alerts::AddrCount {
+                ip: ip("10.0.1.1"),
+                packets: 5,
+            },
+        ];
+        let r = log.record(&lone, Signature::of(&lone));
+        assert_eq!(
+            (r.src_ip, r.dest_ip),
+            (Some(ip("127.0.66.1")), Some(ip("10.0.1.1")))
+        );
+        let mut victim = lone.incident.culprits[0].clone();
+        victim.ip = ip("198.51.100.1");
+        victim.role = Role::FloodTarget;
+        lone.incident.culprits.push(victim);
+        let r = log.record(&lone, Signature::of(&lone));
+        assert_eq!(r.dest_ip, Some(ip("198.51.100.1")));
         // A flood's victim alone: the destination, no source.
         let e = &mut ev[0];
         e.incident.culprits[0].role = Role::FloodTarget;
         e.incident.culprits[0].target = None;
-        let r = log.record(e);
+        let r = log.record(e, Signature::of(e));
         assert_eq!((r.src_ip, r.dest_ip), (None, Some(ip("127.0.66.1"))));
         assert!(r.alert.source.is_none());
     }
@@ -621,9 +934,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("eve.json");
         let mut log = EveLog::new(AlertLog::open(&path, false).unwrap(), None);
-        assert_eq!(log.write(&ev[0]).written, 1);
+        let sig = Signature::of(&ev[0]);
+        assert_eq!(log.write(&ev[0], sig).written, 1);
         std::fs::rename(&path, dir.path().join("eve.json.1")).unwrap();
-        let f = log.write(&ev[1]);
+        let f = log.write(&ev[1], sig);
         assert!(f.reopened && f.written == 1, "{f:?}");
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 1);
@@ -638,7 +952,7 @@ mod tests {
             None,
         );
         for e in &ev {
-            assert_eq!(full.write(e).written, 0);
+            assert_eq!(full.write(e, sig).written, 0);
         }
         assert_eq!(full.log().queued(), 2);
         let other = dir.path().join("eve2.json");

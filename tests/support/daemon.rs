@@ -1213,6 +1213,11 @@ pub fn check_event_min(v: &Value, omega_s: f64, min_windows: u64) {
             s["peak_score"].as_f64().expect("peak_score")
                 > s["threshold"].as_f64().expect("threshold")
         );
+        // Each alerting window was over the threshold it was scored with.
+        let ratio = s["peak_ratio"]
+            .as_f64()
+            .expect("incident.scales[].peak_ratio");
+        assert!(ratio > 1.0, "incident.scales[].peak_ratio {ratio} in {v}");
     }
     assert!(
         windows >= 1 && span >= windows,

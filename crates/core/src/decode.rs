@@ -85,14 +85,25 @@ pub enum Transport {
 impl Transport {
     /// A reply to someone else's packet, which says more about the host it goes to than
     /// about its sender: a TCP SYN+ACK or RST+ACK (the answer to a SYN, open or closed port),
-    /// or an ICMP echo reply, destination unreachable or time exceeded (ICMPv4 types 0, 3, 11;
-    /// ICMPv6 129, 1, 3). A scan's and a flood's answers are replies; so is a server's
-    /// SYN+ACK to an ordinary client.
+    /// a bare RST (no SYN, no ACK) from a lower port to a higher one (a service port
+    /// answering an ACK probe from a client's port: an ACK or window scan), or an ICMP echo
+    /// reply, destination unreachable or time exceeded (ICMPv4 types 0, 3, 11; ICMPv6 129, 1,
+    /// 3). A scan's and a flood's answers are replies; so is a server's SYN+ACK to an ordinary
+    /// client. A bare RST from the higher port is its sender's own (a SYN scanner resetting
+    /// the SYN+ACKs it got, from its high source port): which of the two a bare RST is cannot
+    /// be told from one packet, and the ports are the one hint it carries (docs/alerts.md,
+    /// "Families and roles").
     #[inline(always)]
     pub const fn is_reply(self) -> bool {
         match self {
-            Transport::Tcp { flags, .. } => {
-                flags & tcp_flags::ACK != 0 && flags & (tcp_flags::SYN | tcp_flags::RST) != 0
+            Transport::Tcp {
+                flags,
+                src_port,
+                dst_port,
+            } => {
+                let syn_rst_ack = flags & (tcp_flags::SYN | tcp_flags::RST | tcp_flags::ACK);
+                (flags & tcp_flags::ACK != 0 && flags & (tcp_flags::SYN | tcp_flags::RST) != 0)
+                    || (syn_rst_ack == tcp_flags::RST && src_port < dst_port)
             }
             Transport::Icmp {
                 icmp_type,

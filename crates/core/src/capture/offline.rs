@@ -103,8 +103,9 @@ impl OfflineCapture {
         self.packets
     }
 
-    /// The next frame, `Ok(None)` at the end of the file.
-    #[inline]
+    /// The next frame, `Ok(None)` at the end of the file. Always inlined: it is the file
+    /// loop's per-packet call, and LLVM stopped inlining it when the aggregator grew.
+    #[inline(always)]
     pub fn next_packet(&mut self) -> Result<Option<RawPacket<'_>>, CaptureError> {
         match self.capture.next_packet() {
             Ok(packet) => {

@@ -1,14 +1,14 @@
 //! Culprits: per feature family, the hosts that contributed most to it in a window, and the
 //! flows (source, destination pairs) that carried most packets.
 //!
-//! One [`SpaceSaving`] summary per [`Family`] (8 counters each, a few KiB for all of them,
+//! One [`SpaceSaving`] summary per [`Family`] (8 counters each, about 15 KiB for all of them,
 //! allocated once): memory does not grow with the number of hosts, so a spoofed flood cannot
-//! blow it up. The packets family is the exception: its top is the window's source tally
-//! (exact up to 65,536 sources, count-min beyond), which is kept anyway for the top talkers.
-//! A packet counts in the families it belongs to (its flags, protocol, well-known ports),
-//! keyed by the end of the packet its family's role ([`Family::role`]) names: the source for most, the
-//! destination for replies (RST, RST+ACK, SYN+ACK, ICMP unreachable: the host that provoked
-//! them) and for new sources (a spoofed flood's victim). That choice is made here, in
+//! blow it up. A packet counts in the families it belongs to (its flags, protocol, well-known
+//! ports; replies in the reply families), keyed by the end of the packet its family's role
+//! ([`Family::role`]) names: the source for most, the destination for replies (SYN+ACK,
+//! RST+ACK, a bare RST from a lower port, ICMP replies: the host that provoked them, so a
+//! victim's answers never count as its own) and for new sources (a spoofed flood's victim).
+//! That choice is made here, in
 //! [`CulpritTally::add`], from the packet's [`Ends`]; a distinct-count family counts a key
 //! only when the packet brought a value not yet seen in the window. One more summary, keyed
 //! by the (source, destination) pair, keeps per flow the protocol and ports its packets all
@@ -201,34 +201,25 @@ impl CulpritTally {
     }
 
     /// The top [`CONTRIBUTORS_PER_FAMILY`] of every family, each family's total, the top
-    /// flows; then forgets the window. The packets family is not summarised here: `packets`
-    /// is its top, from the exact source tally, and `ip_packets` its total.
-    pub fn take(&mut self, packets: Vec<Contributor>, ip_packets: u64) -> Contributors {
+    /// flows; then forgets the window.
+    pub fn take(&mut self) -> Contributors {
         // Gathered on the stack, then one allocation of the exact size.
         let mut buf = [EMPTY; NUM_FAMILIES * CONTRIBUTORS_PER_FAMILY];
         let mut n = 0;
         let mut ends = [0u16; NUM_FAMILIES];
         let mut totals = [0u64; NUM_FAMILIES];
         for (i, s) in self.families.iter_mut().enumerate() {
-            if i == Family::Packets.index() {
-                for c in packets.iter().take(CONTRIBUTORS_PER_FAMILY) {
-                    buf[n] = *c;
-                    n += 1;
-                }
-                totals[i] = ip_packets;
-            } else {
-                s.each_top(CONTRIBUTORS_PER_FAMILY, |key, count, max_error, _| {
-                    buf[n] = Contributor {
-                        addr: key_to_addr(key),
-                        count,
-                        max_error,
-                    };
-                    n += 1;
-                });
-                totals[i] = s.total();
-                s.reset();
-            }
-            // At most NUM_FAMILIES × 3 = 120 entries: fits.
+            s.each_top(CONTRIBUTORS_PER_FAMILY, |key, count, max_error, _| {
+                buf[n] = Contributor {
+                    addr: key_to_addr(key),
+                    count,
+                    max_error,
+                };
+                n += 1;
+            });
+            totals[i] = s.total();
+            s.reset();
+            // At most NUM_FAMILIES × 3 entries: fits.
             ends[i] = n as u16;
         }
         let mut flows = Vec::with_capacity(SLOTS);
@@ -446,7 +437,7 @@ impl Contributors {
 mod tests {
     use super::*;
     use crate::decode::{ipv4_key, tcp_flags, IpSummary, PacketSummary, Transport};
-    use crate::window::features::Role;
+    use crate::window::features::{Role, WELL_KNOWN_PORTS};
     use crate::window::{Omega, Window, WindowAggregator, WindowConfig};
 
     /// A TCP packet at 0.1 s (all in the first 1 s window).
@@ -743,6 +734,58 @@ mod tests {
             dports.contains(&(Family::NewDstPorts, victim, 1)),
             "{dports:?}"
         );
+        // Every feature, the packet counts and the well-known ports included: the victim is
+        // credited with its ordinary traffic only (200 packets to the client, from port 443),
+        // its answers to the scanner with nothing.
+        let of = |f: Feature, addr: IpAddr| -> Vec<(Family, u64)> {
+            w.contributors
+                .for_feature(f)
+                .filter(|(_, c)| c.addr == addr)
+                .map(|(fam, c)| (fam, c.count))
+                .collect()
+        };
+        for f in Feature::ALL {
+            let own = match f {
+                Feature::PktCount
+                | Feature::PktSizeMean
+                | Feature::PktSizeVar
+                | Feature::TtlMean
+                | Feature::TtlVar => vec![(Family::Packets, 200)],
+                Feature::SrcPort443Count => vec![(Family::SrcPort(3), 200)],
+                Feature::AckCount | Feature::AckRatio => vec![(Family::Flag(5), 200)],
+                Feature::PshCount | Feature::PshRatio => vec![(Family::Flag(2), 200)],
+                Feature::PshAckCount | Feature::PshAckRatio => vec![(Family::Flag(9), 200)],
+                Feature::DstIpDistinct => vec![(Family::NewDstAddrs, 1)],
+                // Victim side: the new sources it received (the client and the scanner).
+                Feature::SrcIpDistinct => vec![(Family::NewSrcAddrs, 2)],
+                Feature::SrcPortDistinct => vec![(Family::NewSrcPorts, 1)],
+                Feature::DstPortDistinct => vec![(Family::NewDstPorts, 1)],
+                _ => vec![],
+            };
+            assert_eq!(of(f, victim), own, "{f}");
+        }
+        // The scanner: its 1,010 packets and the 1,000 answers it got; each well-known port
+        // it probed answered once, from that port (none of them open).
+        assert_eq!(
+            of(Feature::PktCount, scanner),
+            [(Family::Packets, 1010), (Family::PacketsInReplies, 1000)]
+        );
+        assert_eq!(w.contributors.feature_total(Feature::PktCount), 2410);
+        for i in 0..WELL_KNOWN_PORTS.len() {
+            let i8 = i as u8;
+            assert_eq!(
+                of(Feature::src_port(i), scanner),
+                [(Family::SrcPortInReplies(i8), 1)],
+                "{}",
+                Feature::src_port(i)
+            );
+            assert_eq!(
+                of(Feature::dst_port(i), scanner),
+                [(Family::DstPort(i8), 1)],
+                "{}",
+                Feature::dst_port(i)
+            );
+        }
         // Whom the scanner's packets went to: one source port, no dominant destination port.
         let flow = w.contributors.flow_of(scanner).expect("the scanner's flow");
         assert_eq!((flow.src, flow.dst, flow.packets), (scanner, victim, 1010));
@@ -755,6 +798,75 @@ mod tests {
         assert_eq!((back.dst, back.packets), (scanner, 1000));
         assert_eq!(back.dst_port, Some(61_000));
         assert!(w.contributors.flows().len() <= SLOTS);
+    }
+
+    #[test]
+    fn an_ack_scan_s_bare_rsts_name_the_scanner_not_the_victim() {
+        let scanner = v4([127, 0, 66, 7]);
+        let victim = v4([127, 0, 0, 41]);
+        let mut packets = Vec::new();
+        // nmap -sA: an ACK to each port from one high source port; every port, open or
+        // closed, answers with a bare RST (no ACK) from the probed port.
+        for port in 1..=1000u16 {
+            packets.push(tcp(scanner, victim, 61_000, port, tcp_flags::ACK));
+            packets.push(tcp(victim, scanner, port, 61_000, tcp_flags::RST));
+        }
+        // A RST flood from a high port to a service: the sender's own.
+        let flooder = v4([127, 0, 66, 8]);
+        for i in 0..300u16 {
+            packets.push(tcp(flooder, victim, 40_000 + i, 80, tcp_flags::RST));
+        }
+        let w = window_of(packets);
+        let (scanner, victim, flooder) = (
+            key_to_addr(scanner),
+            key_to_addr(victim),
+            key_to_addr(flooder),
+        );
+        let list = |f: Feature| -> Vec<(Family, IpAddr, u64)> {
+            w.contributors
+                .for_feature(f)
+                .map(|(fam, c)| (fam, c.addr, c.count))
+                .collect()
+        };
+        assert_eq!(w.features[Feature::RstCount.index()], 1300.0);
+        assert_eq!(
+            list(Feature::RstCount),
+            [
+                (Family::Flag(3), flooder, 300),
+                (Family::RstReplies, scanner, 1000)
+            ]
+        );
+        assert_eq!(Family::RstReplies.role(), Role::ReplyTarget);
+        assert_eq!(
+            list(Feature::SrcPortDistinct)[..2],
+            [
+                (Family::NewSrcPorts, flooder, 300),
+                (Family::NewSrcPorts, scanner, 1)
+            ]
+        );
+        assert!(list(Feature::SrcPortDistinct).contains(&(
+            Family::NewSrcPortsInReplies,
+            scanner,
+            1000
+        )));
+        assert_eq!(
+            list(Feature::PktCount),
+            [
+                (Family::Packets, scanner, 1000),
+                (Family::Packets, flooder, 300),
+                (Family::PacketsInReplies, scanner, 1000)
+            ]
+        );
+        // The victim only as what it is: the host that received from new sources.
+        for f in Feature::ALL {
+            assert!(
+                w.contributors
+                    .for_feature(f)
+                    .all(|(fam, c)| c.addr != victim || fam.role() == Role::FloodTarget),
+                "{f}: {:?}",
+                list(f)
+            );
+        }
     }
 
     #[test]
@@ -857,7 +969,20 @@ mod tests {
             .is_reply()
         };
         assert!(tcp(tcp_flags::SYN | tcp_flags::ACK) && tcp(tcp_flags::RST | tcp_flags::ACK));
-        assert!(!tcp(tcp_flags::SYN) && !tcp(tcp_flags::RST) && !tcp(tcp_flags::ACK));
+        assert!(!tcp(tcp_flags::SYN) && !tcp(tcp_flags::ACK));
+        // A bare RST: a reply from the lower port (a service answering an ACK probe), its
+        // sender's own from the higher one (a SYN scanner resetting from its source port).
+        let rst = |src_port, dst_port, flags| {
+            Transport::Tcp {
+                src_port,
+                dst_port,
+                flags,
+            }
+            .is_reply()
+        };
+        assert!(rst(80, 61_000, tcp_flags::RST) && rst(1, 2, tcp_flags::RST | tcp_flags::PSH));
+        assert!(!rst(61_000, 80, tcp_flags::RST) && !rst(80, 80, tcp_flags::RST));
+        assert!(!rst(80, 61_000, tcp_flags::RST | tcp_flags::SYN));
         assert!(!Transport::Udp {
             src_port: 1,
             dst_port: 2
@@ -927,7 +1052,7 @@ mod tests {
         }
         a.merge(&b);
         let n = packets.len() as u64;
-        let (merged, single) = (a.take(Vec::new(), n), whole.take(Vec::new(), n));
+        let (merged, single) = (a.take(), whole.take());
         for c in [&merged, &single] {
             let syn = c.of(Family::Flag(0));
             assert_eq!(syn[0].addr, key_to_addr(heavy), "{syn:?}");

@@ -166,8 +166,9 @@ pub enum KeyKind {
 pub enum Role {
     /// Sent the packets (keyed by source address). Attacker side.
     Source,
-    /// Received the replies (RST, RST+ACK, SYN+ACK, ICMP unreachable; keyed by destination
-    /// address): the host whose probes provoked them, a scanner. Attacker side.
+    /// Received the replies (SYN+ACK, RST+ACK, a bare RST from a lower port, ICMP echo reply,
+    /// unreachable, time exceeded; keyed by destination address): the host whose probes
+    /// provoked them, a scanner. Attacker side.
     ReplyTarget,
     /// Received packets from sources new in the window (keyed by destination address): the
     /// victim of a spoofed flood. Victim side.
@@ -223,12 +224,12 @@ pub enum CountUnit {
 /// maps every feature to the families that explain it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Family {
-    /// Every IP packet, by source (counts, sizes, TTL).
+    /// IP packets other than replies, by source (counts, sizes, TTL).
     Packets,
     /// TCP packets with one of the flag combinations of [`Feature::FLAG_COUNTS`]: the index
     /// into that list. SYN+ACK and RST+ACK (replies) by destination: the host whose SYN they
     /// answer. The others by source; SYN, RST and ACK count only packets that are not
-    /// replies (a reply is in the SYN+ACK or RST+ACK family instead).
+    /// replies (a reply is in the SYN+ACK, RST+ACK or bare-RST-reply family instead).
     Flag(u8),
     /// ICMPv4 and ICMPv6 packets other than replies, by source.
     Icmp,
@@ -237,9 +238,9 @@ pub enum Family {
     /// ICMP replies (echo reply, destination unreachable, time exceeded), by destination: the
     /// host whose packets they answer.
     IcmpReplies,
-    /// TCP/UDP packets from the `i`-th port of [`WELL_KNOWN_PORTS`], by source.
+    /// TCP/UDP packets from the `i`-th port of [`WELL_KNOWN_PORTS`], by source; replies aside.
     SrcPort(u8),
-    /// TCP/UDP packets to the `i`-th port of [`WELL_KNOWN_PORTS`], by source.
+    /// TCP/UDP packets to the `i`-th port of [`WELL_KNOWN_PORTS`], by source; replies aside.
     DstPort(u8),
     /// Destination addresses first seen in the window, by the source that sent to them (a
     /// sweep); replies aside.
@@ -259,10 +260,25 @@ pub enum Family {
     /// Destination ports first seen in the window in a reply (a flood's varying source ports
     /// answered), by the reply's destination.
     NewDstPortsInReplies,
+    /// IP packets that are replies, by destination: the host they answer (a scanned or
+    /// flooded victim's answers count for the scanner, not for the victim).
+    PacketsInReplies,
+    /// TCP replies that are bare RSTs (no ACK: [`Transport::is_reply`]), by destination: the
+    /// host whose ACK probes they answer (an ACK or window scan).
+    ///
+    /// [`Transport::is_reply`]: crate::decode::Transport::is_reply
+    RstReplies,
+    /// Replies from the `i`-th port of [`WELL_KNOWN_PORTS`] (a probed service answering), by
+    /// destination.
+    SrcPortInReplies(u8),
+    /// Replies to the `i`-th port of [`WELL_KNOWN_PORTS`] (probes sent from it answered), by
+    /// destination.
+    DstPortInReplies(u8),
 }
 
 /// Number of families (the length of [`Family::ALL`]).
-pub const NUM_FAMILIES: usize = 1 + 10 + 3 + 2 * WELL_KNOWN_PORTS.len() + 7;
+pub const NUM_FAMILIES: usize =
+    1 + 10 + 3 + 2 * WELL_KNOWN_PORTS.len() + 7 + 2 + 2 * WELL_KNOWN_PORTS.len();
 
 /// Indices into [`Feature::FLAG_COUNTS`] of the flag combinations that are replies
 /// (RST+ACK, SYN+ACK).
@@ -292,6 +308,13 @@ impl Family {
     const DST_PORT_BASE: usize = Self::SRC_PORT_BASE + WELL_KNOWN_PORTS.len();
     /// First index of the distinct-count families.
     const NEW_BASE: usize = Self::DST_PORT_BASE + WELL_KNOWN_PORTS.len();
+    /// First index of the reply families added with schema 3's victim fix (packets, bare
+    /// RSTs, then the well-known ports in replies).
+    const REPLY_BASE: usize = Self::NEW_BASE + 7;
+    /// First index of the source-port families of replies.
+    const SRC_PORT_REPLY_BASE: usize = Self::REPLY_BASE + 2;
+    /// First index of the destination-port families of replies.
+    const DST_PORT_REPLY_BASE: usize = Self::SRC_PORT_REPLY_BASE + WELL_KNOWN_PORTS.len();
 
     /// Dense index, `0..NUM_FAMILIES` (the aggregator's array slot).
     #[inline]
@@ -311,6 +334,10 @@ impl Family {
             Family::NewDstAddrsInReplies => Self::NEW_BASE + 4,
             Family::NewSrcPortsInReplies => Self::NEW_BASE + 5,
             Family::NewDstPortsInReplies => Self::NEW_BASE + 6,
+            Family::PacketsInReplies => Self::REPLY_BASE,
+            Family::RstReplies => Self::REPLY_BASE + 1,
+            Family::SrcPortInReplies(i) => Self::SRC_PORT_REPLY_BASE + i as usize,
+            Family::DstPortInReplies(i) => Self::DST_PORT_REPLY_BASE + i as usize,
         }
     }
 
@@ -331,6 +358,14 @@ impl Family {
             i if i == Self::NEW_BASE + 4 => Family::NewDstAddrsInReplies,
             i if i == Self::NEW_BASE + 5 => Family::NewSrcPortsInReplies,
             i if i == Self::NEW_BASE + 6 => Family::NewDstPortsInReplies,
+            i if i == Self::REPLY_BASE => Family::PacketsInReplies,
+            i if i == Self::REPLY_BASE + 1 => Family::RstReplies,
+            i if i >= Self::SRC_PORT_REPLY_BASE && i < Self::DST_PORT_REPLY_BASE => {
+                Family::SrcPortInReplies((i - Self::SRC_PORT_REPLY_BASE) as u8)
+            }
+            i if i >= Self::DST_PORT_REPLY_BASE && i < NUM_FAMILIES => {
+                Family::DstPortInReplies((i - Self::DST_PORT_REPLY_BASE) as u8)
+            }
             _ => Family::Packets,
         }
     }
@@ -342,7 +377,11 @@ impl Family {
             Family::IcmpReplies
             | Family::NewDstAddrsInReplies
             | Family::NewSrcPortsInReplies
-            | Family::NewDstPortsInReplies => Role::ReplyTarget,
+            | Family::NewDstPortsInReplies
+            | Family::PacketsInReplies
+            | Family::RstReplies
+            | Family::SrcPortInReplies(_)
+            | Family::DstPortInReplies(_) => Role::ReplyTarget,
             Family::NewSrcAddrs => Role::FloodTarget,
             _ => Role::Source,
         }
@@ -381,14 +420,17 @@ const FEATURE_FAMILIES: [([Family; MAX_FEATURE_FAMILIES], usize); NUM_FEATURES] 
     while i < NUM_FEATURES {
         let f = Feature::ALL[i];
         let p = primary_family(f);
-        t[i] = match f {
-            Feature::SynCount | Feature::SynRatio => ([p, syn_ack, p], 2),
-            Feature::RstCount | Feature::RstRatio => ([p, rst_ack, p], 2),
-            Feature::AckCount | Feature::AckRatio => ([p, rst_ack, syn_ack], 3),
-            Feature::IcmpCount => ([p, Family::IcmpReplies, p], 2),
-            Feature::DstIpDistinct => ([p, Family::NewDstAddrsInReplies, p], 2),
-            Feature::SrcPortDistinct => ([p, Family::NewSrcPortsInReplies, p], 2),
-            Feature::DstPortDistinct => ([p, Family::NewDstPortsInReplies, p], 2),
+        t[i] = match (f, p) {
+            (_, Family::Packets) => ([p, Family::PacketsInReplies, p], 2),
+            (_, Family::SrcPort(port)) => ([p, Family::SrcPortInReplies(port), p], 2),
+            (_, Family::DstPort(port)) => ([p, Family::DstPortInReplies(port), p], 2),
+            (Feature::SynCount | Feature::SynRatio, _) => ([p, syn_ack, p], 2),
+            (Feature::RstCount | Feature::RstRatio, _) => ([p, rst_ack, Family::RstReplies], 3),
+            (Feature::AckCount | Feature::AckRatio, _) => ([p, rst_ack, syn_ack], 3),
+            (Feature::IcmpCount, _) => ([p, Family::IcmpReplies, p], 2),
+            (Feature::DstIpDistinct, _) => ([p, Family::NewDstAddrsInReplies, p], 2),
+            (Feature::SrcPortDistinct, _) => ([p, Family::NewSrcPortsInReplies, p], 2),
+            (Feature::DstPortDistinct, _) => ([p, Family::NewDstPortsInReplies, p], 2),
             _ => ([p, p, p], 1),
         };
         i += 1;
@@ -439,9 +481,10 @@ const fn primary_family(f: Feature) -> Family {
 
 impl Feature {
     /// The families whose heavy hitters explain this feature: its own, and for a feature
-    /// that replies also make (SYN, RST and ACK counts and ratios, `icmp_count`, the distinct
-    /// addresses and ports) the reply families that hold those. They partition the feature's
-    /// packets (a SYN+RST+ACK packet aside). The one mapping of features to families.
+    /// that replies also make (the packet counts, sizes and TTLs, SYN, RST and ACK counts and
+    /// ratios, `icmp_count`, the well-known port counts, the distinct addresses and ports) the
+    /// reply families that hold those. They partition the feature's packets (a SYN+RST+ACK
+    /// packet aside). The one mapping of features to families.
     pub fn families(self) -> &'static [Family] {
         let (families, n) = &FEATURE_FAMILIES[self as usize];
         &families[..*n]
@@ -611,7 +654,23 @@ mod tests {
         );
         assert_eq!(
             Feature::RstCount.families(),
-            [Family::Flag(3), Family::Flag(7)]
+            [Family::Flag(3), Family::Flag(7), Family::RstReplies]
+        );
+        assert_eq!(
+            Feature::PktCount.families(),
+            [Family::Packets, Family::PacketsInReplies]
+        );
+        assert_eq!(
+            Feature::TtlVar.families(),
+            [Family::Packets, Family::PacketsInReplies]
+        );
+        assert_eq!(
+            Feature::SrcPort80Count.families(),
+            [Family::SrcPort(4), Family::SrcPortInReplies(4)]
+        );
+        assert_eq!(
+            Feature::DstPort443Count.families(),
+            [Family::DstPort(3), Family::DstPortInReplies(3)]
         );
         assert_eq!(
             Feature::AckCount.families(),
@@ -625,7 +684,8 @@ mod tests {
             .iter()
             .filter(|f| f.families().len() > 1)
             .count();
-        assert_eq!(multi, 10);
+        // Ten as before, the five packet features and the 22 port counts.
+        assert_eq!(multi, 10 + 5 + 22);
     }
 
     #[test]
@@ -649,7 +709,9 @@ mod tests {
             .into_iter()
             .filter(|f| f.key_kind() == KeyKind::DstAddr)
             .collect();
-        assert_eq!(by_dst.len(), 7, "{by_dst:?}");
+        // SYN+ACK, RST+ACK, ICMP replies, new sources, three distinct counts in replies,
+        // packets and bare RSTs in replies, 22 port counts in replies.
+        assert_eq!(by_dst.len(), 7 + 2 + 22, "{by_dst:?}");
         for f in [
             Feature::SynCount,
             Feature::RstCount,

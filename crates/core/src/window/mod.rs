@@ -15,8 +15,8 @@ pub mod spacesaving;
 pub mod talkers;
 
 use crate::decode::{key_to_addr, tcp_flags, IpSummary, PacketSummary, Transport};
+use culprits::Ends;
 pub use culprits::{Contributor, Contributors, Flow};
-use culprits::{Ends, CONTRIBUTORS_PER_FAMILY};
 use features::{
     Family, Feature, FeatureVector, NUM_FEATURES, REPLY_SHARED_FLAGS, WELL_KNOWN_PORTS,
 };
@@ -356,13 +356,21 @@ impl PartialWindow {
         s.ip += 1;
         s.ttl_sum += ttl;
         s.ttl_sq += ttl * ttl;
-        // Both ends with their fingerprints, once; each family's role picks its key. The
-        // packets family needs no summary: the exact source tally below is its count.
+        // Both ends with their fingerprints, once; each family's role picks its key.
         let ends = Ends::new(src, dst);
-        // A reply (SYN+ACK, RST+ACK, ICMP echo reply / unreachable / time exceeded) is counted
-        // for the host it answers, in the reply families.
+        // A reply (SYN+ACK, RST+ACK, a bare RST from a lower port, ICMP echo reply /
+        // unreachable / time exceeded) is counted for the host it answers, in the reply
+        // families: a victim's answers never make it a contributor of its own.
         let reply = p.transport.is_reply();
         self.culprits.add_flow(&ends, p.transport);
+        self.culprits.add(
+            if reply {
+                Family::PacketsInReplies
+            } else {
+                Family::Packets
+            },
+            &ends,
+        );
         if self.src_addrs.add(src) {
             // A new source: credited to the destination it came to (a spoofed flood's victim).
             self.culprits.add(Family::NewSrcAddrs, &ends);
@@ -400,6 +408,10 @@ impl PartialWindow {
                     }
                     mask &= mask - 1;
                 }
+                if reply && flags & tcp_flags::ACK == 0 {
+                    // A reply without ACK is a bare RST: RST+ACK holds the others.
+                    self.culprits.add(Family::RstReplies, &ends);
+                }
                 self.count_ports(src_port, dst_port, &ends, reply);
             }
             Transport::Udp { src_port, dst_port } => {
@@ -420,17 +432,27 @@ impl PartialWindow {
         }
     }
 
-    /// The port features of a TCP/UDP packet between `ends` (`reply`: a SYN+ACK or RST+ACK,
-    /// whose new ports count for the host it answers).
+    /// The port features of a TCP/UDP packet between `ends` (`reply`: a TCP reply, whose
+    /// well-known and new ports count for the host it answers).
     #[inline(always)]
     fn count_ports(&mut self, src_port: u16, dst_port: u16, ends: &Ends, reply: bool) {
         if let Some(i) = well_known_index(src_port) {
             self.sums.src_well_known[i] += 1;
-            self.culprits.add(Family::SrcPort(i as u8), ends);
+            let family = if reply {
+                Family::SrcPortInReplies(i as u8)
+            } else {
+                Family::SrcPort(i as u8)
+            };
+            self.culprits.add(family, ends);
         }
         if let Some(i) = well_known_index(dst_port) {
             self.sums.dst_well_known[i] += 1;
-            self.culprits.add(Family::DstPort(i as u8), ends);
+            let family = if reply {
+                Family::DstPortInReplies(i as u8)
+            } else {
+                Family::DstPort(i as u8)
+            };
+            self.culprits.add(family, ends);
         }
         if self.src_ports.add(src_port) {
             let family = if reply {
@@ -501,30 +523,13 @@ impl PartialWindow {
                     .map(|(a, c)| (key_to_addr(a), c))
                     .collect::<Vec<_>>()
             };
-            let mut src_top = self.src_addrs.top(k_top.max(CONTRIBUTORS_PER_FAMILY));
-            // Past the exact limit, count-min overestimates by at most e·N / width (p ≥ 98 %).
-            let max_error = if self.src_addrs.is_estimated() {
-                (s.ip as f64 * std::f64::consts::E / talkers::CMS_WIDTH as f64).ceil() as u64
-            } else {
-                0
-            };
-            let packets = src_top
-                .iter()
-                .take(CONTRIBUTORS_PER_FAMILY)
-                .map(|&(key, count)| Contributor {
-                    addr: key_to_addr(key),
-                    count,
-                    max_error,
-                })
-                .collect();
-            src_top.truncate(k_top);
             let talkers = Talkers {
-                src_addrs: addrs(src_top),
+                src_addrs: addrs(self.src_addrs.top(k_top)),
                 dst_addrs: addrs(self.dst_addrs.top(k_top)),
                 dst_ports: self.dst_ports.top(k_top),
                 approximate: estimated,
             };
-            (talkers, self.culprits.take(packets, s.ip))
+            (talkers, self.culprits.take())
         };
         let window = Window {
             start_ns,

@@ -27,8 +27,10 @@ use crate::decode::IpKey;
 
 /// The first bytes of an encoded partial window.
 pub const MAGIC: [u8; 4] = *b"NAPW";
-/// The version of the encoding this build writes and reads.
-pub const VERSION: u8 = 1;
+/// The version of the encoding this build writes and reads. 2: replies have families of
+/// their own for packets, bare RSTs and the well-known ports (67 heavy-hitter families, the
+/// packets family a summary of its own).
+pub const VERSION: u8 = 2;
 
 /// A window's state before its features are computed; see the module docs.
 pub struct PartialWindow {
@@ -374,7 +376,7 @@ impl Sums {
     }
 }
 
-/// The encoded body (version 1).
+/// The encoded body (version 2).
 #[derive(Serialize, Deserialize)]
 struct Wire {
     omega_us: u64,
