@@ -187,7 +187,7 @@ impl<T> Merger<T> {
             return Offer::Rejected(token, RejectReason::Source(source));
         };
         let (omega, index) = match PartialWindow::peek(&bytes) {
-            Ok(v) => v,
+            Ok(h) => (h.omega, h.index),
             Err(e) => {
                 self.stats.rejected += 1;
                 return Offer::Rejected(token, e.into());
