@@ -18,7 +18,7 @@ use super::capture::WindowQueue;
 use super::scorer::ScaledWindow;
 use crate::config::NatsSettings;
 use crate::output::metrics::Metrics;
-use crate::pipeline::{Backpressure, MergeRules, Merged, Merger, Offer, ScaleSink};
+use crate::pipeline::{Backpressure, MergeRules, Merged, Merger, Offer, ScaleSink, MAX_AHEAD};
 use crate::timestamp::format_ts;
 use crate::window::WindowConfig;
 
@@ -53,6 +53,9 @@ pub fn run(
         liveness: nats.liveness,
         max_gap_windows: first.map_or(100_000, |c| c.max_gap_windows),
         top_k: first.map_or(5, |c| c.top_k),
+        max_ahead: MAX_AHEAD,
+        // A replaying sensor is at most max_ack_pending messages ahead of the windows fired.
+        max_ahead_windows: u64::from(nats.max_ack_pending),
     };
     let mut merger: Merger<AckToken> =
         Merger::new(nats.sensors.len(), &omegas, rules, Instant::now());

@@ -647,8 +647,8 @@ fn an_estimated_partial_is_compact_and_merges_within_the_sketch_error() {
     for p in &packets {
         *truth.entry(p.ip.unwrap().src).or_default() += 1;
     }
-    let bound = 4.0 * std::f64::consts::E / crate::window::talkers::CMS_WIDTH as f64
-        * packets.len() as f64;
+    let bound =
+        4.0 * std::f64::consts::E / crate::window::talkers::CMS_WIDTH as f64 * packets.len() as f64;
     for (addr, count) in &many[0].talkers.src_addrs {
         let t = truth
             .iter()
@@ -660,9 +660,38 @@ fn an_estimated_partial_is_compact_and_merges_within_the_sketch_error() {
             "{addr}: {count} vs {t} (bound {bound})"
         );
     }
-    let top: HashSet<_> = many[0].talkers.src_addrs.iter().take(3).map(|t| t.0).collect();
+    let top: HashSet<_> = many[0]
+        .talkers
+        .src_addrs
+        .iter()
+        .take(3)
+        .map(|t| t.0)
+        .collect();
     let want: HashSet<_> = (0..3).map(|j| key_to_addr(heavy(j))).collect();
     assert_eq!(top, want);
+
+    // The worst case: both directions estimated, random ports both ways.
+    let both: Vec<PacketSummary> = (0..70_000u64)
+        .map(|j| PacketSummary {
+            ts_ns: j as i64,
+            wire_len: 80,
+            ip: Some(IpSummary {
+                src: v6_source(j),
+                dst: v6_source(j + 1_000_000),
+                ttl: 64,
+            }),
+            transport: Transport::Udp {
+                src_port: (v6_source(j) >> 3) as u16,
+                dst_port: (v6_source(j) >> 23) as u16,
+            },
+            ..PacketSummary::default()
+        })
+        .collect();
+    let p = one_partial(&both);
+    assert!(p.src_addrs.is_estimated() && p.dst_addrs.is_estimated());
+    let bytes = p.to_bytes().unwrap().len();
+    eprintln!("estimated both ways, random ports: {bytes} bytes");
+    assert!(bytes < 512 * 1024, "{bytes} bytes");
 }
 
 #[test]
