@@ -468,3 +468,50 @@ fn a_handle_joining_the_fanout_group_while_packets_flow_counts_none_twice() {
         b.len()
     );
 }
+
+#[test]
+fn stopped_workers_publish_their_open_window() {
+    require_root_and_tcpreplay();
+    let tmp = tempfile::tempdir().unwrap();
+    let model = model(tmp.path());
+    // 40 datagrams of 40 flows (both workers get some), all within a millisecond.
+    let pcap = tmp.path().join("burst.pcap");
+    let mut t = Traffic::new();
+    for i in 0..40u8 {
+        t.push(
+            T0 + i64::from(i) * 10_000,
+            udp_frame(([10, 1, 1, i], 5000 + u16::from(i)), ([10, 2, 0, 1], 53), 64, 40),
+        );
+    }
+    let sent = t.len();
+    t.write(&pcap);
+    let net = VethPair::new("s");
+    let mut two = daemon(&net, &model, tmp.path(), "stop", 2);
+    let addr = two.metrics_addr(Duration::from_secs(30));
+    let ns = net.a.clone();
+    wait_in(&ns, addr, Duration::from_secs(30), "a window", |e| {
+        e.value("netanom_windows_total") >= 2.0
+    });
+    // The burst early in a window, the stop as soon as the workers counted it: usually
+    // before that window closes (0.2 s after its end), so it is still open in both.
+    sleep_to_boundary();
+    replay(&net, &pcap);
+    wait_in(&ns, addr, Duration::from_secs(10), "the burst counted", |e| {
+        e.value("netanom_packets_total") >= sent as f64
+    });
+    two.signal(libc::SIGTERM);
+    assert!(
+        two.wait_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success()),
+        "{}",
+        two.log_text()
+    );
+    // The open window went out merged with every worker's packets, none fired without them.
+    let rows = rows(&tmp.path().join("stop-history"));
+    assert_eq!(
+        rows.iter().map(|r| r.packets).sum::<u64>(),
+        sent as u64,
+        "{}",
+        two.log_text()
+    );
+}
