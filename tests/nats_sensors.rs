@@ -337,7 +337,7 @@ fn a_sensor_killed_mid_run_gives_incomplete_windows_never_a_stall() {
     let killed = Instant::now();
     let before = scrape(addr).value("netanom_windows_total");
     // Windows keep coming, a's alone, flagged incomplete.
-    let e = wait_metric(
+    wait_metric(
         &col,
         addr,
         Duration::from_secs(30),

@@ -73,8 +73,9 @@ pub struct Delivery {
 
 /// What the collector's loop asks of the consuming thread.
 enum Command {
-    /// A delivered message's acker (sent by the consuming task before the delivery).
-    Track(u64, Acker),
+    /// A delivered message's acker (sent by the consuming task before the delivery; boxed:
+    /// an acker is large, the other commands small).
+    Track(u64, Box<Acker>),
     /// Acknowledge these messages.
     Ack(Vec<u64>),
     /// Stop reminding JetStream of this message (it will be delivered again).
@@ -275,7 +276,7 @@ async fn consume_all(
             shared.clone(),
         ));
     }
-    let mut ackers: HashMap<u64, Acker> = HashMap::new();
+    let mut ackers: HashMap<u64, Box<Acker>> = HashMap::new();
     let period = (settings.ack_wait / 3).max(Duration::from_millis(100));
     let mut remind = tokio::time::interval(period);
     remind.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -442,7 +443,11 @@ async fn consume(
             };
             let id = shared.ids.fetch_add(1, Ordering::Relaxed);
             // Tracked before the loop can acknowledge it: one channel, in order.
-            if shared.commands.send(Command::Track(id, acker)).is_err() {
+            if shared
+                .commands
+                .send(Command::Track(id, Box::new(acker)))
+                .is_err()
+            {
                 return;
             }
             let mut d = Delivery {
