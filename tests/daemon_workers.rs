@@ -480,7 +480,12 @@ fn stopped_workers_publish_their_open_window() {
     for i in 0..40u8 {
         t.push(
             T0 + i64::from(i) * 10_000,
-            udp_frame(([10, 1, 1, i], 5000 + u16::from(i)), ([10, 2, 0, 1], 53), 64, 40),
+            udp_frame(
+                ([10, 1, 1, i], 5000 + u16::from(i)),
+                ([10, 2, 0, 1], 53),
+                64,
+                40,
+            ),
         );
     }
     let sent = t.len();
@@ -496,9 +501,13 @@ fn stopped_workers_publish_their_open_window() {
     // before that window closes (0.2 s after its end), so it is still open in both.
     sleep_to_boundary();
     replay(&net, &pcap);
-    wait_in(&ns, addr, Duration::from_secs(10), "the burst counted", |e| {
-        e.value("netanom_packets_total") >= sent as f64
-    });
+    wait_in(
+        &ns,
+        addr,
+        Duration::from_secs(10),
+        "the burst counted",
+        |e| e.value("netanom_packets_total") >= sent as f64,
+    );
     two.signal(libc::SIGTERM);
     assert!(
         two.wait_exit(Duration::from_secs(30))
