@@ -7,7 +7,7 @@
 //! daemon's settings, [`daemon`] its threads, [`feedback`] the operators' rules (suppress,
 //! benign). Lower layers never import higher ones.
 
-pub use netanom_core::{capture, csv, decode, pipeline, timestamp, window};
+pub use netanom_core::{capture, csv, decode, fault, pipeline, timestamp, window};
 
 pub mod config;
 pub mod daemon;

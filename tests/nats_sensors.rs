@@ -8,6 +8,16 @@
 //! - A sensor killed (-9) mid-run: windows keep coming, flagged incomplete; no stall.
 //! - nats-server killed (-9) and started again on its store mid-run: every window arrives,
 //!   once.
+//! - The collector killed (-9) mid-run while one sensor's windows wait for the other's: the
+//!   restarted collector merges what its predecessor had not acknowledged, and the two runs
+//!   together recorded every window of the capture, once, complete, with the reference's
+//!   features; nothing was delivered twice while the first one ran (progress reminders).
+//! - Live sensors on lo: a sensor killed (-9) and restarted with the same name resumes, the
+//!   windows after it are complete again; a sensor paused for less than the lateness bound has
+//!   its late partials merged, not dropped.
+//! - A message larger than the server's max_payload is given up at once and counted, the next
+//!   one is published; a replaying sensor with no server fails within its connect bound,
+//!   naming the URL.
 
 mod common;
 #[path = "support/daemon.rs"]
@@ -16,9 +26,11 @@ mod daemon_support;
 mod nats;
 
 use std::ffi::OsString;
+use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use daemon_support::*;
@@ -325,7 +337,7 @@ fn a_sensor_killed_mid_run_gives_incomplete_windows_never_a_stall() {
     let killed = Instant::now();
     let before = scrape(addr).value("netanom_windows_total");
     // Windows keep coming, a's alone, flagged incomplete.
-    let e = wait_metric(
+    wait_metric(
         &col,
         addr,
         Duration::from_secs(30),
@@ -338,16 +350,35 @@ fn a_sensor_killed_mid_run_gives_incomplete_windows_never_a_stall() {
     assert!(killed.elapsed() < Duration::from_secs(20));
     assert!(col.count_messages("window merged without the partial of a sensor") >= 1);
     sensor_done(&mut a, Duration::from_secs(60));
-    // a's last window fires by itself once a ended.
-    wait_metric(
+    // a's last window fires by itself once a ended; every window once, none after a's last.
+    let last = wait_metric(
         &col,
         addr,
         Duration::from_secs(20),
         "a's last window",
         |x| x.value("netanom_windows_total") >= PACED_WINDOWS as f64 - 1.0,
     );
-    assert!(e.value("netanom_windows_incomplete_total") >= 4.0);
     stop(&mut col);
+    let got = rows(&tmp.path().join("col-history"));
+    let starts: Vec<i64> = got.iter().map(|r| r.start_ns).collect();
+    let t1 = T0 + 10_000 * OMEGA_NS;
+    assert_eq!(
+        starts,
+        (0..starts.len() as i64)
+            .map(|i| t1 + i * OMEGA_NS)
+            .collect::<Vec<_>>(),
+        "consecutive windows from the capture's first, each once"
+    );
+    assert!(
+        got.len() as i64 <= PACED_WINDOWS
+            && got.len() as f64 >= last.value("netanom_windows_total"),
+        "{} windows",
+        got.len()
+    );
+    // The windows after the kill hold a's packets only: fewer than the reference's.
+    let (want, _) = reference(&fx.paced_whole, tmp.path());
+    let after_kill = got.len() - 2;
+    assert!(got[after_kill].packets < want[after_kill].packets);
 }
 
 #[test]
@@ -392,4 +423,360 @@ fn nats_server_killed_and_restarted_loses_nothing() {
     );
     stop(&mut col);
     assert_same_windows(&rows(&tmp.path().join("col-history")), &want);
+}
+
+/// `partials_total{source, result}` of an exposition.
+fn partials(e: &Exposition, source: &str, result: &str) -> f64 {
+    e.all("netanom_partials_total")
+        .into_iter()
+        .filter(|x| x.labels.get("source").map(String::as_str) == Some(source))
+        .filter(|x| x.labels.get("result").map(String::as_str) == Some(result))
+        .map(|x| x.value)
+        .sum()
+}
+
+/// Kills `d` with SIGKILL and waits for it.
+fn kill9(d: &mut Daemon) {
+    d.signal(libc::SIGKILL);
+    assert!(d.wait_exit(Duration::from_secs(10)).is_some(), "not killed");
+}
+
+/// Waits until no window fires any more (two scrapes 200 ms apart agree) and the history
+/// under `dir` holds every window scored (the recorder flushes every second).
+fn wait_settled(addr: std::net::SocketAddr, dir: &Path, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let mut last = -1.0;
+    loop {
+        let w = scrape(addr).value("netanom_windows_total");
+        let got = rows(dir).len();
+        if w == last && got as f64 >= w {
+            return;
+        }
+        last = w;
+        assert!(
+            Instant::now() < deadline,
+            "{got} history rows of {w} windows"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_collector_killed_mid_run_loses_no_window_jetstream_kept() {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let (want, _) = reference(&fx.paced_whole, tmp.path());
+    assert_eq!(want.len(), PACED_WINDOWS as usize);
+    let server = NatsServer::start(&tmp.path().join("js"));
+    // ack_wait 9 s: much shorter than the 20 s a's windows wait for b's.
+    let envs = [
+        ("NETANOM_NATS__LIVENESS", "6s"),
+        ("NETANOM_NATS__ACK_WAIT", "9s"),
+    ];
+    let mut col = collector(&server.url(), tmp.path(), &envs);
+    let addr = col.metrics_addr(Duration::from_secs(30));
+    // a replays at full speed: all its windows wait in the collector for b's, paced.
+    let mut a = sensor(&server.url(), "a", &fx.paced_halves[0], false);
+    let mut b = sensor(&server.url(), "b", &fx.paced_halves[1], true);
+    sensor_done(&mut a, Duration::from_secs(60));
+    let e = wait_metric(
+        &col,
+        addr,
+        Duration::from_secs(60),
+        "windows past ack_wait",
+        |e| e.value("netanom_windows_total") >= 24.0,
+    );
+    // a's windows waited longer than ack_wait, and none was delivered again.
+    assert_eq!(partials(&e, "a", "duplicate"), 0.0, "{}", col.log_text());
+    assert_eq!(e.value("netanom_windows_incomplete_total"), 0.0);
+    // Hold b, let the recorder write what fired, then kill the collector.
+    b.signal(libc::SIGSTOP);
+    wait_settled(
+        addr,
+        &tmp.path().join("col-history"),
+        Duration::from_secs(4),
+    );
+    kill9(&mut col);
+    let first_run = rows(&tmp.path().join("col-history")).len();
+    assert!(first_run < want.len(), "{first_run}");
+    let mut col = collector(&server.url(), tmp.path(), &envs);
+    let addr = col.metrics_addr(Duration::from_secs(30));
+    b.signal(libc::SIGCONT);
+    sensor_done(&mut b, Duration::from_secs(90));
+    let e = wait_metric(
+        &col,
+        addr,
+        Duration::from_secs(60),
+        "the windows after the restart",
+        |e| e.value("netanom_windows_total") >= (want.len() - first_run) as f64,
+    );
+    assert_eq!(
+        e.value("netanom_windows_incomplete_total"),
+        0.0,
+        "{}",
+        col.log_text()
+    );
+    assert_eq!(partials(&e, "a", "late"), 0.0);
+    stop(&mut col);
+    // Both runs together: every window once, with the reference's features and packets; the
+    // scorer restarts its three-window run after the restart.
+    let got = rows(&tmp.path().join("col-history"));
+    let starts = |r: &[HistoryRow]| r.iter().map(|r| r.start_ns).collect::<Vec<_>>();
+    assert_eq!(starts(&got), starts(&want), "window starts (each once)");
+    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+        let bits = |r: &HistoryRow| r.features.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        assert_eq!((bits(g), g.packets), (bits(w), w.packets), "window {i}");
+        if i < first_run || i >= first_run + 2 {
+            assert_eq!(
+                g.score.map(f64::to_bits),
+                w.score.map(f64::to_bits),
+                "window {i}"
+            );
+        }
+    }
+}
+
+/// UDP datagrams to 127.0.0.1 on each of `ports`, every 20 ms, until stopped (at most 2
+/// minutes).
+struct LoopbackTraffic {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl LoopbackTraffic {
+    fn start(ports: &[u16]) -> LoopbackTraffic {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ports, stop2) = (ports.to_vec(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+            let until = Instant::now() + Duration::from_secs(120);
+            while !stop2.load(Ordering::Relaxed) && Instant::now() < until {
+                for &p in &ports {
+                    let _ = sock.send_to(b"netanom test", ("127.0.0.1", p));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        LoopbackTraffic {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for LoopbackTraffic {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Two free UDP ports on 127.0.0.1 (nothing listens: the datagrams only cross lo).
+fn free_udp_ports() -> [u16; 2] {
+    let a = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").unwrap();
+    [
+        a.local_addr().unwrap().port(),
+        b.local_addr().unwrap().port(),
+    ]
+}
+
+/// `netanom sensor --interface lo` seeing only UDP to `port`.
+fn live_sensor(url: &str, name: &str, port: u16) -> Daemon {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "live sensors capture on lo: run as root (CI does)"
+    );
+    let mut cmd = netanom_command();
+    cmd.args([
+        "sensor",
+        "--window",
+        "0.5",
+        "--nats",
+        url,
+        "--sensor",
+        name,
+        "--interface",
+        "lo",
+        "--bpf-filter",
+        &format!("udp and dst port {port}"),
+    ]);
+    Daemon::spawn(cmd, &[])
+}
+
+#[test]
+fn a_live_sensor_killed_and_restarted_resumes_with_complete_windows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = NatsServer::start(&tmp.path().join("js"));
+    let mut col = collector(
+        &server.url(),
+        tmp.path(),
+        &[("NETANOM_NATS__LIVENESS", "3s")],
+    );
+    let addr = col.metrics_addr(Duration::from_secs(30));
+    let ports = free_udp_ports();
+    let _traffic = LoopbackTraffic::start(&ports);
+    let _a = live_sensor(&server.url(), "a", ports[0]);
+    let mut b = live_sensor(&server.url(), "b", ports[1]);
+    wait_metric(&col, addr, Duration::from_secs(30), "b merged", |e| {
+        partials(e, "b", "merged") >= 6.0
+    });
+    kill9(&mut b);
+    let before = scrape(addr).value("netanom_windows_incomplete_total");
+    wait_metric(
+        &col,
+        addr,
+        Duration::from_secs(30),
+        "windows without b",
+        |e| e.value("netanom_windows_incomplete_total") >= before + 3.0,
+    );
+    // Restarted with the same name: it resumes, and the collector waits for it again.
+    let merged = scrape(addr);
+    let b_merged = partials(&merged, "b", "merged");
+    let _b = live_sensor(&server.url(), "b", ports[1]);
+    let e = wait_metric(&col, addr, Duration::from_secs(30), "b back", |e| {
+        partials(e, "b", "merged") >= b_merged + 4.0
+    });
+    // Every window from now on is complete: b's and a's partials merged. (Its first partial
+    // may have come after its window fired: b was dead until heard.)
+    let (incomplete, windows, late) = (
+        e.value("netanom_windows_incomplete_total"),
+        e.value("netanom_windows_total"),
+        partials(&e, "b", "late"),
+    );
+    let e = wait_metric(
+        &col,
+        addr,
+        Duration::from_secs(30),
+        "ten more windows",
+        |e| e.value("netanom_windows_total") >= windows + 10.0,
+    );
+    assert_eq!(
+        e.value("netanom_windows_incomplete_total"),
+        incomplete,
+        "{}",
+        col.log_text()
+    );
+    assert!(partials(&e, "b", "merged") >= b_merged + 14.0);
+    assert_eq!(partials(&e, "b", "late"), late);
+    stop(&mut col);
+}
+
+#[test]
+fn a_late_partial_within_the_lateness_bound_is_merged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = NatsServer::start(&tmp.path().join("js"));
+    let mut col = collector(
+        &server.url(),
+        tmp.path(),
+        &[("NETANOM_NATS__LATENESS", "5s")],
+    );
+    let addr = col.metrics_addr(Duration::from_secs(30));
+    let ports = free_udp_ports();
+    let _traffic = LoopbackTraffic::start(&ports);
+    let _a = live_sensor(&server.url(), "a", ports[0]);
+    let b = live_sensor(&server.url(), "b", ports[1]);
+    // Long enough for the windows before b started to have fired (incomplete or not).
+    let e = wait_metric(&col, addr, Duration::from_secs(40), "both merged", |e| {
+        partials(e, "b", "merged") >= 14.0 && partials(e, "a", "merged") >= 14.0
+    });
+    let (incomplete, windows, b_merged) = (
+        e.value("netanom_windows_incomplete_total"),
+        e.value("netanom_windows_total"),
+        partials(&e, "b", "merged"),
+    );
+    // b pauses for 2 s (< 5 s): its partials of those windows arrive about 2 s late.
+    b.signal(libc::SIGSTOP);
+    let paused = Instant::now();
+    wait_metric(&col, addr, Duration::from_secs(10), "a goes on", |e| {
+        partials(e, "a", "merged") >= 14.0 + 4.0
+    });
+    while paused.elapsed() < Duration::from_secs(2) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    b.signal(libc::SIGCONT);
+    let e = wait_metric(&col, addr, Duration::from_secs(30), "windows after", |e| {
+        e.value("netanom_windows_total") >= windows + 10.0
+    });
+    assert_eq!(
+        e.value("netanom_windows_incomplete_total"),
+        incomplete,
+        "{}",
+        col.log_text()
+    );
+    assert_eq!(partials(&e, "b", "late"), 0.0);
+    assert!(partials(&e, "b", "merged") >= b_merged + 10.0);
+    stop(&mut col);
+}
+
+#[test]
+fn a_partial_larger_than_max_payload_is_given_up_at_once() {
+    use netanom_nats::{Outgoing, PartClock, PublishLimits, Publisher, StreamSettings};
+    let tmp = tempfile::tempdir().unwrap();
+    let server = NatsServer::start(&tmp.path().join("js"));
+    let publisher = Publisher::start(
+        StreamSettings::new(server.url()),
+        "big",
+        PartClock::Replay,
+        PublishLimits {
+            queue: 8,
+            give_up_after: None,
+            connect_within: Some(Duration::from_secs(20)),
+        },
+    )
+    .unwrap();
+    let q = publisher.queue();
+    // Over the default 1 MiB max_payload, then an ordinary window.
+    q.wait(Outgoing::Partial {
+        omega_us: 500_000,
+        start_ns: T0,
+        bytes: vec![7; 1_500_000],
+    })
+    .unwrap();
+    let omega = netanom::window::Omega::from_micros(500_000).unwrap();
+    let small = netanom::window::PartialWindow::new(omega, T0 / OMEGA_NS + 1);
+    q.wait(Outgoing::Partial {
+        omega_us: 500_000,
+        start_ns: small.start_ns(),
+        bytes: small.to_bytes().unwrap(),
+    })
+    .unwrap();
+    drop(q);
+    let started = Instant::now();
+    let report = publisher.finish(Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        (
+            report.too_large,
+            report.published,
+            report.retries,
+            report.given_up
+        ),
+        (1, 1, 0, 0),
+        "{report:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_replaying_sensor_with_no_server_fails_naming_the_url() {
+    let fx = fixture();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let mut s = sensor(&url, "a", &fx.paced_halves[0], false);
+    let status = s.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", s.log_text());
+    let log = s.log_text();
+    assert!(
+        log.contains(&url) && log.contains("not reachable within"),
+        "{log}"
+    );
 }

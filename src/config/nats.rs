@@ -23,7 +23,9 @@ pub struct NatsSettings {
     pub lateness: Duration,
     /// A sensor silent this long (while another one is heard) is dead: not waited for.
     pub liveness: Duration,
-    /// How long JetStream waits for an acknowledgement before delivering again.
+    /// How long JetStream waits for an acknowledgement (or a progress reminder) before
+    /// delivering again; also how long a restarted collector may wait for the windows its
+    /// predecessor had in flight.
     pub ack_wait: Duration,
     /// Unacknowledged windows per sensor (how far one sensor may run ahead of another).
     pub max_ack_pending: u32,
@@ -45,7 +47,7 @@ pub(super) struct RawNats {
 }
 
 impl Default for RawNats {
-    /// No collector; when one is set: 2 s lateness, 10 s liveness, 5 min until redelivery,
+    /// No collector; when one is set: 2 s lateness, 10 s liveness, 30 s until redelivery,
     /// 4,096 windows ahead.
     fn default() -> Self {
         RawNats {
@@ -55,7 +57,7 @@ impl Default for RawNats {
             consumer: "netanom".into(),
             lateness: "2s".into(),
             liveness: "10s".into(),
-            ack_wait: "5m".into(),
+            ack_wait: "30s".into(),
             max_ack_pending: 4096,
         }
     }

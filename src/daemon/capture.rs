@@ -16,8 +16,8 @@ use crossbeam_channel::{RecvTimeoutError, SendError, Sender, TrySendError};
 use crate::capture::{DropCounters, LiveError};
 use crate::output::metrics::Metrics;
 use crate::pipeline::{
-    pump, Backpressure, MergeRules, Merger, MultiWindower, Observer, Offer, PacketSource,
-    PartClock, PartialSink, ReadCounts, ScaleSink, SinkError,
+    live_grace, pump, Backpressure, MergeRules, Merger, MultiWindower, Observer, Offer, PacketSink,
+    PacketSource, PartClock, PartialSink, ReadCounts, ScaleSink, SinkError, MAX_AHEAD,
 };
 use crate::timestamp::format_ts;
 use crate::window::{PartialWindow, Window, WindowConfig};
@@ -130,9 +130,16 @@ impl Observer for DaemonObserver {
 /// Partial windows a capture worker may queue ahead of the merger.
 const PARTIAL_QUEUE: usize = 1024;
 
-/// How long a merged window waits for a worker's partial beyond the capture's own delay
-/// (libpcap's buffer timeout): a stuck worker costs incomplete windows, never a stall.
-const WORKER_LATENESS: Duration = Duration::from_secs(2);
+/// How long a merged window waits for a worker's partial beyond the capture's own delays
+/// (see [`worker_lateness`]): a stuck worker costs incomplete windows, never a stall.
+const WORKER_MARGIN: Duration = Duration::from_secs(2);
+
+/// How long a merged window waits for a worker's partial after the first one arrived: an idle
+/// worker wakes once per libpcap buffer timeout (`timeout_ms`) and closes a window the pump's
+/// grace after its end, so another worker's partial may come that much later, plus a margin.
+fn worker_lateness(timeout_ms: u32) -> Duration {
+    Duration::from_millis(u64::from(timeout_ms)) + live_grace(timeout_ms) + WORKER_MARGIN
+}
 
 /// How often the merger looks for windows that waited long enough.
 const MERGE_TICK: Duration = Duration::from_millis(50);
@@ -146,7 +153,8 @@ enum WorkerMsg {
 }
 
 /// A capture worker's sink: encodes each closed partial window and hands it to the merger
-/// without waiting (a full queue drops it, counted; its window then fires incomplete).
+/// without waiting (a full queue drops it, counted; the merger sees the worker skip that
+/// window and fires it incomplete).
 struct PartialQueue {
     worker: usize,
     tx: Sender<WorkerMsg>,
@@ -223,6 +231,14 @@ fn run_workers(
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<()> {
     let n = sources.len();
+    let timeout_ms = sources
+        .iter()
+        .filter_map(|s| match s {
+            PacketSource::Live(c) => Some(c.timeout_ms()),
+            PacketSource::Files(_) => None,
+        })
+        .max()
+        .unwrap_or(0);
     metrics.capture_up.set(1);
     let (part_tx, part_rx) = crossbeam_channel::bounded(PARTIAL_QUEUE);
     let workers_stop = Arc::new(AtomicBool::new(false));
@@ -245,10 +261,16 @@ fn run_workers(
                         stop: workers_stop,
                         worker,
                     };
-                    pump(source, &mut windows, &mut observer).map(|_| ())
+                    let report = pump(source, &mut windows, &mut observer)?;
+                    if report.stopped {
+                        // Stopped: the open windows go out as they are, so that none fires
+                        // complete without this worker's packets.
+                        windows.finish().map_err(|e| anyhow::anyhow!("{e}"))?;
+                    }
+                    Ok::<(), anyhow::Error>(())
                 }));
                 let result = match run {
-                    Ok(r) => r.map_err(|e| anyhow::anyhow!("capture worker {worker}: {e}")),
+                    Ok(r) => r.map_err(|e| e.context(format!("capture worker {worker}"))),
                     Err(payload) => Err(anyhow::anyhow!(
                         "capture worker {worker} panicked: {}",
                         super::scorer::panic_text(payload.as_ref())
@@ -265,11 +287,14 @@ fn run_workers(
     drop(part_tx);
     let omegas: Vec<_> = configs.iter().map(|c| c.omega).collect();
     let first = configs.first().copied();
+    let lateness = worker_lateness(timeout_ms);
     let rules = MergeRules {
-        lateness: WORKER_LATENESS,
-        liveness: WORKER_LATENESS * 5,
+        lateness,
+        liveness: lateness * 5,
         max_gap_windows: first.map_or(100_000, |c| c.max_gap_windows),
         top_k: first.map_or(5, |c| c.top_k),
+        max_ahead: MAX_AHEAD,
+        max_ahead_windows: PARTIAL_QUEUE as u64,
     };
     let mut merger = Merger::new(n, &omegas, rules, Instant::now());
     let mut queue = WindowQueue::new(tx, Backpressure::Drop, metrics.clone());
@@ -345,8 +370,30 @@ fn fire(merger: &mut Merger<()>, queue: &mut WindowQueue, all: bool) -> anyhow::
     } else {
         merger.poll(Instant::now(), &mut emit);
     }
+    // Workers' parts carry no token to acknowledge.
+    merger.take_dropped();
     match error {
         Some(e) => Err(anyhow::anyhow!(e)),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lateness covers an idle worker's wake-up (one buffer timeout) and the pump's grace,
+    /// plus 2 s: with capture.timeout_ms = 10,000 a quiet worker's partial may come 10 s after
+    /// a busy one's.
+    #[test]
+    fn worker_lateness_follows_the_buffer_timeout() {
+        assert_eq!(
+            worker_lateness(100),
+            Duration::from_millis(100 + 200 + 2_000)
+        );
+        assert_eq!(
+            worker_lateness(10_000),
+            Duration::from_millis(10_000 + 10_100 + 2_000)
+        );
     }
 }

@@ -5,7 +5,9 @@
 //!
 //! Acknowledging only after the hand-over means a collector killed at any moment loses no
 //! window JetStream kept: what it had not handed over is delivered again after
-//! `nats.ack_wait` to the next collector with the same `nats.consumer`.
+//! `nats.ack_wait` to the next collector with the same `nats.consumer`, which fires no window
+//! until those came back ([`Collector::replaying`]), so they are merged, not dropped as late.
+//! A sensor's end is acknowledged only once every window it sent has fired.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use super::capture::WindowQueue;
 use super::scorer::ScaledWindow;
 use crate::config::NatsSettings;
 use crate::output::metrics::Metrics;
-use crate::pipeline::{Backpressure, MergeRules, Merged, Merger, Offer, ScaleSink};
+use crate::pipeline::{Backpressure, MergeRules, Merged, Merger, Offer, ScaleSink, MAX_AHEAD};
 use crate::timestamp::format_ts;
 use crate::window::WindowConfig;
 
@@ -53,12 +55,18 @@ pub fn run(
         liveness: nats.liveness,
         max_gap_windows: first.map_or(100_000, |c| c.max_gap_windows),
         top_k: first.map_or(5, |c| c.top_k),
+        max_ahead: MAX_AHEAD,
+        // A replaying sensor is at most max_ack_pending messages ahead of the windows fired.
+        max_ahead_windows: u64::from(nats.max_ack_pending),
     };
     let mut merger: Merger<AckToken> =
         Merger::new(nats.sensors.len(), &omegas, rules, Instant::now());
     // Nothing is lost by waiting for the scorer: JetStream holds what is not consumed yet.
     let mut queue = WindowQueue::new(tx, Backpressure::Wait, metrics.clone());
     let mut result = Ok(());
+    // Sensors' ends, acknowledged once every window they sent fired.
+    let mut ends: Vec<(usize, AckToken)> = Vec::new();
+    let mut replaying = true;
     while !stop.load(Ordering::Relaxed) {
         match collector.deliveries().recv_timeout(TICK) {
             Ok(d) => {
@@ -66,7 +74,7 @@ pub fn run(
                 if d.end {
                     tracing::info!(sensor = %name, "sensor's capture ended");
                     merger.end(d.sensor, Instant::now());
-                    collector.ack(vec![d.token]);
+                    ends.push((d.sensor, d.token));
                 } else {
                     let outcome = match merger.offer(
                         d.sensor,
@@ -98,8 +106,18 @@ pub fn run(
                 break;
             }
         }
+        let now = Instant::now();
+        if replaying {
+            // Windows an earlier collector had in flight come back first: no newer window
+            // fires before them.
+            replaying = collector.replaying(now);
+            if replaying {
+                continue;
+            }
+            tracing::info!("every partial window an earlier collector had not acknowledged was delivered again (or ack_wait passed): merging");
+        }
         let mut error = None;
-        merger.poll(Instant::now(), &mut |m: Merged<AckToken>| {
+        merger.poll(now, &mut |m: Merged<AckToken>| {
             if m.window.incomplete {
                 let missing: Vec<&str> = m.missing.iter().map(|&i| nats.sensors[i].as_str()).collect();
                 tracing::warn!(window_start = %format_ts(m.window.start_ns), ?missing, "window merged without the partial of a sensor (dead or late)");
@@ -116,6 +134,11 @@ pub fn run(
             result = Err(anyhow::anyhow!(e));
             break;
         }
+        collector.ack(merger.take_dropped());
+        let (done, waiting): (Vec<_>, Vec<_>) =
+            ends.into_iter().partition(|(s, _)| merger.caught_up(*s));
+        ends = waiting;
+        collector.ack(done.into_iter().map(|(_, t)| t).collect());
     }
     // Windows still waiting are not acknowledged: JetStream delivers them again.
     collector.stop();

@@ -310,14 +310,7 @@ pub struct ScorerFailed(pub String);
 /// `capture-panic-at-window=N`) makes that thread panic at its N-th window, to test the
 /// failure path for real; release builds ignore the variable.
 pub(crate) fn injected_fault(name: &str) -> Option<u64> {
-    if !cfg!(debug_assertions) {
-        return None;
-    }
-    let spec = std::env::var("NETANOM_FAULT_INJECT").ok()?;
-    spec.split(',').find_map(|kv| {
-        let (k, v) = kv.split_once('=')?;
-        (k.trim() == name).then(|| v.trim().parse().ok()).flatten()
-    })
+    crate::fault::injected(name)
 }
 
 /// The text of a panic payload.

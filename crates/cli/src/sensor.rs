@@ -10,38 +10,33 @@ use std::time::Duration;
 use anyhow::Context;
 use netanom_core::capture::{Fanout, LiveCapture, LiveOptions};
 use netanom_core::pipeline::{
-    log_summary, pump, Backpressure, MultiWindower, Observer, Pace, PacketSource, PartialSink,
-    SinkError,
+    log_summary, pump, Backpressure, MultiWindower, Observer, Pace, PacketSink, PacketSource,
+    PartialSink, SinkError,
 };
 use netanom_core::window::{PartialWindow, WindowConfig};
-use netanom_nats::{Outgoing, PartClock, PublishQueue, Publisher, StreamSettings};
+use netanom_nats::{Outgoing, PartClock, PublishLimits, PublishQueue, Publisher, StreamSettings};
 
 use crate::SensorArgs;
 
 /// Windows that may wait for the publisher (minutes of windows at ω = 0.5 s).
 const QUEUE: usize = 4096;
 
+/// How long a replaying sensor waits for the NATS server before failing (a live one keeps
+/// trying: it may start before the server).
+const REPLAY_CONNECT_WITHIN: Duration = Duration::from_secs(15);
+
 /// Hands each closed partial window to the publisher: replaying, waiting for room; live,
-/// never waiting (a full queue drops the window, counted; the collector then merges that
-/// window without this sensor).
+/// never waiting (a full queue drops the window, counted; the collector sees the sensor skip
+/// it and merges that window without this sensor, incomplete).
 struct PublishSink {
     queue: PublishQueue,
     policy: Backpressure,
     dropped: u64,
 }
 
-impl PartialSink for PublishSink {
-    fn partial(
-        &mut self,
-        _scale: usize,
-        _top_k: usize,
-        p: &mut PartialWindow,
-    ) -> Result<(), SinkError> {
-        let m = Outgoing::Partial {
-            omega_us: p.omega().micros(),
-            start_ns: p.start_ns(),
-            bytes: p.to_bytes()?,
-        };
+impl PublishSink {
+    /// Queues `m` as the policy says: waiting for room, or dropping it (counted) when full.
+    fn send(&mut self, m: Outgoing) -> Result<(), SinkError> {
         match self.policy {
             Backpressure::Wait => self.queue.wait(m)?,
             Backpressure::Drop => {
@@ -58,11 +53,26 @@ impl PartialSink for PublishSink {
         }
         Ok(())
     }
+}
 
-    /// The replay ended: tell the collector nothing follows.
+impl PartialSink for PublishSink {
+    fn partial(
+        &mut self,
+        _scale: usize,
+        _top_k: usize,
+        p: &mut PartialWindow,
+    ) -> Result<(), SinkError> {
+        self.send(Outgoing::Partial {
+            omega_us: p.omega().micros(),
+            start_ns: p.start_ns(),
+            bytes: p.to_bytes()?,
+        })
+    }
+
+    /// The capture ended (files read, or a live sensor stopped after its open windows went
+    /// out): tell the collector nothing follows.
     fn finish(&mut self) -> Result<(), SinkError> {
-        self.queue.wait(Outgoing::End)?;
-        Ok(())
+        self.send(Outgoing::End)
     }
 }
 
@@ -104,8 +114,12 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
     };
     let mut stream = StreamSettings::new(&args.nats);
     stream.stream = args.stream.clone();
-    let give_up = (clock == PartClock::Live).then_some(stream.duplicate_window);
-    let publisher = Publisher::start(stream, &args.sensor, clock, QUEUE, give_up)?;
+    let limits = PublishLimits {
+        queue: QUEUE,
+        give_up_after: (clock == PartClock::Live).then_some(stream.duplicate_window),
+        connect_within: (clock == PartClock::Replay).then_some(REPLAY_CONNECT_WITHIN),
+    };
+    let publisher = Publisher::start(stream, &args.sensor, clock, limits)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
@@ -127,31 +141,38 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         dropped: 0,
     };
     let mut windows = MultiWindower::partials(&configs, sink);
-    let report = pump(source, &mut windows, &mut Stop(stop.clone()))?;
-    if report.stopped {
-        // Stopped (live, or a replay cut short): the collector need not wait for us.
-        let _ = windows.partial_sink().queue.try_send(Outgoing::End);
+    let report = match pump(source, &mut windows, &mut Stop(stop.clone())) {
+        Ok(r) => r,
+        // The publisher gave up (the server not reachable): say so, with its URL.
+        Err(e) => match publisher.failure() {
+            Some(failure) => anyhow::bail!("--nats: {failure}"),
+            None => return Err(e.into()),
+        },
+    };
+    if report.stopped && clock == PartClock::Live {
+        // Stopped: the open windows go out as they are, then the end, so that the collector
+        // fires none of them complete without this sensor's packets. A replay cut short
+        // sends no end: the collector finds it dead, and waits for it again if restarted.
+        windows
+            .finish()
+            .map_err(|e| anyhow::anyhow!("publishing the last windows: {e}"))?;
     }
     let stats = windows.stats();
     let dropped = windows.partial_sink().dropped;
     drop(windows);
     let deadline = if clock == PartClock::Live { 5 } else { 120 };
-    let failed = publisher.failed();
-    let published = publisher.finish(Duration::from_secs(deadline));
+    let published = publisher
+        .finish(Duration::from_secs(deadline))
+        .map_err(|e| anyhow::anyhow!("--nats: {e}"))?;
     tracing::info!(
         published = published.published,
         duplicates = published.duplicates,
         retries = published.retries,
         given_up = published.given_up,
+        too_large = published.too_large,
         dropped,
         "sensor stopped"
     );
-    if failed {
-        anyhow::bail!(
-            "--nats {}: the NATS server could not be used (see the log)",
-            args.nats
-        );
-    }
     let total = stats.iter().fold(
         Default::default(),
         |mut a: netanom_core::window::AggregatorStats, s| {

@@ -10,6 +10,7 @@
 pub mod capture;
 pub mod csv;
 pub mod decode;
+pub mod fault;
 pub mod pipeline;
 pub mod timestamp;
 pub mod window;

@@ -27,7 +27,7 @@ use async_nats::jetstream;
 
 pub use collector::{AckToken, Collector, CollectorSettings, Delivery};
 pub use netanom_core::pipeline::PartClock;
-pub use publisher::{Outgoing, PublishQueue, Publisher, PublisherReport};
+pub use publisher::{Outgoing, PublishLimits, PublishQueue, Publisher, PublisherReport};
 
 /// Subjects of the partial windows: `netanom.partial.<sensor>`.
 pub const SUBJECT_PREFIX: &str = "netanom.partial";

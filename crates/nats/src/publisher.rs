@@ -1,11 +1,13 @@
 //! The sensor's side: a bounded queue of encoded partial windows, published in order by a
-//! thread of its own, each retried until JetStream acknowledges it.
+//! thread of its own, each retried until JetStream acknowledges it. A message larger than the
+//! server's `max_payload` can never be stored: it is given up at once, counted and logged
+//! (the collector finds the window missing and fires it incomplete).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage as Publish;
 use tokio::sync::mpsc;
 
@@ -36,6 +38,8 @@ pub struct PublisherReport {
     pub retries: u64,
     /// Messages given up after retrying for the give-up bound (live) or at shutdown.
     pub given_up: u64,
+    /// Messages larger than the server's `max_payload`: given up at once (not retried).
+    pub too_large: u64,
 }
 
 /// The sensor's end of the queue; clone it into the pipeline's sink.
@@ -71,50 +75,58 @@ pub struct Publisher {
     thread: Option<JoinHandle<PublisherReport>>,
     /// Set by [`Publisher::finish`]: from then, retries stop after the finishing deadline.
     closing: Arc<Mutex<Option<(Instant, Duration)>>>,
-    failed: Arc<AtomicBool>,
+    /// Why the publisher could not start, once it gave up.
+    failure: Arc<Mutex<Option<NatsError>>>,
 }
 
 impl Publisher {
     /// Starts publishing `sensor`'s windows (cut by `clock`) to the stream of `settings`,
     /// creating the stream if needed. A message is retried until JetStream acknowledges it,
-    /// or for at most `give_up_after` (live: the duplicate window, after which a retry could
-    /// be stored twice); `queue` windows may wait.
+    /// or for at most `limits.give_up_after` (live: the duplicate window, after which a retry
+    /// could be stored twice); `limits.queue` windows may wait. With
+    /// `limits.connect_within`, a stream not reachable by then fails the publisher
+    /// ([`Publisher::failure`]) and closes the queue.
     pub fn start(
         settings: StreamSettings,
         sensor: &str,
         clock: PartClock,
-        queue: usize,
-        give_up_after: Option<Duration>,
+        limits: PublishLimits,
     ) -> Result<Publisher, NatsError> {
         crate::check_sensor_name(sensor)?;
-        let (tx, rx) = mpsc::channel(queue.max(1));
+        let (tx, rx) = mpsc::channel(limits.queue.max(1));
         let closing = Arc::new(Mutex::new(None));
-        let failed = Arc::new(AtomicBool::new(false));
+        let failure = Arc::new(Mutex::new(None));
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(NatsError::Thread)?;
-        let (sensor, closing2, failed2) = (sensor.to_string(), closing.clone(), failed.clone());
+        let state = PublishState {
+            closing: closing.clone(),
+            failure: failure.clone(),
+        };
+        let sensor = sensor.to_string();
         let thread = std::thread::Builder::new()
             .name("netanom-publish".into())
             .spawn(move || {
-                runtime.block_on(publish_all(
-                    settings,
-                    sensor,
-                    clock,
-                    rx,
-                    give_up_after,
-                    closing2,
-                    failed2,
-                ))
+                runtime.block_on(publish_all(settings, sensor, clock, rx, limits, state))
             })
             .map_err(NatsError::Thread)?;
         Ok(Publisher {
             queue: Some(PublishQueue { tx }),
             thread: Some(thread),
             closing,
-            failed,
+            failure,
         })
+    }
+
+    /// Why the publisher gave up before publishing anything (a server not reachable within
+    /// `connect_within`), if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|e| e.to_string())
     }
 
     /// The queue to the publisher.
@@ -122,20 +134,51 @@ impl Publisher {
         self.queue.clone().expect("the queue is kept until finish")
     }
 
-    /// True once the publisher gave up connecting (a bad URL).
-    pub fn failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
-    }
-
     /// Publishes what is queued (every clone of the queue must be dropped by now), retrying
-    /// each for at most `deadline` from now, and stops.
-    pub fn finish(mut self, deadline: Duration) -> PublisherReport {
+    /// each for at most `deadline` from now, and stops; an error when it gave up connecting
+    /// (nothing was published).
+    pub fn finish(mut self, deadline: Duration) -> Result<PublisherReport, NatsError> {
         *self.closing.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), deadline));
         self.queue = None;
-        self.thread
+        let report = self
+            .thread
             .take()
             .and_then(|t| t.join().ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        match self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+}
+
+/// The publisher's limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PublishLimits {
+    /// Windows that may wait to be published.
+    pub queue: usize,
+    /// Retry a message at most this long (`None`: until the publisher finishes).
+    pub give_up_after: Option<Duration>,
+    /// Fail if the stream is not reachable within this (`None`: keep trying).
+    pub connect_within: Option<Duration>,
+}
+
+/// What the publishing thread shares with [`Publisher`].
+struct PublishState {
+    closing: Arc<Mutex<Option<(Instant, Duration)>>>,
+    failure: Arc<Mutex<Option<NatsError>>>,
+}
+
+impl PublishState {
+    /// Records why the publisher gave up.
+    fn fail(&self, e: NatsError) {
+        tracing::error!("{e}");
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
     }
 }
 
@@ -145,13 +188,13 @@ async fn publish_all(
     sensor: String,
     clock: PartClock,
     mut rx: mpsc::Receiver<Outgoing>,
-    give_up_after: Option<Duration>,
-    closing: Arc<Mutex<Option<(Instant, Duration)>>>,
-    failed: Arc<AtomicBool>,
+    limits: PublishLimits,
+    state: PublishState,
 ) -> PublisherReport {
     let mut report = PublisherReport::default();
     let closed = || {
-        closing
+        state
+            .closing
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_some_and(|(at, d)| at.elapsed() >= d)
@@ -159,24 +202,40 @@ async fn publish_all(
     let js = match connect(&settings.url).await {
         Ok(js) => js,
         Err(e) => {
-            tracing::error!("{e}");
-            failed.store(true, Ordering::Relaxed);
+            state.fail(e);
             return report;
         }
     };
-    if ensure_stream(&js, &settings, closed).await.is_none() {
-        tracing::error!(url = %settings.url, "JetStream never became reachable; nothing was published");
-        failed.store(true, Ordering::Relaxed);
-        while rx.recv().await.is_some() {
-            report.given_up += 1;
-        }
+    let started = Instant::now();
+    let too_slow = || {
+        limits
+            .connect_within
+            .is_some_and(|d| started.elapsed() >= d)
+    };
+    if ensure_stream(&js, &settings, || closed() || too_slow())
+        .await
+        .is_none()
+    {
+        let reason = match limits.connect_within {
+            Some(d) if too_slow() => {
+                format!("JetStream not reachable within {d:?}; nothing was published")
+            }
+            _ => "JetStream never became reachable; nothing was published".into(),
+        };
+        state.fail(NatsError::Connect {
+            url: settings.url.clone(),
+            reason,
+        });
+        // Dropping the queue tells the sensor at once.
+        drop(rx);
         return report;
     }
+    let client = js.client();
     tracing::info!(url = %settings.url, stream = %settings.stream, subject = %subject(&sensor), "publishing partial windows");
     let subj = subject(&sensor);
     let mut last_start = 0i64;
     while let Some(m) = rx.recv().await {
-        let (id, publish) = match m {
+        let (id, size, publish) = match m {
             Outgoing::Partial {
                 omega_us,
                 start_ns,
@@ -184,10 +243,16 @@ async fn publish_all(
             } => {
                 last_start = start_ns;
                 let id = message_id(&sensor, omega_us, start_ns);
-                (id, Publish::build().payload(bytes.into()))
+                let max = client.max_payload();
+                if bytes.len() > max {
+                    too_large(&mut report, &id, bytes.len(), max);
+                    continue;
+                }
+                (id, bytes.len(), Publish::build().payload(bytes.into()))
             }
             Outgoing::End => (
                 format!("{sensor}/end/{last_start}"),
+                0,
                 Publish::build().header(END_HEADER, "1"),
             ),
         };
@@ -198,6 +263,11 @@ async fn publish_all(
         loop {
             let attempt = match js.send_publish(subj.clone(), publish.clone()).await {
                 Ok(ack) => ack.await.map_err(|e| e.to_string()),
+                Err(e) if e.kind() == PublishErrorKind::MaxPayloadExceeded => {
+                    // The headers pushed it over: no retry can succeed.
+                    too_large(&mut report, &id, size, client.max_payload());
+                    break;
+                }
                 Err(e) => Err(e.to_string()),
             };
             match attempt {
@@ -211,7 +281,7 @@ async fn publish_all(
                     if report.retries.is_power_of_two() {
                         tracing::warn!(message_id = %id, retries = report.retries, "publishing failed, retrying: {e}");
                     }
-                    if give_up_after.is_some_and(|g| first.elapsed() >= g) || closed() {
+                    if limits.give_up_after.is_some_and(|g| first.elapsed() >= g) || closed() {
                         report.given_up += 1;
                         tracing::error!(message_id = %id, "partial window given up after retrying for {:?}: {e}", first.elapsed());
                         break;
@@ -222,4 +292,10 @@ async fn publish_all(
         }
     }
     report
+}
+
+/// Counts and logs a message larger than the server's `max_payload` (never published).
+fn too_large(report: &mut PublisherReport, id: &str, size: usize, max: usize) {
+    report.too_large += 1;
+    tracing::error!(message_id = %id, bytes = size, max_payload = max, too_large = report.too_large, "partial window larger than the NATS server's max_payload: not published (the collector merges its window without this sensor, incomplete); raise max_payload in nats-server.conf");
 }

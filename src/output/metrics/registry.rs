@@ -236,7 +236,7 @@ impl Metrics {
         }
         let partials = vec(
             "partials_total",
-            "Partial windows received from each source (a capture worker's number or a sensor's name) by result: merged, late (its window had fired: dropped), duplicate (given twice: ignored), rejected (not decodable or of another window length).",
+            "Partial windows received from each source (a capture worker's number or a sensor's name) by result: merged, late (its window had fired: dropped), duplicate (given twice: ignored), rejected (not decodable, of another window length, or too far ahead), dropped (a capture worker's queue to the merger was full).",
             &["source", "result"],
         );
         let model_info = IntGaugeVec::new(

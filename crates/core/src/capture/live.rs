@@ -37,6 +37,24 @@ pub enum Fanout {
     Join(u16),
 }
 
+/// How long after joining a fanout group a handle may still read packets from before it
+/// joined, beyond libpcap's buffer timeout (the kernel hands over a ring block at the latest
+/// that long after its first packet).
+const JOIN_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sets the BPF filter `expr` ("" or blanks: every packet).
+fn set_filter<T: pcap::Activated + ?Sized>(
+    capture: &mut Capture<T>,
+    expr: &str,
+) -> Result<(), LiveError> {
+    capture
+        .filter(expr.trim(), true)
+        .map_err(|e| LiveError::Filter {
+            filter: expr.into(),
+            reason: e.to_string(),
+        })
+}
+
 /// `PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG`, the group's mode (linux/if_packet.h).
 const FANOUT_MODE: u32 = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG;
 
@@ -116,6 +134,26 @@ pub struct LiveCapture {
     timeout_ms: u32,
     /// The last read found nothing: wait on the descriptor before reading again.
     idle: bool,
+    /// When it joined an existing fanout group: packets stamped earlier are skipped.
+    joined: Option<JoinedAt>,
+}
+
+/// When a handle joined an existing fanout group.
+#[derive(Clone, Copy, Debug)]
+struct JoinedAt {
+    /// By the clock that stamps packets.
+    wall_ns: i64,
+    /// Skipping ends by then at the latest (the buffer timeout plus [`JOIN_SETTLE`]): a clock
+    /// stepped back cannot make the handle skip packets for longer.
+    until: std::time::Instant,
+}
+
+/// Nanoseconds since the epoch by the wall clock (the clock of the kernel's timestamps).
+fn wall_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Names of the interfaces libpcap can see, for error messages.
@@ -232,13 +270,14 @@ impl LiveCapture {
                     }
                 }
             })?;
+        if let Some(ms) =
+            crate::fault::injected("fanout-join-delay-ms").filter(|_| opts.fanout != Fanout::None)
+        {
+            // Test hook (debug builds): packets reach the new handle before it joins.
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         if !opts.bpf_filter.trim().is_empty() {
-            capture
-                .filter(&opts.bpf_filter, true)
-                .map_err(|e| LiveError::Filter {
-                    filter: opts.bpf_filter.clone(),
-                    reason: e.to_string(),
-                })?;
+            set_filter(&mut capture, &opts.bpf_filter)?;
         }
         // Non-blocking reads plus our own poll(): with TPACKET_V3, a blocking read on a quiet
         // link never returns (the kernel only hands over non-empty blocks), so the clock could
@@ -256,6 +295,14 @@ impl LiveCapture {
             // Reopening after a failure joins the same group.
             options.fanout = Fanout::Join(id);
         }
+        // Until it joined an existing group, the handle saw every packet of the interface, as
+        // the group's members did: those (stamped before now) are not this worker's.
+        let joined = matches!(opts.fanout, Fanout::Join(_)).then(|| JoinedAt {
+            wall_ns: wall_ns(),
+            until: std::time::Instant::now()
+                + std::time::Duration::from_millis(u64::from(opts.timeout_ms))
+                + JOIN_SETTLE,
+        });
         let dlt = capture.get_datalink().0;
         let link = LinkType::from_dlt(dlt).ok_or(LiveError::LinkType {
             name: name.clone(),
@@ -269,6 +316,7 @@ impl LiveCapture {
             fd,
             timeout_ms: opts.timeout_ms.max(1),
             idle: false,
+            joined,
         })
     }
 
@@ -326,6 +374,13 @@ impl LiveCapture {
         match self.capture.next_packet() {
             Ok(packet) => {
                 let ts_ns = super::timeval_ns(packet.header.ts);
+                if let Some(j) = self.joined {
+                    if ts_ns < j.wall_ns && std::time::Instant::now() < j.until {
+                        // Read before joining the group: another worker has it too.
+                        return Ok(None);
+                    }
+                    self.joined = None;
+                }
                 Ok(Some(RawPacket {
                     ts_ns,
                     wire_len: packet.header.len,

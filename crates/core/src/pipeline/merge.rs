@@ -3,22 +3,48 @@
 //!
 //! Each source hands its encoded partials (one per window, empty ones too) in window order
 //! per window length. A window fires when every source has reported it, has passed it (sent a
-//! later one: it has nothing for this one), or has ended; or when a source it waits for is
-//! dead (silent for `liveness` while another source was heard, or while every other source
-//! ended); or, for windows cut by a live clock, `lateness` after its first partial arrived.
-//! A window fired without some source is `incomplete`. A partial of a window that already
-//! fired is late: counted and dropped. Windows of replayed captures carry data time only, so
-//! they never fire by the wall clock: a source that is behind (it reads more slowly) is
-//! waited for as long as it keeps sending.
+//! later one), or has ended; or when a source it waits for is dead (silent for `liveness`
+//! while another source was heard, or while every other source ended); or, for windows cut by
+//! a live clock, `lateness` after its first partial arrived. A window fired without some
+//! source is `incomplete`. A partial of a window that already fired is late: counted and
+//! dropped. Windows of replayed captures carry data time only, so they never fire by the wall
+//! clock: a source that is behind (it reads more slowly) is waited for as long as it keeps
+//! sending.
+//!
+//! Since a source sends every window, a source that passed a window without reporting it
+//! lost that partial (a full queue, a message too large or given up), unless its next partial
+//! says a time jump precedes it (a gap collapsed, a clock step: the skipped windows had no
+//! data). A lost partial is not waited for, and its window fires incomplete.
+//!
+//! A source whose clock was stepped back (a partial more than `max_gap_windows` before the
+//! last fired window) is behind: its partials are kept for the next timeline while the
+//! current one goes on without it (incomplete). Once every live source stepped, what the
+//! current timeline holds fires and the next one starts, flagged `after_time_jump`, as one
+//! aggregator starts one. One stale source never clears the others' windows.
 //!
 //! Windows no source reported between two fired ones are emitted empty, as one aggregator
 //! fills quiet stretches (up to `max_gap_windows`; a longer gap is collapsed and the next
 //! window flagged `after_time_jump`).
+//!
+//! Memory is bounded: a live partial whose window starts more than `max_ahead` after this
+//! host's clock, and a replayed one more than `max_ahead_windows` past the last fired window
+//! (unless a time jump precedes it), is rejected; the next timeline of a stepped source
+//! holds at most `max_ahead_windows` windows, and for a live source only while the others
+//! could still follow (`liveness`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::window::{Omega, PartialWindow, Window, WireError};
+use super::pump::wall_ns;
+use crate::window::{Omega, PartHeader, PartialWindow, Window, WireError};
+
+/// Lost ranges remembered per source and window length; beyond, the two oldest are joined (a
+/// window between them then counts as lost too: incomplete, never waited for).
+const MAX_LOST_RANGES: usize = 64;
+
+/// How far after this host's clock a live partial's window may start (clocks of sensors on
+/// other hosts differ by seconds under NTP, not minutes).
+pub const MAX_AHEAD: Duration = Duration::from_secs(60);
 
 /// When windows fire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,6 +57,13 @@ pub struct MergeRules {
     pub max_gap_windows: u64,
     /// Top talkers per window.
     pub top_k: usize,
+    /// A live partial whose window starts more than this after this host's clock is rejected
+    /// (a sensor's clock far off): it would hold windows that never fire ([`MAX_AHEAD`]).
+    pub max_ahead: Duration,
+    /// A replayed partial more than this many windows past the last fired window, without a
+    /// time jump before it, is rejected (a bogus index); also the most windows a stepped
+    /// source's next timeline holds.
+    pub max_ahead_windows: u64,
 }
 
 /// The clock that cut a partial window.
@@ -51,7 +84,8 @@ pub enum Offer<T> {
     Duplicate(T),
     /// Its window already fired: counted and dropped.
     Late(T),
-    /// Not usable: not a partial window, or of a window length not merged here.
+    /// Not usable: not a partial window, of a window length not merged here, or too far
+    /// ahead.
     Rejected(T, RejectReason),
 }
 
@@ -64,6 +98,20 @@ pub enum RejectReason {
     Omega(Omega),
     #[error("source {0} is not one of the sources merged here")]
     Source(usize),
+    #[error("window {index} (ω = {omega} s) starts {ahead:?} after this host's clock, more than {limit:?}: the source's clock is off")]
+    AheadOfClock {
+        omega: Omega,
+        index: i64,
+        ahead: Duration,
+        limit: Duration,
+    },
+    #[error("window {index} (ω = {omega} s) is more than {limit} windows past the last window fired ({fired}) with no time jump before it")]
+    AheadOfFired {
+        omega: Omega,
+        index: i64,
+        fired: i64,
+        limit: u64,
+    },
 }
 
 /// A merged window, ready for the scorer.
@@ -90,14 +138,37 @@ pub struct MergeStats {
     pub undecodable: u64,
     /// Windows that fired by the lateness bound or a dead source.
     pub fired_late: u64,
+    /// Partials found lost: a source passed their window without a time jump.
+    pub lost: u64,
+    /// Times a source's clock was stepped back (its partials went to the next timeline).
+    pub steps_back: u64,
+}
+
+/// A source's state on one window length.
+#[derive(Default)]
+struct SourceScale {
+    /// Highest window index reported on the current timeline.
+    last: Option<i64>,
+    /// Windows it passed without reporting them and without a time jump (inclusive ranges,
+    /// oldest first): their partials were lost.
+    lost: VecDeque<(i64, i64)>,
+    /// Its clock was stepped back: its partials go to the next timeline.
+    behind: bool,
+}
+
+impl SourceScale {
+    /// True when this source lost its partial of window `k`.
+    fn lost(&self, k: i64) -> bool {
+        self.lost.iter().any(|&(a, b)| a <= k && k <= b)
+    }
 }
 
 /// A source's state.
 struct Source {
     last_seen: Instant,
     ended: bool,
-    /// Highest window index reported, per scale.
-    last_index: Vec<Option<i64>>,
+    /// Per window length.
+    scales: Vec<SourceScale>,
 }
 
 /// A window waiting for its parts.
@@ -108,13 +179,22 @@ struct Pending<T> {
     live: bool,
 }
 
+impl<T> Pending<T> {
+    /// True when `source` gave a part of this window.
+    fn has(&self, source: usize) -> bool {
+        self.parts.iter().any(|(s, _)| *s == source)
+    }
+}
+
 /// One window length's windows.
 struct Scale<T> {
     omega: Omega,
     pending: BTreeMap<i64, Pending<T>>,
+    /// The partials of sources whose clock was stepped back: the next timeline.
+    next: BTreeMap<i64, Pending<T>>,
     /// Index of the last window fired.
     fired: Option<i64>,
-    /// The next window fired starts a new timeline (a source's clock was stepped back).
+    /// The next window fired starts a new timeline (the sources' clocks were stepped back).
     jumped: bool,
     acc: PartialWindow,
 }
@@ -126,6 +206,33 @@ pub struct Merger<T> {
     scales: Vec<Scale<T>>,
     scratch: PartialWindow,
     stats: MergeStats,
+    /// Tokens of parts dropped while waiting (see [`Merger::take_dropped`]).
+    dropped: Vec<T>,
+}
+
+/// Keeps `source`'s part of window `index` in `map`.
+fn keep<T>(
+    map: &mut BTreeMap<i64, Pending<T>>,
+    index: i64,
+    source: usize,
+    bytes: Vec<u8>,
+    token: T,
+    live: bool,
+    now: Instant,
+) -> Offer<T> {
+    let p = map.entry(index).or_insert_with(|| Pending {
+        parts: Vec::new(),
+        tokens: Vec::new(),
+        first: now,
+        live: false,
+    });
+    if p.has(source) {
+        return Offer::Duplicate(token);
+    }
+    p.parts.push((source, bytes));
+    p.tokens.push(token);
+    p.live |= live;
+    Offer::Kept
 }
 
 impl<T> Merger<T> {
@@ -139,7 +246,7 @@ impl<T> Merger<T> {
                 .map(|_| Source {
                     last_seen: now,
                     ended: false,
-                    last_index: vec![None; omegas.len()],
+                    scales: omegas.iter().map(|_| SourceScale::default()).collect(),
                 })
                 .collect(),
             scales: omegas
@@ -147,6 +254,7 @@ impl<T> Merger<T> {
                 .map(|&omega| Scale {
                     omega,
                     pending: BTreeMap::new(),
+                    next: BTreeMap::new(),
                     fired: None,
                     jumped: false,
                     acc: PartialWindow::new(omega, 0),
@@ -160,6 +268,7 @@ impl<T> Merger<T> {
                 0,
             ),
             stats: MergeStats::default(),
+            dropped: Vec::new(),
         }
     }
 
@@ -168,9 +277,68 @@ impl<T> Merger<T> {
         self.stats
     }
 
-    /// Windows waiting for parts, over every scale.
+    /// Windows waiting for parts, over every scale (the next timelines included).
     pub fn pending(&self) -> usize {
-        self.scales.iter().map(|s| s.pending.len()).sum()
+        self.scales
+            .iter()
+            .map(|s| s.pending.len() + s.next.len())
+            .sum()
+    }
+
+    /// The tokens of parts the merger dropped after keeping them (a stepped source's next
+    /// timeline that the others did not follow): the collector acknowledges them.
+    pub fn take_dropped(&mut self) -> Vec<T> {
+        std::mem::take(&mut self.dropped)
+    }
+
+    /// True when no waiting window holds a part of `source`: everything it sent fired or was
+    /// dropped (its end may be acknowledged).
+    pub fn caught_up(&self, source: usize) -> bool {
+        self.scales.iter().all(|s| {
+            s.pending
+                .values()
+                .chain(s.next.values())
+                .all(|p| !p.has(source))
+        })
+    }
+
+    /// Rejects a partial that is too far ahead to be kept (see the module docs).
+    fn check_ahead(
+        &self,
+        scale: usize,
+        head: &PartHeader,
+        clock: PartClock,
+    ) -> Result<(), RejectReason> {
+        match clock {
+            PartClock::Live => {
+                let start = head.index.saturating_mul(head.omega.nanos());
+                let ahead = start.saturating_sub(wall_ns());
+                let limit = self.rules.max_ahead;
+                if ahead > i64::try_from(limit.as_nanos()).unwrap_or(i64::MAX) {
+                    return Err(RejectReason::AheadOfClock {
+                        omega: head.omega,
+                        index: head.index,
+                        ahead: Duration::from_nanos(ahead.unsigned_abs()),
+                        limit,
+                    });
+                }
+            }
+            PartClock::Replay => {
+                let limit = self.rules.max_ahead_windows;
+                if let Some(fired) = self.scales[scale].fired {
+                    let past = u64::try_from(head.index.saturating_sub(fired)).unwrap_or(0);
+                    if past > limit && !head.after_time_jump {
+                        return Err(RejectReason::AheadOfFired {
+                            omega: head.omega,
+                            index: head.index,
+                            fired,
+                            limit,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Offers `source`'s encoded partial window, cut by `clock`, received at `now`.
@@ -182,63 +350,96 @@ impl<T> Merger<T> {
         token: T,
         now: Instant,
     ) -> Offer<T> {
-        let Some(src) = self.sources.get_mut(source) else {
+        if source >= self.sources.len() {
             self.stats.rejected += 1;
             return Offer::Rejected(token, RejectReason::Source(source));
-        };
-        let (omega, index) = match PartialWindow::peek(&bytes) {
+        }
+        let head = match PartialWindow::peek(&bytes) {
             Ok(v) => v,
             Err(e) => {
                 self.stats.rejected += 1;
                 return Offer::Rejected(token, e.into());
             }
         };
-        let Some(scale) = self.scales.iter().position(|s| s.omega == omega) else {
+        let Some(scale) = self.scales.iter().position(|s| s.omega == head.omega) else {
             self.stats.rejected += 1;
-            return Offer::Rejected(token, RejectReason::Omega(omega));
+            return Offer::Rejected(token, RejectReason::Omega(head.omega));
         };
+        if let Err(reason) = self.check_ahead(scale, &head, clock) {
+            self.stats.rejected += 1;
+            return Offer::Rejected(token, reason);
+        }
+        let index = head.index;
+        let live = clock == PartClock::Live;
+        let src = &mut self.sources[source];
         src.last_seen = now;
         // A source that ended and sends again was restarted: it is waited for again.
         src.ended = false;
         let max_gap = i64::try_from(self.rules.max_gap_windows).unwrap_or(i64::MAX);
         let s = &mut self.scales[scale];
+        let st = &mut src.scales[scale];
         if s.fired.is_some_and(|f| index.saturating_add(max_gap) < f) {
-            // Far behind what fired: a source's clock was stepped back. A new timeline starts
-            // (as one aggregator starts one); what waited on the old one is dropped.
-            self.stats.late += s
-                .pending
-                .values()
-                .map(|p| p.parts.len() as u64)
-                .sum::<u64>();
-            s.pending.clear();
-            s.fired = None;
-            s.jumped = true;
-            for src in &mut self.sources {
-                src.last_index[scale] = None;
+            // Far behind what fired: this source's clock was stepped back. Its partials wait
+            // for the next timeline, which starts once every live source stepped.
+            if !st.behind {
+                st.behind = true;
+                self.stats.steps_back += 1;
+                tracing::warn!(source, window = index, "a source's clock was stepped back: its windows wait for the others to step too");
             }
+            let cap = usize::try_from(self.rules.max_ahead_windows).unwrap_or(usize::MAX);
+            if s.next.len() >= cap.max(1) && !s.next.contains_key(&index) {
+                if let Some((_, p)) = s.next.pop_first() {
+                    self.stats.late += p.parts.len() as u64;
+                    self.dropped.extend(p.tokens);
+                }
+            }
+            return match keep(&mut s.next, index, source, bytes, token, live, now) {
+                Offer::Duplicate(t) => {
+                    self.stats.duplicates += 1;
+                    Offer::Duplicate(t)
+                }
+                other => other,
+            };
         }
-        let src = &mut self.sources[source];
-        let last = &mut src.last_index[scale];
-        *last = Some(last.map_or(index, |l| l.max(index)));
-        let s = &mut self.scales[scale];
+        if st.behind {
+            // Back on the current timeline (its clock stepped forward again): what it kept
+            // for the next one is dropped.
+            st.behind = false;
+            for p in s.next.values_mut() {
+                if let Some(i) = p.parts.iter().position(|(x, _)| *x == source) {
+                    p.parts.remove(i);
+                    self.dropped.push(p.tokens.remove(i));
+                    self.stats.late += 1;
+                }
+            }
+            s.next.retain(|_, p| !p.parts.is_empty());
+        }
+        match st.last {
+            Some(l) if index > l.saturating_add(1) && !head.after_time_jump => {
+                // Passed windows l+1 .. index-1 without a jump: their partials were lost.
+                self.stats.lost += u64::try_from(index - l - 1).unwrap_or(0);
+                if st.lost.len() >= MAX_LOST_RANGES {
+                    if let (Some((a, _)), Some((_, b))) = (st.lost.pop_front(), st.lost.pop_front())
+                    {
+                        st.lost.push_front((a, b));
+                    }
+                }
+                st.lost.push_back((l + 1, index - 1));
+            }
+            _ => {}
+        }
+        st.last = Some(st.last.map_or(index, |l| l.max(index)));
         if s.fired.is_some_and(|f| index <= f) {
             self.stats.late += 1;
             return Offer::Late(token);
         }
-        let p = s.pending.entry(index).or_insert_with(|| Pending {
-            parts: Vec::new(),
-            tokens: Vec::new(),
-            first: now,
-            live: false,
-        });
-        if p.parts.iter().any(|(s, _)| *s == source) {
-            self.stats.duplicates += 1;
-            return Offer::Duplicate(token);
+        match keep(&mut s.pending, index, source, bytes, token, live, now) {
+            Offer::Duplicate(t) => {
+                self.stats.duplicates += 1;
+                Offer::Duplicate(t)
+            }
+            other => other,
         }
-        p.parts.push((source, bytes));
-        p.tokens.push(token);
-        p.live |= clock == PartClock::Live;
-        Offer::Kept
     }
 
     /// `source` has nothing more to send (its capture ended); heard at `now`.
@@ -284,7 +485,73 @@ impl<T> Merger<T> {
         }
     }
 
+    /// Fires what is ready on one window length, after starting the next timeline if every
+    /// live source stepped to it.
     fn poll_scale(
+        &mut self,
+        scale: usize,
+        now: Instant,
+        all: bool,
+        emit: &mut impl FnMut(Merged<T>),
+    ) {
+        self.expire_next(scale, now);
+        if self.all_stepped(scale, now) {
+            self.fire_ready(scale, now, true, emit);
+            self.start_next_timeline(scale);
+        }
+        self.fire_ready(scale, now, all, emit);
+    }
+
+    /// True when some source is behind on `scale` and every source still sending is.
+    fn all_stepped(&self, scale: usize, now: Instant) -> bool {
+        let mut any = false;
+        for (i, s) in self.sources.iter().enumerate() {
+            if s.scales[scale].behind {
+                any = true;
+            } else if !s.ended && !self.dead(i, now) {
+                return false;
+            }
+        }
+        any
+    }
+
+    /// Drops the next timeline's live windows that waited longer than `liveness` for the
+    /// other sources to step too: the stepped source's clock is off, not the others'.
+    fn expire_next(&mut self, scale: usize, now: Instant) {
+        let liveness = self.rules.liveness;
+        let (stats, dropped) = (&mut self.stats, &mut self.dropped);
+        self.scales[scale].next.retain(|_, p| {
+            let keep = !p.live || now.saturating_duration_since(p.first) <= liveness;
+            if !keep {
+                stats.late += p.parts.len() as u64;
+                dropped.append(&mut p.tokens);
+            }
+            keep
+        });
+    }
+
+    /// Starts the next timeline: its windows become the waiting ones.
+    fn start_next_timeline(&mut self, scale: usize) {
+        let s = &mut self.scales[scale];
+        s.pending = std::mem::take(&mut s.next);
+        s.fired = None;
+        s.jumped = true;
+        for (i, src) in self.sources.iter_mut().enumerate() {
+            let st = &mut src.scales[scale];
+            st.behind = false;
+            st.lost.clear();
+            st.last = s
+                .pending
+                .iter()
+                .rev()
+                .find(|(_, p)| p.has(i))
+                .map(|(&k, _)| k);
+        }
+        tracing::warn!("every source's clock was stepped back: windows start a new timeline");
+    }
+
+    /// Fires the waiting windows that are ready (`all`: every one), in order.
+    fn fire_ready(
         &mut self,
         scale: usize,
         now: Instant,
@@ -295,14 +562,19 @@ impl<T> Merger<T> {
             let Some((&k, p)) = self.scales[scale].pending.first_key_value() else {
                 return;
             };
-            let waiting: Vec<usize> = (0..self.sources.len())
-                .filter(|&i| {
-                    let s = &self.sources[i];
-                    !s.ended
-                        && !p.parts.iter().any(|(src, _)| *src == i)
-                        && s.last_index[scale].is_none_or(|l| l <= k)
-                })
-                .collect();
+            let (mut missing, mut waiting) = (Vec::new(), Vec::new());
+            for (i, s) in self.sources.iter().enumerate() {
+                let st = &s.scales[scale];
+                if p.has(i) {
+                    continue;
+                }
+                if st.behind || st.lost(k) {
+                    // It will not report this window: not waited for, missing.
+                    missing.push(i);
+                } else if !s.ended && st.last.is_none_or(|l| l <= k) {
+                    waiting.push(i);
+                }
+            }
             let ready = waiting.is_empty()
                 || all
                 || waiting.iter().all(|&i| self.dead(i, now))
@@ -313,11 +585,16 @@ impl<T> Merger<T> {
             if !waiting.is_empty() {
                 self.stats.fired_late += 1;
             }
+            missing.extend(waiting);
+            missing.sort_unstable();
             let p = self.scales[scale]
                 .pending
                 .remove(&k)
                 .expect("the first pending window");
-            self.fire(scale, k, p, waiting, emit);
+            for s in &mut self.sources {
+                s.scales[scale].lost.retain(|&(_, b)| b > k);
+            }
+            self.fire(scale, k, p, missing, emit);
         }
     }
 
@@ -394,12 +671,21 @@ mod tests {
             liveness: Duration::from_secs(10),
             max_gap_windows: 100,
             top_k: 5,
+            max_ahead: Duration::from_secs(60),
+            max_ahead_windows: 1000,
         }
     }
 
     /// Encoded partials of one source with a packet at each of `secs`.
     fn partials(secs: &[i64]) -> Vec<Vec<u8>> {
-        let mut a = WindowAggregator::new(WindowConfig::new(omega()));
+        partials_with_gap(secs, WindowConfig::DEFAULT_MAX_GAP_WINDOWS)
+    }
+
+    /// As [`partials`], collapsing gaps longer than `max_gap` windows (a time jump).
+    fn partials_with_gap(secs: &[i64], max_gap: u64) -> Vec<Vec<u8>> {
+        let mut config = WindowConfig::new(omega());
+        config.max_gap_windows = max_gap;
+        let mut a = WindowAggregator::new(config);
         let mut out = Vec::new();
         for &s in secs {
             let p = PacketSummary {
@@ -575,5 +861,159 @@ mod tests {
             m.offer(5, Vec::new(), PartClock::Live, 3, t0),
             Offer::Rejected(3, RejectReason::Source(5))
         ));
+    }
+
+    /// Every window fired: (start s, packets, incomplete, after a time jump, missing).
+    fn drain_all(m: &mut Merger<u32>, now: Instant) -> Vec<(i64, f64, bool, bool, Vec<usize>)> {
+        let mut out = Vec::new();
+        m.poll(now, &mut |w| {
+            out.push((
+                w.window.start_ns / 1_000_000_000,
+                w.window.features[crate::window::features::Feature::PktCount.index()],
+                w.window.incomplete,
+                w.window.after_time_jump,
+                w.missing,
+            ))
+        });
+        out
+    }
+
+    #[test]
+    fn a_partial_a_source_skipped_is_lost_and_its_window_fires_incomplete() {
+        let t0 = Instant::now();
+        let mut m = Merger::new(2, &[omega()], rules(), t0);
+        let (a, b) = (partials(&[0, 1, 2, 3]), partials(&[0, 1, 2, 3]));
+        // Source 0 sends windows 0, 1 and 3: its partial of window 2 was lost (a full
+        // queue), not empty: live sources send every window.
+        for (i, p) in [&a[0], &a[1], &a[3]].into_iter().enumerate() {
+            m.offer(0, p.clone(), PartClock::Live, i as u32, t0);
+        }
+        for (i, p) in b.iter().enumerate() {
+            m.offer(1, p.clone(), PartClock::Live, 10 + i as u32, t0);
+        }
+        // No waiting for it (source 0 passed window 2): window 2 fires at once, incomplete.
+        assert_eq!(
+            drain_all(&mut m, t0),
+            [
+                (0, 2.0, false, false, vec![]),
+                (1, 2.0, false, false, vec![]),
+                (2, 1.0, true, false, vec![0]),
+                (3, 2.0, false, false, vec![]),
+            ]
+        );
+        assert_eq!((m.stats().lost, m.stats().incomplete), (1, 1));
+    }
+
+    #[test]
+    fn windows_skipped_by_a_time_jump_are_not_lost() {
+        let t0 = Instant::now();
+        let mut rules = rules();
+        rules.max_gap_windows = 2;
+        let mut m = Merger::new(2, &[omega()], rules, t0);
+        // Packets at 0 s and 10 s with gaps of at most 2 windows filled: window 10 follows
+        // window 0 with the time-jump flag.
+        let (a, b) = (
+            partials_with_gap(&[0, 10], 2),
+            partials_with_gap(&[0, 10], 2),
+        );
+        assert_eq!((a.len(), b.len()), (2, 2));
+        m.offer(0, a[0].clone(), PartClock::Live, 0, t0);
+        m.offer(0, a[1].clone(), PartClock::Live, 1, t0);
+        m.offer(1, b[0].clone(), PartClock::Live, 2, t0);
+        // Window 10 waits for source 1 (not lost: a jump), then both are merged.
+        assert_eq!(drain_all(&mut m, t0), [(0, 2.0, false, false, vec![])]);
+        m.offer(1, b[1].clone(), PartClock::Live, 3, t0);
+        assert_eq!(drain_all(&mut m, t0), [(10, 2.0, false, true, vec![])]);
+        assert_eq!(m.stats().lost, 0);
+    }
+
+    #[test]
+    fn one_source_stepped_back_does_not_reset_the_others_windows() {
+        let t0 = Instant::now();
+        let mut m = Merger::new(2, &[omega()], rules(), t0);
+        let (a, b) = (
+            partials(&[1000, 1001, 1002, 1003]),
+            partials(&[1000, 1001, 1002, 1003]),
+        );
+        for i in 0..2 {
+            m.offer(0, a[i].clone(), PartClock::Live, i as u32, t0);
+            m.offer(1, b[i].clone(), PartClock::Live, 10 + i as u32, t0);
+        }
+        assert_eq!(drain_all(&mut m, t0).len(), 2);
+        // Source 0's clock is set back by 1,000 windows (more than max_gap_windows = 100).
+        let back = partials(&[5]);
+        assert!(matches!(
+            m.offer(0, back[0].clone(), PartClock::Live, 20, t0),
+            Offer::Kept
+        ));
+        // Source 1 goes on: its windows fire without waiting for source 0, incomplete.
+        m.offer(1, b[2].clone(), PartClock::Live, 12, t0);
+        m.offer(1, b[3].clone(), PartClock::Live, 13, t0);
+        assert_eq!(
+            drain_all(&mut m, t0),
+            [
+                (1002, 1.0, true, false, vec![0]),
+                (1003, 1.0, true, false, vec![0]),
+            ]
+        );
+        // Source 1 steps back too: the next timeline starts, source 0's window 5 kept.
+        m.offer(1, partials(&[5])[0].clone(), PartClock::Live, 21, t0);
+        assert_eq!(drain_all(&mut m, t0), [(5, 2.0, false, true, vec![])]);
+        assert_eq!(m.stats().steps_back, 2);
+        assert!(m.take_dropped().is_empty());
+    }
+
+    #[test]
+    fn a_stepped_source_the_others_do_not_follow_is_dropped_after_liveness() {
+        let t0 = Instant::now();
+        let mut m = Merger::new(2, &[omega()], rules(), t0);
+        let (a, b) = (partials(&[1000, 1001]), partials(&[1000, 1001]));
+        m.offer(0, a[0].clone(), PartClock::Live, 0, t0);
+        m.offer(1, b[0].clone(), PartClock::Live, 1, t0);
+        assert_eq!(drain_all(&mut m, t0).len(), 1);
+        m.offer(0, partials(&[5])[0].clone(), PartClock::Live, 7, t0);
+        let later = t0 + Duration::from_secs(11);
+        m.offer(1, b[1].clone(), PartClock::Live, 2, later);
+        assert_eq!(
+            drain_all(&mut m, later),
+            [(1001, 1.0, true, false, vec![0])]
+        );
+        // Its window 5 waited more than liveness (10 s): dropped, its token handed back.
+        assert_eq!(m.take_dropped(), [7]);
+        assert_eq!(m.pending(), 0);
+    }
+
+    #[test]
+    fn partials_too_far_ahead_are_rejected() {
+        let t0 = Instant::now();
+        let mut m = Merger::new(1, &[omega()], rules(), t0);
+        // Live: a window an hour after this host's clock (a sensor's clock far off).
+        let now_s = super::wall_ns() / 1_000_000_000;
+        let ahead = partials(&[now_s + 3600]);
+        assert!(matches!(
+            m.offer(0, ahead[0].clone(), PartClock::Live, 1, t0),
+            Offer::Rejected(1, RejectReason::AheadOfClock { .. })
+        ));
+        let current = partials(&[now_s]);
+        assert!(matches!(
+            m.offer(0, current[0].clone(), PartClock::Live, 2, t0),
+            Offer::Kept
+        ));
+        // Replay: more than max_ahead_windows (1,000) past the last fired window, unless a
+        // time jump precedes it.
+        let mut m = Merger::new(1, &[omega()], rules(), t0);
+        let a = partials_with_gap(&[0, 1500], 100);
+        m.offer(0, a[0].clone(), PartClock::Replay, 1, t0);
+        assert_eq!(drain_all(&mut m, t0).len(), 1);
+        let bogus = partials(&[1500]);
+        assert!(matches!(
+            m.offer(0, bogus[0].clone(), PartClock::Replay, 2, t0),
+            Offer::Rejected(2, RejectReason::AheadOfFired { fired: 0, .. })
+        ));
+        assert!(matches!(
+            m.offer(0, a[1].clone(), PartClock::Replay, 3, t0),
+            Offer::Kept
+        ));
+        assert_eq!(m.stats().rejected, 1);
     }
 }

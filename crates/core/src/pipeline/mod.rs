@@ -15,8 +15,10 @@ mod pump;
 mod sink;
 mod source;
 
-pub use merge::{MergeRules, MergeStats, Merged, Merger, Offer, PartClock, RejectReason};
-pub use pump::{pump, Observer, PumpError, PumpReport, ReadCounts, PROGRESS_EVERY};
+pub use merge::{
+    MergeRules, MergeStats, Merged, Merger, Offer, PartClock, RejectReason, MAX_AHEAD,
+};
+pub use pump::{live_grace, pump, Observer, PumpError, PumpReport, ReadCounts, PROGRESS_EVERY};
 pub use sink::{
     Finish, MultiWindower, PacketSink, PartialSink, ScaleSink, SinkError, WindowSink, Windower,
 };

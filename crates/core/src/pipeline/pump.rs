@@ -150,7 +150,7 @@ struct Pump {
 }
 
 /// Nanoseconds since the epoch by the wall clock.
-fn wall_ns() -> i64 {
+pub(crate) fn wall_ns() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
@@ -442,11 +442,17 @@ struct LiveClock {
     last_mono: Instant,
 }
 
+/// How long after its end a live window closes: libpcap's buffer timeout `timeout_ms`, for
+/// which the kernel may hold a packet, plus a margin of 100 ms.
+pub fn live_grace(timeout_ms: u32) -> Duration {
+    Duration::from_millis(u64::from(timeout_ms) + 100)
+}
+
 impl LiveClock {
     /// A clock for a capture with libpcap's buffer timeout `timeout_ms`.
     fn new(timeout_ms: u32) -> Self {
         LiveClock {
-            grace_ns: (i64::from(timeout_ms) + 100) * 1_000_000,
+            grace_ns: i64::try_from(live_grace(timeout_ms).as_nanos()).unwrap_or(i64::MAX),
             last_wall_ns: wall_ns(),
             last_mono: Instant::now(),
         }

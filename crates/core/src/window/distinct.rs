@@ -86,6 +86,55 @@ struct RegistersImage {
 /// Registers per `u32` of the crate's packing.
 const PER_WORD: usize = 6;
 
+/// Exact keys an estimated tally ships: the heaviest, at least `window.top_k` (at most 100),
+/// so a decoded part names the same top talkers; the others travel in its count-min sketch.
+pub(super) const SHIPPED_EXACT: usize = 128;
+
+/// Bits of one register on the wire (values 0 to [`HLL_MAX_REGISTER`]).
+const REGISTER_BITS: usize = 5;
+
+/// Bytes of the packed registers.
+const PACKED_REGISTERS: usize = HLL_REGISTERS * REGISTER_BITS / 8;
+
+/// The registers (one byte each, at most [`HLL_MAX_REGISTER`]) packed in 5 bits each, low bits
+/// first: 40,960 bytes instead of 65,536.
+fn pack_registers(registers: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PACKED_REGISTERS);
+    let (mut acc, mut bits) = (0u32, 0usize);
+    for &r in registers {
+        acc |= u32::from(r & 0x1f) << bits;
+        bits += REGISTER_BITS;
+        while bits >= 8 {
+            out.push(acc as u8);
+            acc >>= 8;
+            bits -= 8;
+        }
+    }
+    if bits > 0 {
+        out.push(acc as u8);
+    }
+    out
+}
+
+/// The registers from their packed form (checked: exactly 65,536 of them).
+fn unpack_registers(packed: &[u8]) -> Result<Vec<u8>, WireError> {
+    if packed.len() != PACKED_REGISTERS {
+        return Err(WireError::Sketch);
+    }
+    let mut out = Vec::with_capacity(HLL_REGISTERS);
+    let (mut acc, mut bits) = (0u32, 0usize);
+    for &b in packed {
+        acc |= u32::from(b) << bits;
+        bits += 8;
+        while bits >= REGISTER_BITS {
+            out.push((acc & 0x1f) as u8);
+            acc >>= REGISTER_BITS;
+            bits -= REGISTER_BITS;
+        }
+    }
+    Ok(out)
+}
+
 /// The sketch's registers, one byte each.
 fn hll_registers(hll: &Hll) -> Result<Vec<u8>, WireError> {
     let bytes = postcard::to_allocvec(hll).map_err(|_| WireError::Sketch)?;
@@ -339,28 +388,52 @@ impl AddrTally {
     }
 
     /// The tally as it travels: exact keys sorted, as deltas; the sketch only when estimated.
+    /// An estimated tally ships only its [`SHIPPED_EXACT`] heaviest exact keys and folds the
+    /// others into (a copy of) its count-min sketch, whose estimates never undercount: the
+    /// distinct count is the HyperLogLog's either way, the top talkers are the same keys, and
+    /// a part costs about 100–200 KB instead of every exact key (up to 1.2 MB for IPv6).
     pub(super) fn to_wire(&self) -> Result<WireAddrs, WireError> {
         let mut exact: Vec<(IpKey, u32)> = self.exact().map(|(&k, &c)| (k, c)).collect();
+        let sketch = match &self.overflow {
+            None => None,
+            Some(o) => {
+                let mut heavy = o.heavy.clone();
+                if exact.len() > SHIPPED_EXACT {
+                    // The heaviest keys first, ties by key: the same keys whatever the order
+                    // of the maps.
+                    exact.select_nth_unstable_by(SHIPPED_EXACT - 1, |a, b| {
+                        b.1.cmp(&a.1).then(a.0.cmp(&b.0))
+                    });
+                    let mut folded = exact.split_off(SHIPPED_EXACT);
+                    folded.sort_unstable();
+                    for (k, c) in folded {
+                        heavy.add_weighted(k, c);
+                    }
+                }
+                Some(WireSketch {
+                    registers: pack_registers(&hll_registers(&o.hll)?),
+                    heavy: heavy.to_wire(),
+                    merged: o.merged,
+                })
+            }
+        };
         exact.sort_unstable();
         let mut prev = 0;
         for e in &mut exact {
             (e.0, prev) = (e.0 - prev, e.0);
         }
-        let sketch = match &self.overflow {
-            None => None,
-            Some(o) => Some(WireSketch {
-                registers: hll_registers(&o.hll)?,
-                heavy: o.heavy.to_wire(),
-                merged: o.merged,
-            }),
-        };
         Ok(WireAddrs { exact, sketch })
     }
 
     /// Fills this (reset) tally from its wire form, checking every count and limit.
     pub(super) fn read_wire(&mut self, wire: WireAddrs) -> Result<(), WireError> {
         self.reset();
-        if wire.exact.len() > EXACT_LIMIT {
+        let limit = if wire.sketch.is_some() {
+            SHIPPED_EXACT
+        } else {
+            EXACT_LIMIT
+        };
+        if wire.exact.len() > limit {
             return Err(WireError::TooMany("exact addresses"));
         }
         let mut key: IpKey = 0;
@@ -377,12 +450,8 @@ impl AddrTally {
             self.insert_exact(key, count);
         }
         if let Some(s) = wire.sketch {
-            if wire.exact.len() < EXACT_LIMIT && !s.merged {
-                // A tally only sketches once its exact maps are full (merged parts aside).
-                return Err(WireError::Sketch);
-            }
             self.overflow = Some(Box::new(Overflow {
-                hll: hll_from_registers(&s.registers)?,
+                hll: hll_from_registers(&unpack_registers(&s.registers)?)?,
                 heavy: HeavyHitters::from_wire(s.heavy)?,
                 merged: s.merged,
             }));

@@ -21,7 +21,7 @@ use features::{
     Family, Feature, FeatureVector, NUM_FEATURES, REPLY_SHARED_FLAGS, WELL_KNOWN_PORTS,
 };
 pub use omega::{Omega, OmegaError, Scales, ScalesError};
-pub use partial::{MergeError, PartialWindow, WireError};
+pub use partial::{MergeError, PartHeader, PartialWindow, WireError};
 pub use talkers::Talkers;
 
 /// Settings of the aggregator.

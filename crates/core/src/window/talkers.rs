@@ -27,6 +27,7 @@ const CANDIDATES: usize = 16;
 const CMS_SEED: u64 = 0x6e65_7461_6e6f_6d33;
 
 /// Count-min sketch (4 × 16 Ki counters, 256 KiB) plus 16 heavy-hitter candidate slots.
+#[derive(Clone)]
 pub(crate) struct HeavyHitters {
     rows: Box<[u32]>,
     candidates: [(IpKey, u64); CANDIDATES],
