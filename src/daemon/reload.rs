@@ -549,6 +549,8 @@ mod tests {
         epochs = 30
         hidden = 64
         seed = 1
+        scaling = "linear"
+        spot_median = "off"
         [feedback]
         dir = "/s/a"
         [nats]
@@ -610,6 +612,8 @@ mod tests {
         epochs = 20
         hidden = 32
         seed = 2
+        scaling = "log"
+        spot_median = "30m"
         [feedback]
         dir = "/s/b"
         [nats]

@@ -243,7 +243,7 @@ pub struct SpotOptions {
     pub depth: usize,
     /// Median baseline: scores judged by their ratio to the median of the last
     /// `median_window` scored windows; 0 is off. Exclusive with `depth`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub median_window: usize,
 }
 
@@ -349,12 +349,18 @@ pub struct SpotState {
     pub depth: usize,
     /// DSPOT: the last `depth` normal scores, oldest first.
     pub recent: VecDeque<f64>,
-    /// Median baseline: windows it covers (0: off).
-    #[serde(default)]
+    /// Median baseline: windows it covers (0: off; not written then, so a state without it
+    /// reads and writes as before).
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub median_window: usize,
     /// Median baseline: the last `median_window` scores (every scored window), oldest first.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "MedianRing::is_empty")]
     pub median: MedianRing,
+}
+
+/// For serde: a zero is left out.
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl SpotState {

@@ -137,6 +137,9 @@ pub struct Metrics {
     threshold_rule: IntGaugeVec,
     /// Excesses the adaptive threshold keeps per window length (`netanom_threshold_excesses`).
     threshold_excesses: IntGaugeVec,
+    /// The adaptive threshold's median baseline per window length
+    /// (`netanom_threshold_baseline`).
+    threshold_baseline: GaugeVec,
     /// Sustained runs of peaks the adaptive threshold did not learn from, per window length
     /// (`netanom_threshold_peak_runs_held`).
     threshold_peak_runs_held: IntGaugeVec,
@@ -266,6 +269,10 @@ impl Metrics {
             "scale_threshold",
             "Alert threshold of each window length the model runs.",
         );
+        let threshold_baseline = scale_vec(
+            "threshold_baseline",
+            "The median score of the recent windows that the adaptive threshold of each window length judges scores against (its median baseline); 0 when it has none.",
+        );
         let int_vec = |name: &str, help: &str, labels: &[&str]| {
             let v = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge vec");
             registry
@@ -386,6 +393,7 @@ impl Metrics {
             scale_threshold,
             threshold_rule,
             threshold_excesses,
+            threshold_baseline,
             threshold_peak_runs_held,
             pcap_drops: Mutex::new(Vec::new()),
             capture_packets,
@@ -414,6 +422,7 @@ impl Metrics {
         self.scale_threshold.reset();
         self.threshold_rule.reset();
         self.threshold_excesses.reset();
+        self.threshold_baseline.reset();
         self.threshold_peak_runs_held.reset();
         self.model_info
             .with_label_values(&[model_id, omegas])
@@ -440,6 +449,12 @@ impl Metrics {
         self.threshold_peak_runs_held
             .with_label_values(&[&o])
             .set(i64::try_from(threshold.held_runs()).unwrap_or(i64::MAX));
+        self.threshold_baseline.with_label_values(&[&o]).set(
+            threshold
+                .spot()
+                .and_then(|s| s.median_baseline())
+                .unwrap_or(0.0),
+        );
     }
 
     /// Sets `netanom_feedback_rules{action, state}`.
