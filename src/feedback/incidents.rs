@@ -63,7 +63,7 @@ pub fn alert_log_generations(path: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    numbered.sort_by(|a, b| b.0.cmp(&a.0));
+    numbered.sort_by_key(|n| std::cmp::Reverse(n.0));
     dated.sort();
     dated
         .into_iter()

@@ -466,7 +466,7 @@ impl SpotState {
     }
 
     /// The score of a working value (the inverse of [`SpotState::to_x`]).
-    fn from_x(&self, x: f64) -> f64 {
+    fn score_of_x(&self, x: f64) -> f64 {
         match self.median_baseline() {
             Some(m) => m * x.exp(),
             None => x + self.baseline(),
@@ -496,7 +496,7 @@ impl SpotState {
     /// probability `q`.
     pub fn threshold(&self, q: f64) -> f64 {
         let p = q / self.tail_fraction();
-        self.from_x(self.t + self.tail.excess_quantile(p))
+        self.score_of_x(self.t + self.tail.excess_quantile(p))
     }
 
     /// True when `score` would be an excess over the peaks threshold `t` (after the DSPOT
@@ -920,7 +920,7 @@ mod tests {
         );
         let q = 1e-4;
         let (mut a_m, mut a_s) = (0, 0);
-        let mut judge = |st: &mut SpotState, x: f64| -> bool {
+        let judge = |st: &mut SpotState, x: f64| -> bool {
             let alert = x > st.threshold(q);
             if alert {
                 st.alarm(q);
