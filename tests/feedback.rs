@@ -62,6 +62,18 @@ fn capture(
 /// `netanom run --pcap` (unpaced) with `model`, the history in `history`, alerts in `alerts`,
 /// feedback from `state`.
 fn replay(pcap: &Path, model: &Path, history: &Path, alerts: &Path, state: &Path) -> Finished {
+    replay_with(pcap, model, history, alerts, state, &[])
+}
+
+/// [`replay`] with more settings from the environment (`NETANOM_SECTION__KEY`).
+fn replay_with(
+    pcap: &Path,
+    model: &Path,
+    history: &Path,
+    alerts: &Path,
+    state: &Path,
+    envs: &[(&str, &str)],
+) -> Finished {
     let mut cmd = netanom_command();
     cmd.arg("run")
         .arg("--pcap")
@@ -77,7 +89,8 @@ fn replay(pcap: &Path, model: &Path, history: &Path, alerts: &Path, state: &Path
         .args(["--metrics-listen", "127.0.0.1:0"])
         .env("NETANOM_HISTORY__ENABLED", "true")
         .env(SPOT_THRESHOLD.0, SPOT_THRESHOLD.1)
-        .env("NETANOM_LOG__FORMAT", "json");
+        .env("NETANOM_LOG__FORMAT", "json")
+        .envs(envs.iter().copied());
     run_with_timeout(cmd, Duration::from_secs(300), "netanom run --pcap")
 }
 
@@ -285,6 +298,56 @@ fn a_benign_job_marked_so_stops_alerting_after_a_retrain_while_a_flood_still_doe
             .any(|&job| c.iter().any(|e| overlaps(e, t0, job) && names(e, BACKUP))),
         "without the feedback the retrained model still alerts on the job: {c:#?}"
     );
+    // The daemon's own retraining (learning.retrain_every) takes the benign windows in too:
+    // day 2 replayed with the first model, on top of day 1's history and alert log, retrains
+    // 200 s in on everything before its last minute.
+    copy_dir(&p("model-a"), &p("model-d"));
+    let f = replay_with(
+        &p("day2.pcap"),
+        &p("model-d"),
+        &p("history"),
+        &p("alerts-1.jsonl"),
+        &p("state"),
+        &[
+            ("NETANOM_LEARNING__RETRAIN_EVERY", "200s"),
+            ("NETANOM_LEARNING__HOLDOUT", "60s"),
+            ("NETANOM_LEARNING__EPOCHS", "5"),
+        ],
+    );
+    f.assert_ok("replay of day 2 retraining on the history");
+    let trainings: Vec<Value> = f
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|r| log_message(r) == "training a model from the feature history")
+        .collect();
+    assert!(!trainings.is_empty(), "no retraining ran:\n{}", f.stderr);
+    let kept = trainings[0]["fields"]["benign_kept"].as_u64().unwrap_or(0);
+    assert!(
+        kept >= 30,
+        "the learner took {kept} benign windows back in: {:#?}",
+        trainings[0]
+    );
+    assert_eq!(
+        trainings[0]["fields"]["benign_incidents"]
+            .as_str()
+            .unwrap_or("")
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .count(),
+        job_incidents.len(),
+        "{:#?}",
+        trainings[0]
+    );
+}
+
+/// Copies the files of directory `from` into a new directory `to` (one level).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
 }
 
 /// The sample `name` with exactly the labels `labels`.
