@@ -57,6 +57,9 @@ fi
 ID=$$
 NS_A="nbw-a$ID"; NS_B="nbw-b$ID"; IF_A="nbwa$ID"; IF_B="nbwb$ID"
 TMP="$(mktemp -d)"
+# The daemon keeps its adaptive threshold's state in its model directory: a copy, not the
+# repository's model/default.
+cp -r model/default "$TMP/model"
 DAEMON=""
 cleanup() {
     [ -z "$DAEMON" ] || kill "$DAEMON" 2>/dev/null || true
@@ -98,7 +101,7 @@ declare -A BEST COST
 for W in $WORKERS; do
     NETANOM_HISTORY__ENABLED=false NETANOM_CAPTURE__BPF_FILTER="udp and net 10.9.0.0/16" \
         NETANOM_CAPTURE__BUFFER_SIZE_MB=64 \
-        ip netns exec "$NS_A" "$NETANOM" run --interface "$IF_A" --model model/default \
+        ip netns exec "$NS_A" "$NETANOM" run --interface "$IF_A" --model "$TMP/model" \
         --alert-log "$TMP/alerts-$W.jsonl" --metrics-listen "127.0.0.1:$PORT" --workers "$W" \
         2>"$TMP/daemon-$W.log" &
     DAEMON=$!

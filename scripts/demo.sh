@@ -6,11 +6,14 @@
 #   1. netanom evaluate: score every window against the labels -> ROC/AUC, precision,
 #      recall, F1, plots (target/demo-report/);
 #   2. netanom run: replay the capture through the live daemon pipeline -> incidents in
-#      the alert log (target/demo-alerts.jsonl), printed one line per event with the host
-#      named for the top feature; the feature history it recorded;
+#      the alert log (target/demo-alerts.jsonl), printed one line per event with the
+#      adaptive threshold and the attacker (first culprit), and the same incidents as
+#      Suricata EVE alerts (target/demo-eve.json); the feature history it recorded;
 #   3. several window lengths: train ω = 0.5 s and 5 s on the normal capture into one bundle
 #      and evaluate it: incident metrics side by side with the paper's single scale;
-#   4. learning from the history: train a model from what step 2 recorded;
+#   4. quieting it: an analyst suppresses one incident and marks another benign (netanom
+#      feedback); the replay again writes the first with suppressed_by and does not count it
+#      as firing; a training from the history takes the benign one's windows in;
 #   5. where to look next.
 # Usage: scripts/demo.sh   (needs root or sudo the first time, for scripts/setup.sh)
 set -euo pipefail
@@ -22,7 +25,10 @@ say "setup (Debian packages, libtorch; skipped when present) and build"
 scripts/setup.sh
 cargo build --release --quiet
 netanom=./target/release/netanom
-model=model/default
+# A copy: the daemon keeps its adaptive threshold's state in its model directory, and the
+# demo should start from the shipped calibration every time.
+rm -rf target/demo-model && mkdir -p target && cp -r model/default target/demo-model
+model=target/demo-model
 capture=data/demo-attack.pcap
 labels=data/demo-attack-labels.csv
 mkdir -p target
@@ -45,7 +51,8 @@ rm -rf target/demo-alerts.jsonl target/demo-eve.json target/demo-history # the l
   fail "netanom run" target/demo-run.log
 echo "   feature history recorded for training (docs/history.md):"
 "$netanom" history --dir target/demo-history | sed 's/^/   /'
-python3 - target/demo-alerts.jsonl "$labels" <<'EOF'
+show_incidents() {
+python3 - "$1" "$labels" <<'EOF'
 import csv, json, sys
 from datetime import datetime, timezone
 events = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
@@ -62,7 +69,7 @@ def culprit(e):
         return f"{c['ip']} ({c['role']}, weight {c['weight']:.2f})"
     return '-'
 width = max([len(top3(e)) for e in events] + [36])
-print(f"   {'time (UTC)':<10}  {'event':<5} {'score':>9}  {'top 3 features: value (training max)':<{width}}  first culprit")
+print(f"   {'time (UTC)':<10}  {'event':<5} {'score':>9} {'threshold':>9}  {'top 3 features: value (training max)':<{width}}  first culprit")
 for e in events:
     inc = e['incident']
     if e['event_type'] == 'incident_culprit':
@@ -72,7 +79,8 @@ for e in events:
     t = inc['start_epoch'] if start else inc['end_epoch']
     score = e['score'] if start else inc['peak_score']
     feats = top3(e)
-    print(f"   {hms(t):<10}  {'start' if start else 'end':<5} {score:>9.3g}  {feats:<{width}}  {culprit(e)}")
+    suppressed = f"  [suppressed by {','.join(e['suppressed_by'])}]" if e.get('suppressed_by') else ''
+    print(f"   {hms(t):<10}  {'start' if start else 'end':<5} {score:>9.3g} {e['threshold']:>9.3g}  {feats:<{width}}  {culprit(e)}{suppressed}")
     if not start:
         lo, hi = inc['start_epoch'], inc['end_epoch']
         names = sorted({n for n, s, en in spans if s <= hi and en >= lo})
@@ -80,7 +88,20 @@ for e in events:
         print(f"   {'':<10}  {'':<5} {'':>9}  #{inc['id'].split('-')[-1]}: {inc['windows']} alerting windows, "
               f"{inc['duration_s']:g} s, peak {inc['peak_score']:.3g}; {what}")
 n = sum(e['event_type'] == 'incident_start' for e in events)
-print(f"   {n} incidents (end time = end of the last alerting window; score at the end = the peak)")
+print(f"   {n} incidents (end time = end of the last alerting window; score at the end = the peak;")
+print("   threshold: the adaptive one in force, SPOT for alerts.false_rate = 1e-5, docs/model.md)")
+EOF
+}
+show_incidents target/demo-alerts.jsonl
+echo "   the same incidents as Suricata EVE alerts (target/demo-eve.json; docs/alerts.md):"
+python3 - target/demo-eve.json <<'EOF'
+import json, sys
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    a = e['alert']
+    what = a['metadata'].get('netanom_event', ['?'])[0]
+    print(f"   {e['timestamp'][11:23]}  {what:<7} {e['src_ip']:>11} -> {e.get('dest_ip', '-'):<11} "
+          f"sev {a['severity']}  sid {a['signature_id']}  {a['signature']}")
 EOF
 
 say "3. several window lengths: netanom train --pcap data/normal-lo.pcap --window 0.5,5, then evaluate"
@@ -106,13 +127,46 @@ for k in ['incidents', 'false_alarms', 'attacks_detected']:
 print("   (cells: incidents / share of the attack flagged / time to first alert)")
 EOF
 
-say "4. learning from the history: netanom train --history target/demo-history --out target/demo-learned"
-echo "   (windows that alerted in step 2, and their neighbours, are left out; docs/history.md)"
+say "4. quieting it: netanom feedback suppress | benign, then a replay and a training from the history"
+echo "   (SOC staff tell netanom what an incident was; docs/deploy.md, \"Quieting netanom: feedback\")"
+rm -rf target/demo-state && mkdir -p target/demo-state
+# The incidents of step 2: "ID FIRST_CULPRIT LABELLED(0/1)" per line.
+mapfile -t incs < <(python3 - target/demo-alerts.jsonl "$labels" <<'EOF'
+import csv, json, sys
+spans = [(float(r['start_epoch']), float(r['end_epoch'])) for r in csv.DictReader(open(sys.argv[2]))]
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    if e['event_type'] != 'incident_end':
+        continue
+    i = e['incident']
+    hit = any(a <= i['end_epoch'] and b >= i['start_epoch'] for a, b in spans)
+    print(i['id'], (i.get('culprits') or [{'ip': '-'}])[0]['ip'], int(hit))
+EOF
+)
+fb() { "$netanom" feedback "$@" --state-dir target/demo-state --alert-log target/demo-alerts.jsonl; }
+echo "   \$ netanom feedback suppress --host 127.0.0.66 --feature dst_ip_distinct --comment \"our monitoring sweeps the subnet\" --expires 30d"
+fb suppress --host 127.0.0.66 --feature dst_ip_distinct --comment "our monitoring sweeps the subnet" \
+  --expires 30d | sed 's/^/   /'
+udp_scan=$(printf '%s\n' "${incs[@]}" | awk '$3 == 1 { n++ } n == 3 { print $1; exit }')
+echo "   \$ netanom feedback benign --incident $udp_scan --comment \"demo: pretend the UDP scan is a nightly job\""
+fb benign --incident "$udp_scan" --comment "demo: pretend the UDP scan is a nightly job" | sed 's/^/   /'
+echo "   \$ netanom feedback list"
+fb list | sed 's/^/   /'
+echo "   the replay again with the rules (--state-dir target/demo-state; a suppressed incident is"
+echo "   logged with suppressed_by, not counted as firing):"
+rm -rf target/demo-alerts-quiet.jsonl target/demo-model-quiet && cp -r model/default target/demo-model-quiet
+"$netanom" run --pcap "$capture" --model target/demo-model-quiet --alert-log target/demo-alerts-quiet.jsonl \
+  --state-dir target/demo-state --metrics-listen 127.0.0.1:0 2>target/demo-run-quiet.log ||
+  fail "netanom run (with feedback)" target/demo-run-quiet.log
+show_incidents target/demo-alerts-quiet.jsonl | grep -E ' start |suppressed' | head -n 8
+echo "   a model from step 2's history (alerted windows and their neighbours are left out, those"
+echo "   of the benign incident taken in; docs/history.md):"
 rm -rf target/demo-learned
 "$netanom" train --history target/demo-history --out target/demo-learned --epochs 20 --seed 1 \
+  --state-dir target/demo-state --alert-log target/demo-alerts.jsonl \
   >target/demo-train-history.txt 2>target/demo-train-history.log ||
   fail "netanom train --history" target/demo-train-history.log
-grep -o 'history .*kept; left out: [^;]*' target/demo-train-history.log | sed 's/^/   /' || true
+grep -o 'history .*kept.*left out: [^;]*' target/demo-train-history.log | sed 's/^/   /' || true
 sed -n 's/^model id: */   learned model id: /p' target/demo-train-history.txt
 echo "   on a tap, the daemon does this itself: netanom run --window 0.5,5 --learn-for 24h (docs/deploy.md)"
 
@@ -121,7 +175,8 @@ cat <<EOF
    report:  target/demo-report/metrics.json (all figures), roc.csv
    plots:   target/demo-report/score.png (score per window, threshold, attacks shaded)
             target/demo-report/roc.png   (ROC curves for P = 1, 10, 20)
-   alerts:  target/demo-alerts.jsonl (schema: docs/alerts.md)
+   alerts:  target/demo-alerts.jsonl (schema: docs/alerts.md), target/demo-eve.json (Suricata EVE)
+   rules:   target/demo-state/feedback.jsonl (append-only: who, when, why, scope, expiry)
    scales:  target/demo-report-multiscale/ (the same report for ω = 0.5 s and 5 s)
    more:    docs/evaluation.md, docs/model.md, docs/experiments.md
 demo done in $((SECONDS - started)) s

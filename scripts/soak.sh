@@ -26,6 +26,9 @@ command -v tcpreplay >/dev/null || { apt-get update -qq && apt-get install -y -q
 ((build)) && cargo build --release --quiet
 
 work=$(mktemp -d)
+# The daemon keeps its adaptive threshold's state in its model directory: a copy, not the
+# repository's model/default.
+cp -r model/default "$work/model"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cleanup() {
     [[ -n ${replay_pid:-} ]] && kill "$replay_pid" 2>/dev/null || true
@@ -36,7 +39,7 @@ cleanup() {
 trap cleanup EXIT
 
 NETANOM_CAPTURE__BPF_FILTER="not tcp port $port" target/release/netanom run --interface lo \
-    --model model/default --alert-log "$work/alerts.jsonl" --metrics-listen "127.0.0.1:$port" \
+    --model "$work/model" --alert-log "$work/alerts.jsonl" --metrics-listen "127.0.0.1:$port" \
     2>"$work/daemon.log" &
 daemon_pid=$!
 for _ in $(seq 100); do

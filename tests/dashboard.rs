@@ -52,7 +52,7 @@ fn exported() -> &'static Exported {
             repo("data/normal-lo.pcap").into_os_string(),
             "--realtime".into(),
             "--model".into(),
-            repo("model/default").into_os_string(),
+            default_model_copy(tmp.path()).into_os_string(),
             "--alert-log".into(),
             log.into_os_string(),
             "--metrics-listen".into(),

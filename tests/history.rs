@@ -13,10 +13,6 @@ use std::time::{Duration, Instant};
 use daemon_support::*;
 use serde_json::Value;
 
-/// The demo model shipped in the repository (ω = 0.5 s).
-fn default_model() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("model/default")
-}
 
 /// The demo capture shipped in the repository (361 windows of 0.5 s, an attack in it).
 fn demo_pcap() -> PathBuf {
@@ -40,13 +36,14 @@ fn netanom(args: &[&std::ffi::OsStr], what: &str) -> Finished {
 
 /// Replays `pcap` unpaced through `netanom run` recording to `history`; must succeed.
 fn replay_into(pcap: &Path, history: &Path, tmp: &Path) -> Finished {
+    let model = default_model_copy(tmp);
     let f = netanom(
         &[
             "run".as_ref(),
             "--pcap".as_ref(),
             pcap.as_os_str(),
             "--model".as_ref(),
-            default_model().as_os_str(),
+            model.as_os_str(),
             "--alert-log".as_ref(),
             tmp.join("alerts.jsonl").as_os_str(),
             "--metrics-listen".as_ref(),
@@ -94,12 +91,13 @@ fn kill_9_loses_at_most_a_minute_and_the_journal_is_recovered() {
     let big = tmp.path().join("big.pcap");
     lan_pcap(&big, T0, 600, 11);
     let hist = tmp.path().join("history");
+    let model = default_model_copy(tmp.path());
     let args = os_args([
         "--pcap".as_ref(),
         big.as_os_str(),
         "--realtime".as_ref(),
         "--model".as_ref(),
-        default_model().as_os_str(),
+        model.as_os_str(),
         "--alert-log".as_ref(),
         tmp.path().join("alerts.jsonl").as_os_str(),
         "--metrics-listen".as_ref(),
@@ -338,7 +336,7 @@ fn bad_input_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let pcap = tmp.path().join("lan.pcap");
     lan_pcap(&pcap, T0, 10, 31);
-    let model_dir = default_model();
+    let model_dir = default_model_copy(tmp.path());
     let alerts = tmp.path().join("alerts.jsonl");
     let base = |extra: &[&std::ffi::OsStr]| {
         let mut a: Vec<&std::ffi::OsStr> = vec![

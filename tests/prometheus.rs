@@ -347,7 +347,8 @@ fn a_real_prometheus_scrapes_the_daemon_on_lo() {
     require_root();
     let hping3 = tool("hping3", "hping3");
     let promtool = promtool();
-    let model = repo("model/default");
+    let tmp = tempfile::tempdir().unwrap();
+    let model = default_model_copy(tmp.path());
     let meta: Value = serde_json::from_str(
         &std::fs::read_to_string(model.join("model.json")).expect("model.json"),
     )
@@ -355,7 +356,6 @@ fn a_real_prometheus_scrapes_the_daemon_on_lo() {
     let model_id = meta["model_id"].as_str().expect("model_id").to_string();
     let threshold = meta["threshold"]["value"].as_f64().expect("threshold");
 
-    let tmp = tempfile::tempdir().unwrap();
     let metrics_port = free_port();
     let prom_port = free_port();
     assert_ne!(metrics_port, prom_port);

@@ -321,6 +321,18 @@ pub fn ports(n: u16) -> Vec<u16> {
 // ---------------------------------------------------------------------------------------------
 
 /// The netanom binary under test.
+/// A copy of the shipped demo model (`model/default`) in `dir/model`: a daemon keeps its
+/// adaptive threshold's state in its model directory, which must not be the repository's.
+pub fn default_model_copy(dir: &Path) -> std::path::PathBuf {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("model/default");
+    let to = dir.join("model");
+    std::fs::create_dir_all(&to).expect("create the model copy's directory");
+    for f in ["model.json", "weights.safetensors"] {
+        std::fs::copy(from.join(f), to.join(f)).expect("copy the demo model");
+    }
+    to
+}
+
 pub fn netanom_bin() -> std::path::PathBuf {
     common::netanom_exe()
 }
