@@ -14,7 +14,7 @@
 #
 # Usage: scripts/drift-bench.sh [--train "15 120"] [--windows "0.5 0.5,5"]
 #                               [--scalings "linear log"] [--rules "fixed spot median:30m"]
-#                               [--held-out "normal-b normal-c"] [--tag TAG]
+#                               [--held-out "normal-b normal-c"] [--tag TAG] [--run-tag TAG]
 #   --train     minutes of normal-a to train on (default "15 60 120")
 #   --windows   window sets for --window (default "0.5 0.5,5")
 #   --scalings  feature scalings for `netanom train --scaling` (default "linear log")
@@ -24,7 +24,10 @@
 #               (default "fixed spot median:30m")
 #   --held-out  the normal captures to measure false incidents on, those present (default
 #               "normal-b normal-c")
-#   --tag       suffix of the output names, to keep variants apart
+#   --tag       suffix of the model and run names, to keep variants (other training
+#               options, e.g. a seed in DRIFT_TRAIN_ARGS) apart
+#   --run-tag   a further suffix of the run names only: replays the same models under
+#               other run settings (DRIFT_RUN_TOML, DRIFT_FALSE_RATE) without retraining
 # The paper's method exactly: scaling linear, rule fixed, window 0.5 (or 1, 5, 30).
 # Environment:
 #   DRIFT_DIR       captures and output (default target/drift)
@@ -41,7 +44,7 @@ root=$PWD
 DIR=${DRIFT_DIR:-$root/target/drift}
 NETANOM=${NETANOM:-${CARGO_TARGET_DIR:-$root/target}/release/netanom}
 trains="15 60 120" windows="0.5 0.5,5" scalings="linear log" rules="fixed spot median:30m"
-held="normal-b normal-c" tag=
+held="normal-b normal-c" tag= run_tag=
 while (($#)); do
   case $1 in
     --train) trains=${2:?}; shift 2 ;;
@@ -49,8 +52,9 @@ while (($#)); do
     --scalings) scalings=${2:?}; shift 2 ;;
     --rules) rules=${2:?}; shift 2 ;;
     --held-out) held=${2:?}; shift 2 ;;
-    --tag) tag=${2:?}; shift 2 ;;
-    -h | --help) sed -n '2,39p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    --tag) tag=${2?}; shift 2 ;;
+    --run-tag) run_tag=${2:?}; shift 2 ;;
+    -h | --help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d'; exit 0 ;;
     *) echo "drift-bench: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -103,7 +107,7 @@ for m in $trains; do
       for rule in $rules; do
         median=off
         [[ $rule == median:* ]] && median=${rule#median:}
-        model=$DIR/models/a${m}m-w${w//,/-}-$sc-med$median
+        model=$DIR/models/a${m}m-w${w//,/-}-$sc-med$median$tag
         if [[ ! -s $model/train-seconds ]]; then
           rm -rf "$model" && mkdir -p "$model"
           log "train on $m min, --window $w --scaling $sc --spot-median $median"
@@ -113,7 +117,7 @@ for m in $trains; do
             { tail -n 5 "$model/train.log" >&2; exit 1; }
           echo $((EPOCHSECONDS - s)) >"$model/train-seconds"
         fi
-        name=a${m}m-w${w//,/-}-$sc-${rule/:/}$tag
+        name=a${m}m-w${w//,/-}-$sc-${rule/:/}$tag$run_tag
         names+=("$name")
         for part in "${parts[@]}" attack; do
           r=$DIR/runs/$name/$part
@@ -184,6 +188,8 @@ def incidents(path):
     return inc
 
 def eve_src(path):
+    """Incident id -> (src_ip of its first EVE record, src_ip of its last: the end record,
+    with the final ranking of culprits)."""
     out = {}
     if not os.path.exists(path):
         return None
@@ -194,7 +200,8 @@ def eve_src(path):
         meta = e.get("alert", {}).get("metadata", {})
         iid = (meta.get("netanom_incident_id") or [None])[0]
         if iid is not None:
-            out.setdefault(iid, e.get("src_ip"))
+            first = out.get(iid, (e.get("src_ip"), None))[0]
+            out[iid] = (first, e.get("src_ip"))
     return out
 
 def overlap(a, b, c, e):
@@ -263,7 +270,7 @@ for n in names:
     wtxt = ", ".join(f"{om} s: {k / total_h:.1f}" for om, k in sorted(win.items(), key=lambda x: float(x[0]))) or "0"
     out.append(f"| {n} | {' + '.join(map(str, counts))} = {tot} | {tot / total_h:.2f} | {24 * tot / total_h:.1f} | {wtxt} | {r['false_a']} |")
 out.append("")
-out.append("Per attack: its incidents (those naming its attacker among their culprits) / share of the attack covered by them / seconds from its start to the first one / its attacker is their first culprit / and their EVE src_ip")
+out.append("Per attack: its incidents (those naming its attacker among their culprits) / share of the attack covered by them / seconds from its start to the first one / its attacker is their first culprit (at the end) / and the src_ip of their EVE end record (and of the start record when another host: an incident that a normal host's odd window opened and the attack joined)")
 out.append("")
 for k0 in range(0, len(names), 6):
     chunk = names[k0:k0 + 6]
@@ -283,7 +290,12 @@ for k0 in range(0, len(names), 6):
             cul = [i["culprits"][0] if i["culprits"] else None for _, i, _ in hits]
             cul_ok = "-" if all(c is None for c in cul) else ("yes" if all(c in a["src"] for c in cul if c) else "no")
             ev = res[n]["ev"]
-            ev_ok = "-" if ev is None else ("yes" if all(ev.get(iid) in a["src"] for iid, _, _ in hits) else "no")
+            if ev is None:
+                ev_ok = "-"
+            else:
+                ends = all((ev.get(iid) or (None, None))[1] in a["src"] for iid, _, _ in hits)
+                starts = all((ev.get(iid) or (None, None))[0] in a["src"] for iid, _, _ in hits)
+                ev_ok = ("yes" if ends else "no") + ("" if starts else " (start: another host)")
             cells.append(f"{len(hits)}{' (merged)' if merged else ''} / {100 * cover:.0f} % / {max(first, 0):.1f} / {cul_ok} / {ev_ok}")
         out.append(f"| {k} | {','.join(sorted(a['src']))} | " + " | ".join(cells) + " |")
     out.append("")

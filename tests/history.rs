@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use daemon_support::*;
 use serde_json::Value;
 
-
 /// The demo capture shipped in the repository (361 windows of 0.5 s, an attack in it).
 fn demo_pcap() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("data/demo-attack.pcap")
