@@ -444,7 +444,17 @@ fn every_attack_is_one_incident_with_its_attacker_first_and_as_eve_source() {
         );
         assert!(
             categories.iter().all(|c| *c != wrong),
-            "{name}: {categories:?}"
+            "{name}: {categories:?}\n{}\nits alert events:\n{}",
+            mine.iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            fx.alerts
+                .iter()
+                .filter(|v| v["incident"]["id"] == id)
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
         );
     }
     // The victim answers; it is never the attacker: not `src_ip` of any record, not an

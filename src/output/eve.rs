@@ -12,8 +12,8 @@
 //!   `src_port`, `dest_port` and `proto` where every packet of that flow had the same; a
 //!   flood's victim without an attacker-side culprit is `dest_ip` alone.
 //! - `alert.signature_id` is stable per feature family ([`signature_id`]), fixed for an incident
-//!   by its start event ([`Signatures`], kept by the scorer); `alert.category` from the kind of
-//!   deviation ([`category`]); `alert.severity` 1–3 from the incident's peak score over the
+//!   by its start event ([`Signatures`], kept by the scorer); `alert.category` the kind of the
+//!   incident's attack ([`category`], followed by [`Signatures`]); `alert.severity` 1–3 from the incident's peak score over the
 //!   threshold it was scored with ([`severity`]); netanom's own fields are under
 //!   `alert.metadata`, as arrays of strings.
 
@@ -111,9 +111,57 @@ pub const CATEGORY_DOS: &str = "Attempted Denial of Service";
 /// Of anything else.
 pub const CATEGORY_BAD: &str = "Potentially Bad Traffic";
 
-/// `alert.category` from the kind of deviation, over the event's features at or above their
-/// training maximum (what the window has too much of), each read through the family of its
-/// first contributor:
+/// `alert.category` of an event read alone: the kind of its incident's attack
+/// ([`attack_category`]) where the window shows the attacker's part, else the kind of the
+/// whole window's excess, each feature read through the family of its first contributor.
+pub fn category(features: &[FeatureDeviation], primary: Option<IpAddr>) -> &'static str {
+    attack_category(features, primary).unwrap_or_else(|| {
+        kind(
+            over_range(features)
+                .filter_map(|d| Some((Feature::from_name(d.name)?, family_of(d)?)))
+                .collect(),
+        )
+    })
+}
+
+/// The kind of `primary`'s part of a window's excess (the incident's first culprit, its
+/// attacker): the event's features at or above their training maximum that are its own, each
+/// read through its own family. A ratio, mean or variance is its own when it contributed to
+/// it; a count when its own packets or new values alone reach the training maximum (a scan's
+/// one probe of port 53 among a normal host's DNS burst does not make the burst the scan's).
+/// None when no excess is its own: the window then shows someone else's (a normal host
+/// joining a slow scan's incident), which says nothing of the attack's kind.
+pub fn attack_category(
+    features: &[FeatureDeviation],
+    primary: Option<IpAddr>,
+) -> Option<&'static str> {
+    let ip = primary?;
+    let over: Vec<(Feature, Family)> = over_range(features)
+        .filter_map(|d| {
+            let f = Feature::from_name(d.name)?;
+            let c = d.contributors.iter().find(|c| c.ip == ip)?;
+            (!is_count(f) || c.count as f64 >= d.training_max).then_some((f, c.family))
+        })
+        .collect();
+    (!over.is_empty()).then(|| kind(over))
+}
+
+/// True for a feature that counts packets or values (not a ratio, a mean or a variance).
+fn is_count(f: Feature) -> bool {
+    use Feature as F;
+    !matches!(f, F::PktSizeMean | F::PktSizeVar | F::TtlMean | F::TtlVar)
+        && !F::FLAG_RATIOS.contains(&f)
+}
+
+/// The features of an event at or above their training maximum (what the window has too much
+/// of).
+fn over_range(features: &[FeatureDeviation]) -> impl Iterator<Item = &FeatureDeviation> {
+    features
+        .iter()
+        .filter(|d| d.normalized >= 1.0 && d.normalized.is_finite())
+}
+
+/// The kind of an excess, from its features and the family each is read through:
 /// - a scan when one of them is new destination ports or addresses of a sender, or new source
 ///   ports in replies (the probed ports answering);
 /// - else a denial of service when one of them is a count (packets, a flag, a protocol, a
@@ -122,25 +170,16 @@ pub const CATEGORY_BAD: &str = "Potentially Bad Traffic";
 /// - else a scan when one of them is the ratio of a probe's flags or of their answers (SYN,
 ///   FIN, URG, RST, RST+ACK, SYN+ACK): half-open or odd packets without volume, a slow scan;
 /// - else (other ratios, means, variances, or nothing above the range) potentially bad traffic.
-pub fn category(features: &[FeatureDeviation]) -> &'static str {
+fn kind(over: Vec<(Feature, Family)>) -> &'static str {
     use Feature as F;
-    let over = || {
-        features
-            .iter()
-            .filter(|d| d.normalized >= 1.0 && d.normalized.is_finite())
-            .filter_map(|d| Some((Feature::from_name(d.name)?, family_of(d)?)))
-    };
-    let probing = over().any(|(_, family)| {
+    let probing = over.iter().any(|(_, family)| {
         matches!(
             family,
             Family::NewDstPorts | Family::NewDstAddrs | Family::NewSrcPortsInReplies
         )
     });
-    let volume = over().any(|(f, _)| {
-        !matches!(f, F::PktSizeMean | F::PktSizeVar | F::TtlMean | F::TtlVar)
-            && !F::FLAG_RATIOS.contains(&f)
-    });
-    let probe_ratios = over().any(|(f, _)| {
+    let volume = over.iter().any(|&(f, _)| is_count(f));
+    let probe_ratios = over.iter().any(|(f, _)| {
         matches!(
             f,
             F::SynRatio | F::FinRatio | F::UrgRatio | F::RstRatio | F::RstAckRatio | F::SynAckRatio
@@ -230,23 +269,46 @@ fn family_of(d: &FeatureDeviation) -> Option<Family> {
 
 /// An incident's signature: the family of its start event's most deviating feature (none:
 /// nothing deviated to name), which gives `alert.signature_id` and the name in
-/// `alert.signature`.
+/// `alert.signature`, and the kind of its attack so far (`alert.category`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Signature(pub Option<Family>);
+pub struct Signature {
+    /// The family that names the incident (fixed by its first event).
+    pub family: Option<Family>,
+    /// `alert.category`: of the last event that showed the attacker's part ([`category`]).
+    pub category: &'static str,
+}
 
 impl Signature {
-    /// The signature an event would fix: its most deviating feature's family.
+    /// The signature an event would fix: its most deviating feature's family, its category.
     pub fn of(alert: &AlertEvent) -> Signature {
-        Signature(alert.top_features.first().and_then(family_of))
+        Signature {
+            family: alert.top_features.first().and_then(family_of),
+            category: category(&alert.top_features, primary(alert)),
+        }
+    }
+
+    /// The same incident after `alert`: the family kept, the category of `alert` where its
+    /// window shows the attacker's part ([`attack_category`]), else the one it had.
+    fn then(self, alert: &AlertEvent) -> Signature {
+        Signature {
+            category: attack_category(&alert.top_features, primary(alert)).unwrap_or(self.category),
+            ..self
+        }
     }
 
     /// `alert.signature_id`.
     pub fn id(self) -> u32 {
-        self.0.map_or(SID_UNEXPLAINED, signature_id)
+        self.family.map_or(SID_UNEXPLAINED, signature_id)
     }
 }
 
-/// The signature of each open incident, fixed by its first event and forgotten at its end.
+/// An event's incident's first culprit: its attacker.
+fn primary(alert: &AlertEvent) -> Option<IpAddr> {
+    alert.incident.culprits.first().map(|c| c.ip)
+}
+
+/// The signature of each open incident, fixed by its first event (the category followed by
+/// each event that shows the attacker's part) and forgotten at its end.
 /// The scorer keeps it across reloads (the EVE log turned off and on again, its path changed),
 /// so an open incident's records keep one signature id. It holds one entry per open incident:
 /// every incident that got a first event gets an end event (a flush ends them all on every
@@ -261,8 +323,11 @@ impl Signatures {
     /// after an end event.
     pub fn of(&mut self, alert: &AlertEvent) -> Signature {
         let id = &alert.incident.id;
-        let sig = match self.open.get(id) {
-            Some(&sig) => sig,
+        let sig = match self.open.get_mut(id) {
+            Some(sig) => {
+                *sig = sig.then(alert);
+                *sig
+            }
             None => {
                 let sig = Signature::of(alert);
                 self.open.insert(id.clone(), sig);
@@ -291,7 +356,7 @@ impl Signatures {
 /// nothing deviated).
 fn signature_text(alert: &AlertEvent, sig: Signature) -> String {
     let family = sig
-        .0
+        .family
         .map(|f| format!(" ({})", family_label(f)))
         .unwrap_or_default();
     match alert.top_features.first() {
@@ -392,7 +457,7 @@ impl EveAlert {
                 signature_id: sig.id(),
                 rev: REV,
                 signature: signature_text(alert, sig),
-                category: category(&alert.top_features),
+                category: sig.category,
                 severity: severity(peak_ratio(alert)),
                 source: src,
                 target: dst,
@@ -727,8 +792,13 @@ mod tests {
 
     /// A deviating feature at `normalized` whose first contributor counted in `family`.
     fn dev(feature: Feature, normalized: f64, family: Family) -> FeatureDeviation {
+        dev_by(feature, normalized, family, "127.0.66.1")
+    }
+
+    /// The same with `host` as its contributor.
+    fn dev_by(feature: Feature, normalized: f64, family: Family, host: &str) -> FeatureDeviation {
         let c = Contributor {
-            addr: ip("127.0.66.1"),
+            addr: ip(host),
             count: 100,
             max_error: 0,
         };
@@ -751,13 +821,13 @@ mod tests {
             dev(Feature::SrcPortDistinct, 23.7, Family::NewSrcPortsInReplies),
             dev(Feature::PktCount, 8.0, Family::Packets),
         ];
-        assert_eq!(category(&scan), CATEGORY_SCAN);
+        assert_eq!(category(&scan, None), CATEGORY_SCAN);
         // The probed ports answering are enough (a slow scan's peak).
         let slow = [
             dev(Feature::SynRatio, 3.0, Family::Flag(0)),
             dev(Feature::SrcPortDistinct, 2.0, Family::NewSrcPortsInReplies),
         ];
-        assert_eq!(category(&slow), CATEGORY_SCAN);
+        assert_eq!(category(&slow, None), CATEGORY_SCAN);
         // hping3 -S -p 80: the flood's varying source ports, and the victim's answers to
         // them as new destination ports in replies: volume, one port.
         let flood = [
@@ -770,32 +840,55 @@ mod tests {
             ),
             dev(Feature::SrcPort80Count, 97.3, Family::SrcPortInReplies(4)),
         ];
-        assert_eq!(category(&flood), CATEGORY_DOS);
+        assert_eq!(category(&flood, None), CATEGORY_DOS);
         // A new-ports feature below the training maximum is no evidence.
         let weak = [
             dev(Feature::UdpCount, 161.0, Family::Udp),
             dev(Feature::DstPortDistinct, 0.9, Family::NewDstPorts),
         ];
-        assert_eq!(category(&weak), CATEGORY_DOS);
+        assert_eq!(category(&weak, None), CATEGORY_DOS);
         // A slow scan's window: more SYNs than ever in proportion, no volume.
         let half_open = [
             dev(Feature::AckRatio, -2.6, Family::Flag(5)),
             dev(Feature::SynRatio, 1.8, Family::Flag(0)),
             dev(Feature::TtlVar, 0.99, Family::Packets),
         ];
-        assert_eq!(category(&half_open), CATEGORY_SCAN);
+        assert_eq!(category(&half_open, None), CATEGORY_SCAN);
         // With volume, the same ratio is a flood's.
         let mut syn_flood = half_open.to_vec();
         syn_flood.push(dev(Feature::SynCount, 90.0, Family::Flag(0)));
-        assert_eq!(category(&syn_flood), CATEGORY_DOS);
+        assert_eq!(category(&syn_flood, None), CATEGORY_DOS);
         // Other ratios and means over the range, or nothing: potentially bad traffic.
         let ratios = [
             dev(Feature::PshRatio, 1.4, Family::Flag(2)),
             dev(Feature::TtlVar, 5.0, Family::Packets),
             dev(Feature::AckRatio, -1.9, Family::Flag(5)),
         ];
-        assert_eq!(category(&ratios), CATEGORY_BAD);
-        assert_eq!(category(&[]), CATEGORY_BAD);
+        assert_eq!(category(&ratios, None), CATEGORY_BAD);
+        assert_eq!(category(&[], None), CATEGORY_BAD);
+        // A window of a slow scan's incident where a normal host's DNS burst also went over
+        // the range (a culprit joining): read as a whole, its counts make it a flood; read
+        // through the incident's attacker (the scanner, 127.0.66.1), it is the scan it is.
+        let dns = dev_by(Feature::SrcPort53Count, 1.3, Family::SrcPort(2), "10.0.1.2");
+        let joined = [half_open[1].clone(), dns];
+        assert_eq!(category(&joined, None), CATEGORY_DOS);
+        assert_eq!(category(&joined, Some(ip("127.0.66.1"))), CATEGORY_SCAN);
+        // An attacker that contributed to none of them: the whole window, as before.
+        assert_eq!(category(&joined, Some(ip("127.0.66.9"))), CATEGORY_DOS);
+        // The attacker's own family decides, not the first contributor's: the victim's
+        // answers counted first, the scanner's new destination ports second.
+        let mut ports = dev(Feature::DstPortDistinct, 4.0, Family::NewDstPortsInReplies);
+        let scanner = dev_by(
+            Feature::DstPortDistinct,
+            4.0,
+            Family::NewDstPorts,
+            "127.0.66.2",
+        );
+        ports.contributors.push(scanner.contributors[0]);
+        let volume = dev(Feature::AckCount, 2.0, Family::Flag(5));
+        let both = [ports, volume];
+        assert_eq!(category(&both, None), CATEGORY_DOS);
+        assert_eq!(category(&both, Some(ip("127.0.66.2"))), CATEGORY_SCAN);
     }
 
     #[test]
@@ -845,6 +938,66 @@ mod tests {
             .signature
             .starts_with("NETANOM anomaly (SYN): udp_count"));
         assert_eq!(sigs.len(), 2_000, "forgotten at its end");
+    }
+
+    #[test]
+    fn an_incident_keeps_its_attack_s_category_through_a_window_of_someone_else_s_excess() {
+        let ev = events(&[(25.0, 4662.0, "127.0.66.1"), (3.0, 900.0, "127.0.66.1")]);
+        assert_eq!(ev[0].incident.culprits[0].ip, ip("127.0.66.1"));
+        let scan = vec![
+            dev(Feature::SynRatio, 1.8, Family::Flag(0)),
+            dev(Feature::SrcPortDistinct, 2.0, Family::NewSrcPortsInReplies),
+        ];
+        let (mut start, mut end) = (ev[0].clone(), ev[1].clone());
+        start.top_features = scan.clone();
+        end.top_features = scan;
+        // A culprit record whose window's excess is a normal host's DNS burst alone.
+        let mut joined = ev[0].clone();
+        joined.event_type = EventType::IncidentCulprit;
+        joined.top_features = vec![dev_by(
+            Feature::SrcPort53Count,
+            1.3,
+            Family::SrcPort(2),
+            "10.0.1.2",
+        )];
+        assert_eq!(Signature::of(&joined).category, CATEGORY_DOS, "read alone");
+        // The scanner's one probe of port 53 answered among the burst (a reply it provoked,
+        // 1 packet against a training maximum of 10) does not make the burst its own.
+        let probe = Contributor {
+            addr: ip("127.0.66.1"),
+            count: 1,
+            max_error: 0,
+        };
+        joined.top_features[0]
+            .contributors
+            .push(FeatureContributor::new(Family::SrcPortInReplies(2), &probe));
+        assert_eq!(
+            attack_category(&joined.top_features, Some(ip("127.0.66.1"))),
+            None
+        );
+        assert_eq!(Signature::of(&joined).category, CATEGORY_DOS, "read alone");
+        let log = null_log(None);
+        let mut sigs = Signatures::default();
+        let records: Vec<&str> = [&start, &joined, &end]
+            .iter()
+            .map(|e| log.record(e, sigs.of(e)).alert.category)
+            .collect();
+        assert_eq!(records, [CATEGORY_SCAN; 3]);
+        // The attacker's own part turning into volume files the incident anew.
+        let mut flood = ev[0].clone();
+        flood.incident.id = "flood".into();
+        flood.top_features = vec![dev(Feature::SynRatio, 1.8, Family::Flag(0))];
+        assert_eq!(
+            log.record(&flood, sigs.of(&flood)).alert.category,
+            CATEGORY_SCAN
+        );
+        flood
+            .top_features
+            .push(dev(Feature::SynCount, 90.0, Family::Flag(0)));
+        assert_eq!(
+            log.record(&flood, sigs.of(&flood)).alert.category,
+            CATEGORY_DOS
+        );
     }
 
     #[test]
