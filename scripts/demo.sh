@@ -45,8 +45,10 @@ sed -n '/^model /,/^report:/p' target/demo-evaluate.txt | sed '$d'
 say "2. netanom run --pcap $capture --model $model --alert-log target/demo-alerts.jsonl --eve-log target/demo-eve.json"
 echo "   (the daemon pipeline, replayed as fast as possible; daemon log: target/demo-run.log)"
 rm -rf target/demo-alerts.jsonl target/demo-eve.json target/demo-history # the logs are appended to
+# Its own (empty) feedback state and history: the defaults are the package's, /var/lib/netanom.
+rm -rf target/demo-state && mkdir -p target/demo-state
 "$netanom" run --pcap "$capture" --model "$model" --alert-log target/demo-alerts.jsonl \
-  --eve-log target/demo-eve.json \
+  --eve-log target/demo-eve.json --state-dir target/demo-state \
   --metrics-listen 127.0.0.1:0 --history-dir target/demo-history 2>target/demo-run.log ||
   fail "netanom run" target/demo-run.log
 echo "   feature history recorded for training (docs/history.md):"
@@ -129,7 +131,6 @@ EOF
 
 say "4. quieting it: netanom feedback suppress | benign, then a replay and a training from the history"
 echo "   (SOC staff tell netanom what an incident was; docs/deploy.md, \"Quieting netanom: feedback\")"
-rm -rf target/demo-state && mkdir -p target/demo-state
 # The incidents of step 2: "ID FIRST_CULPRIT LABELLED(0/1)" per line.
 mapfile -t incs < <(python3 - target/demo-alerts.jsonl "$labels" <<'EOF'
 import csv, json, sys
@@ -154,9 +155,11 @@ echo "   \$ netanom feedback list"
 fb list | sed 's/^/   /'
 echo "   the replay again with the rules (--state-dir target/demo-state; a suppressed incident is"
 echo "   logged with suppressed_by, not counted as firing):"
-rm -rf target/demo-alerts-quiet.jsonl target/demo-model-quiet && cp -r model/default target/demo-model-quiet
+rm -rf target/demo-alerts-quiet.jsonl target/demo-model-quiet target/demo-history-quiet
+cp -r model/default target/demo-model-quiet
 "$netanom" run --pcap "$capture" --model target/demo-model-quiet --alert-log target/demo-alerts-quiet.jsonl \
-  --state-dir target/demo-state --metrics-listen 127.0.0.1:0 2>target/demo-run-quiet.log ||
+  --state-dir target/demo-state --history-dir target/demo-history-quiet --metrics-listen 127.0.0.1:0 \
+  2>target/demo-run-quiet.log ||
   fail "netanom run (with feedback)" target/demo-run-quiet.log
 show_incidents target/demo-alerts-quiet.jsonl | grep -E ' start |suppressed' | head -n 8
 echo "   a model from step 2's history (alerted windows and their neighbours are left out, those"

@@ -40,7 +40,7 @@ trap cleanup EXIT
 
 NETANOM_CAPTURE__BPF_FILTER="not tcp port $port" target/release/netanom run --interface lo \
     --model "$work/model" --alert-log "$work/alerts.jsonl" --metrics-listen "127.0.0.1:$port" \
-    2>"$work/daemon.log" &
+    --history-dir "$work/history" --state-dir "$work/state" 2>"$work/daemon.log" &
 daemon_pid=$!
 for _ in $(seq 100); do
     python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/healthz')" 2>/dev/null && break
