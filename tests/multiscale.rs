@@ -94,6 +94,24 @@ fn scan_labels(path: &Path) {
     .unwrap();
 }
 
+/// `netanom evaluate --threshold-rule fixed` of `model` on `pcap` with `labels`: its
+/// metrics.json.
+fn evaluate(model: &Path, pcap: &Path, labels: &Path, report: &Path) -> Value {
+    let mut cmd = netanom_command();
+    cmd.arg("evaluate")
+        .args(["--threshold-rule", "fixed"])
+        .arg("--model")
+        .arg(model)
+        .arg("--pcap")
+        .arg(pcap)
+        .arg("--labels")
+        .arg(labels)
+        .arg("--report")
+        .arg(report);
+    run_with_timeout(cmd, Duration::from_secs(120), "netanom evaluate").assert_ok("evaluate");
+    serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn a_list_of_window_lengths_trains_one_model_per_length_into_one_bundle() {
     let fx = fixture();
@@ -187,22 +205,7 @@ fn score_evaluate_and_run_see_every_scale_and_a_slow_scan_is_one_incident() {
     );
 
     // evaluate: incidents in metrics.json, window metrics of the 5 s scale under "scales".
-    let report = tmp.path().join("report");
-    let mut cmd = netanom_command();
-    cmd.arg("evaluate")
-        .args(["--threshold-rule", "fixed"])
-        .arg("--model")
-        .arg(&fx.model)
-        .arg("--pcap")
-        .arg(&pcap)
-        .arg("--labels")
-        .arg(&labels)
-        .arg("--report")
-        .arg(&report);
-    run_with_timeout(cmd, Duration::from_secs(120), "netanom evaluate").assert_ok("evaluate");
-    let m: Value =
-        serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap())
-            .unwrap();
+    let m = evaluate(&fx.model, &pcap, &labels, &tmp.path().join("report"));
     let inc = &m["incidents"];
     assert_eq!(inc["attacks"], 1, "{inc:#}");
     assert_eq!(inc["attacks_detected"], 1, "{inc:#}");
@@ -224,22 +227,12 @@ fn score_evaluate_and_run_see_every_scale_and_a_slow_scan_is_one_incident() {
         "window metrics of the 0.5 s scale"
     );
     // The paper's single scale alone (the bundle's 0.5 s model) sees the scan in pieces.
-    let single = tmp.path().join("report-0.5");
-    let mut cmd = netanom_command();
-    cmd.arg("evaluate")
-        .args(["--threshold-rule", "fixed"])
-        .arg("--model")
-        .arg(fx.model.join("omega-0.5s"))
-        .arg("--pcap")
-        .arg(&pcap)
-        .arg("--labels")
-        .arg(&labels)
-        .arg("--report")
-        .arg(&single);
-    run_with_timeout(cmd, Duration::from_secs(120), "netanom evaluate").assert_ok("evaluate");
-    let m1: Value =
-        serde_json::from_str(&std::fs::read_to_string(single.join("metrics.json")).unwrap())
-            .unwrap();
+    let m1 = evaluate(
+        &fx.model.join("omega-0.5s"),
+        &pcap,
+        &labels,
+        &tmp.path().join("report-0.5"),
+    );
     let single_flagged = m1["incidents"]["per_attack"][0]["flagged_fraction"]
         .as_f64()
         .unwrap();
@@ -292,4 +285,77 @@ fn score_evaluate_and_run_see_every_scale_and_a_slow_scan_is_one_incident() {
         scan_start + 60.0
     );
     let _ = &fx.dir;
+}
+
+/// `--smoothing` and `--load-augment` through the CLI: each scale's bundle records them
+/// (format version 2 for the smoothed normalisation), the slow scan is still found as one
+/// incident, and bad values are refused naming the option and what is allowed.
+#[test]
+fn smoothing_and_load_augmentation_keep_the_slow_scan() {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("model");
+    let mut cmd = netanom_command();
+    cmd.arg("train")
+        .arg("--pcap")
+        .arg(fx.dir.join("normal.pcap"))
+        .args(["--window", "5,0.5"])
+        .arg("--out")
+        .arg(&model)
+        .args(["--hidden", "16", "--epochs", "8", "--seed", "7"])
+        .args(["--threshold-factor", "3"])
+        .args(["--smoothing", "64", "--load-augment", "4"]);
+    run_with_timeout(cmd, Duration::from_secs(600), "netanom train --smoothing")
+        .assert_ok("netanom train --smoothing 64 --load-augment 4");
+    for dir in ["omega-0.5s", "omega-5s"] {
+        let meta: Value = serde_json::from_str(
+            &std::fs::read_to_string(model.join(dir).join("model.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(meta["format_version"], 2, "{dir}");
+        let s = &meta["normalization"]["smoothing"];
+        assert_eq!(s["packets"], 64.0, "{dir}: {s}");
+        assert_eq!(s["center"].as_array().map(Vec::len), Some(53), "{dir}");
+        assert_eq!(meta["training"]["load_augment"], 4.0, "{dir}");
+    }
+
+    let pcap = tmp.path().join("scan.pcap");
+    scan_capture(&pcap);
+    let labels = tmp.path().join("labels.csv");
+    scan_labels(&labels);
+    let m = evaluate(&model, &pcap, &labels, &tmp.path().join("report"));
+    let inc = &m["incidents"];
+    assert_eq!(inc["attacks_detected"], 1, "{inc:#}");
+    assert_eq!(inc["incidents"], 1, "{inc:#}");
+    let flagged = inc["per_attack"][0]["flagged_fraction"].as_f64().unwrap();
+    assert!(flagged >= 0.75, "flagged {flagged}: {inc:#}");
+
+    for (args, needle) in [
+        (
+            ["--smoothing", "0"],
+            "\"0\" is not a number of packets from 1 to 1000000",
+        ),
+        (
+            ["--smoothing", "lots"],
+            "\"lots\" is not a number of packets",
+        ),
+        (
+            ["--load-augment", "1"],
+            "\"1\" is not a load factor from 2 to 100",
+        ),
+    ] {
+        let mut cmd = netanom_command();
+        cmd.args(["train", "--window", "0.5", "--out"])
+            .arg(tmp.path().join("bad"))
+            .arg("--pcap")
+            .arg(fx.dir.join("normal.pcap"))
+            .args(args);
+        let f = run_with_timeout(cmd, Duration::from_secs(60), "netanom train");
+        assert_eq!(f.code(), Some(2), "{args:?}: {}", f.stderr);
+        assert!(
+            f.stderr.contains(needle) && f.stderr.contains(args[0]),
+            "{args:?}: {}",
+            f.stderr
+        );
+    }
 }

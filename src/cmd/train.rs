@@ -56,6 +56,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<ExitCode> {
             ScalingArg::Linear => Scaling::Linear,
             ScalingArg::Log => Scaling::Log,
         },
+        smoothing_packets: args.smoothing.0.map(f64::from),
+        load_augment: args.load_augment.0.map(f64::from),
         spot_median_s: args.spot_median.0.map_or(0.0, |d| d.as_secs_f64()),
     };
     if args.spot_median.0.is_some() && args.spot_depth > 0 {

@@ -32,6 +32,12 @@ pub struct LearningSettings {
     /// The adaptive threshold's median baseline of its trainings (`learning.spot_median`;
     /// `None`: off).
     pub spot_median: Option<Duration>,
+    /// Small-window smoothing of its trainings, the prior in packets (`learning.smoothing`;
+    /// `None`: off, the paper's).
+    pub smoothing: Option<u32>,
+    /// Load augmentation of its trainings, the largest factor (`learning.load_augment`;
+    /// `None`: off, the paper's).
+    pub load_augment: Option<u32>,
 }
 
 impl LearningSettings {
@@ -63,11 +69,16 @@ pub(super) struct RawLearning {
     scaling: String,
     /// `learning.spot_median`: a duration or `"off"`.
     spot_median: String,
+    /// `learning.smoothing`: the prior in packets, 0 for off.
+    smoothing: i64,
+    /// `learning.load_augment`: the largest load factor, 0 for off.
+    load_augment: i64,
 }
 
 impl Default for RawLearning {
     /// The built-in `[learning]`: no learning mode, no retraining; a week of history with the
-    /// last hour held out; three bundles kept; 30 epochs of a 64-unit LSTM.
+    /// last hour held out; three bundles kept; 30 epochs of a 64-unit LSTM; no smoothing, no load
+    /// augmentation.
     fn default() -> Self {
         RawLearning {
             learn_for: None,
@@ -80,6 +91,8 @@ impl Default for RawLearning {
             seed: 1,
             scaling: Scaling::default().as_str().into(),
             spot_median: "off".into(),
+            smoothing: 0,
+            load_augment: 0,
         }
     }
 }
@@ -157,6 +170,24 @@ pub(super) fn validate(
         "off" => None,
         t => duration(ck, "learning.spot_median", t),
     };
+    let smoothing = ck.int_range(
+        "learning.smoothing",
+        raw.smoothing,
+        0,
+        1_000_000,
+        "packets (0: off)",
+    ) as u32;
+    let load_augment = if raw.load_augment == 0 {
+        0
+    } else {
+        ck.int_range(
+            "learning.load_augment",
+            raw.load_augment,
+            2,
+            100,
+            "(a load factor; 0: off)",
+        ) as u32
+    };
     if !ck.clean_since(mark) {
         return None;
     }
@@ -171,6 +202,8 @@ pub(super) fn validate(
         seed,
         scaling: scaling?,
         spot_median,
+        smoothing: (smoothing > 0).then_some(smoothing),
+        load_augment: (load_augment > 0).then_some(load_augment),
     })
 }
 
@@ -227,6 +260,14 @@ mod tests {
             (
                 "[learning]\nscaling = \"ln\"",
                 "learning.scaling = \"ln\": expected \"linear\"",
+            ),
+            (
+                "[learning]\nsmoothing = -1",
+                "learning.smoothing = -1: out of range (expected 0 to 1000000 packets (0: off))",
+            ),
+            (
+                "[learning]\nload_augment = 1",
+                "learning.load_augment = 1: out of range (expected 2 to 100 (a load factor; 0: off))",
             ),
             (
                 "[learning]\nlearn = \"1h\"",

@@ -723,6 +723,9 @@ mod tests {
         assert_eq!(s.feedback, defaults.feedback);
         assert_eq!(s.alerts.threshold_rule, defaults.alerts.threshold_rule);
         assert_eq!(s.alerts.false_rate, defaults.alerts.false_rate);
+        // The one deliberate difference: the packaged file asks for persistence (more than
+        // one odd window, docs/config.md), the built-in default is the paper's.
+        assert_eq!((s.alerts.min_windows, defaults.alerts.min_windows), (4, 1));
     }
 
     /// The environment overrides the file, flags override both.

@@ -317,6 +317,8 @@ impl Learner {
                 max_runs_per_epoch: Some(100_000),
                 max_validation_runs: Some(50_000),
                 scaling: self.learning.scaling,
+                smoothing_packets: self.learning.smoothing.map(f64::from),
+                load_augment: self.learning.load_augment.map(f64::from),
                 spot_median_s: self.learning.spot_median.map_or(0.0, |d| d.as_secs_f64()),
                 ..TrainOptions::default()
             }

@@ -310,6 +310,13 @@ pub static KEYS: &[Key] = &[
         "using",
         learning.spot_median
     ),
+    key!("learning.smoothing", Restart, "using", learning.smoothing),
+    key!(
+        "learning.load_augment",
+        Restart,
+        "using",
+        learning.load_augment
+    ),
     key!("feedback.dir", Restart, "reading rules from", feedback.dir),
     key!("nats.url", Restart, "collecting from", nats.url),
     key!("nats.sensors", Restart, "merging", nats.sensors),
@@ -551,6 +558,8 @@ mod tests {
         seed = 1
         scaling = "linear"
         spot_median = "off"
+        smoothing = 0
+        load_augment = 0
         [feedback]
         dir = "/s/a"
         [nats]
@@ -614,6 +623,8 @@ mod tests {
         seed = 2
         scaling = "log"
         spot_median = "30m"
+        smoothing = 64
+        load_augment = 4
         [feedback]
         dir = "/s/b"
         [nats]
@@ -693,6 +704,8 @@ mod tests {
                     seed: _,
                     scaling: _,
                     spot_median: _,
+                    smoothing: _,
+                    load_augment: _,
                 },
             feedback: FeedbackSettings { dir: _ },
             nats:

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::lstm::{Architecture, LstmAutoencoder, WeightsError};
-use super::normalize::{MinMax, NormalizeError, Scaling};
+use super::normalize::{MinMax, NormalizeError, Scaling, Smoothing};
 use super::spot::SpotState;
 use super::train::{ScoreQuantiles, ThresholdRule, TrainedModel};
 use super::{ModelError, Run, SEQ_LEN};
@@ -28,6 +28,9 @@ pub const WEIGHTS_FILE: &str = "weights.safetensors";
 pub const FORMAT_NAME: &str = "netanom-model";
 /// The bundle format version this netanom writes and reads.
 pub const FORMAT_VERSION: u32 = 1;
+/// The version of a bundle with `normalization.smoothing`: a netanom older than smoothing
+/// would ignore the key and score unsmoothed windows, so it must refuse the bundle instead.
+pub const FORMAT_VERSION_SMOOTHED: u32 = 2;
 
 /// `architecture.type` in `model.json`: the kind of network.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +119,23 @@ pub struct NormalizationMeta {
     pub min: Vec<f64>,
     /// Per-feature maximum over the training windows, in feature order.
     pub max: Vec<f64>,
+    /// Small-window smoothing (`netanom train --smoothing N`; absent: none, the paper's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoothing: Option<SmoothingMeta>,
+}
+
+/// `normalization.smoothing` in `model.json`: the averaged features shrunk toward their
+/// training mean (docs/model.md, "Small-window smoothing").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SmoothingMeta {
+    /// The prior's weight, in packets.
+    pub packets: f64,
+    /// Per-feature training mean, in feature order.
+    pub center: Vec<f64>,
+    /// Per-feature minimum of the smoothed training windows.
+    pub min: Vec<f64>,
+    /// Per-feature maximum of the smoothed training windows.
+    pub max: Vec<f64>,
 }
 
 /// `threshold` in `model.json`: the value and how it was chosen.
@@ -155,6 +175,9 @@ pub struct TrainingMeta {
     pub batch_size: usize,
     pub seed: u64,
     pub validation_fraction: f64,
+    /// The load augmentation's largest factor (`--load-augment`; absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load_augment: Option<f64>,
     /// Training loss (MSE per value) of the last epoch.
     pub final_train_loss: f64,
     /// Validation loss (MSE per value) after the last epoch.
@@ -233,7 +256,7 @@ pub enum BundleError {
     #[error("{path} is not a netanom model description (\"format\" is {found}, expected \"{FORMAT_NAME}\")")]
     WrongFormat { path: PathBuf, found: String },
     /// `format_version` is not the one this netanom reads.
-    #[error("{path}: bundle format version {found} is not supported (this netanom {} reads version {FORMAT_VERSION}); retrain the model with this version", env!("CARGO_PKG_VERSION"))]
+    #[error("{path}: bundle format version {found} is not supported (this netanom {} reads versions {FORMAT_VERSION} and {FORMAT_VERSION_SMOOTHED}); retrain the model with this version", env!("CARGO_PKG_VERSION"))]
     FormatVersion { path: PathBuf, found: String },
     /// A field of `model.json` is missing, of the wrong type or out of range.
     #[error("{path}: invalid model description: {reason}")]
@@ -316,7 +339,11 @@ impl Bundle {
         let opts = &trained.options;
         let meta = ModelMeta {
             format: FORMAT_NAME.to_string(),
-            format_version: FORMAT_VERSION,
+            format_version: if trained.normalizer.smoothing().is_some() {
+                FORMAT_VERSION_SMOOTHED
+            } else {
+                FORMAT_VERSION
+            },
             model_id: sha[..16].to_string(),
             weights_sha256: sha,
             netanom_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -336,6 +363,12 @@ impl Bundle {
                 method: NormalizationMethod::of(trained.normalizer.scaling()),
                 min: trained.normalizer.min().to_vec(),
                 max: trained.normalizer.max().to_vec(),
+                smoothing: trained.normalizer.smoothing().map(|s| SmoothingMeta {
+                    packets: s.packets(),
+                    center: s.center().to_vec(),
+                    min: s.min().to_vec(),
+                    max: s.max().to_vec(),
+                }),
             },
             threshold: ThresholdMeta {
                 value: trained.threshold,
@@ -355,6 +388,7 @@ impl Bundle {
                 batch_size: opts.batch_size,
                 seed: opts.seed,
                 validation_fraction: opts.validation_fraction,
+                load_augment: opts.load_augment,
                 final_train_loss: last.map(|s| s.train_loss).unwrap_or(f64::NAN),
                 final_validation_loss: last.map(|s| s.validation_loss).unwrap_or(f64::NAN),
             },
@@ -544,7 +578,9 @@ pub fn parse_meta(
         }
     }
     match value.get("format_version") {
-        Some(v) if v.as_u64() == Some(FORMAT_VERSION as u64) => {}
+        Some(v)
+            if v.as_u64() == Some(FORMAT_VERSION as u64)
+                || v.as_u64() == Some(FORMAT_VERSION_SMOOTHED as u64) => {}
         other => {
             return Err(BundleError::FormatVersion {
                 path: meta_path.to_path_buf(),
@@ -623,15 +659,37 @@ fn check_meta(
     };
     arch.validate()
         .map_err(|e| invalid(format!("architecture: {e}")))?;
-    let normalizer = MinMax::new_scaled(
+    match (meta.format_version, &meta.normalization.smoothing) {
+        (FORMAT_VERSION_SMOOTHED, None) => {
+            return Err(invalid(format!(
+                "format_version {FORMAT_VERSION_SMOOTHED} is a smoothed bundle's, but normalization.smoothing is missing"
+            )))
+        }
+        (FORMAT_VERSION, Some(_)) => {
+            return Err(invalid(format!(
+                "normalization.smoothing needs format_version {FORMAT_VERSION_SMOOTHED} (a netanom older than smoothing would ignore it), found {FORMAT_VERSION}"
+            )))
+        }
+        _ => {}
+    }
+    let normalization_error = |source| BundleError::Normalization {
+        path: path.to_path_buf(),
+        source,
+    };
+    let smoothing = match &meta.normalization.smoothing {
+        None => None,
+        Some(s) => Some(
+            Smoothing::new(s.packets, s.center.clone(), s.min.clone(), s.max.clone())
+                .map_err(normalization_error)?,
+        ),
+    };
+    let normalizer = MinMax::new_smoothed(
         meta.normalization.min.clone(),
         meta.normalization.max.clone(),
         meta.normalization.method.scaling(),
+        smoothing,
     )
-    .map_err(|source| BundleError::Normalization {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    .map_err(normalization_error)?;
     let t = meta.threshold.value;
     if !(t.is_finite() && t >= 0.0) {
         return Err(invalid(format!(
@@ -670,14 +728,22 @@ mod tests {
 
     /// A small bundle trained on synthetic normal windows, and those windows.
     fn trained_bundle() -> (Bundle, Vec<FeatureVector>) {
+        trained_bundle_with(TrainOptions {
+            layers: 2,
+            ..Default::default()
+        })
+    }
+
+    /// A small bundle trained on 60 synthetic windows with `opts` (hidden 8, 2 epochs,
+    /// batches of 16, seed 9 whatever `opts` says).
+    fn trained_bundle_with(opts: TrainOptions) -> (Bundle, Vec<FeatureVector>) {
         let w = normal_windows(60, 11);
         let opts = TrainOptions {
             hidden: 8,
-            layers: 2,
             epochs: 2,
             batch_size: 16,
             seed: 9,
-            ..Default::default()
+            ..opts
         };
         let t = train(&w, &opts, |_| {}).unwrap();
         let data = TrainingData {
@@ -795,6 +861,65 @@ mod tests {
         Bundle::load(dir.path(), None).unwrap();
     }
 
+    /// A model trained with small-window smoothing stores it, loads it back, scores with it,
+    /// and a bad stored prior is refused naming the file and what was expected.
+    #[test]
+    fn smoothing_is_stored_and_used() {
+        let (b, w) = trained_bundle_with(TrainOptions {
+            smoothing_packets: Some(64.0),
+            ..Default::default()
+        });
+        let dir = tempfile::tempdir().unwrap();
+        b.save(dir.path()).unwrap();
+        let l = Bundle::load(dir.path(), Some(omega())).unwrap();
+        assert_eq!(l.normalizer, b.normalizer);
+        let s = l.normalizer.smoothing().expect("smoothing kept");
+        assert_eq!(s.packets(), 64.0);
+        let json = fs::read_to_string(dir.path().join(META_FILE)).unwrap();
+        assert!(json.contains("\"smoothing\": {"), "{json}");
+        assert!(json.contains("\"format_version\": 2"), "{json}");
+        // The score is of the smoothed windows: the same as scoring them unsmoothed with a
+        // plain min–max over the smoothed bounds.
+        let run = [w[0], w[1], w[2]];
+        let plain = MinMax::new(s.min().to_vec(), s.max().to_vec()).unwrap();
+        let norm = [
+            plain.transform(&s.apply(&run[0])).unwrap(),
+            plain.transform(&s.apply(&run[1])).unwrap(),
+            plain.transform(&s.apply(&run[2])).unwrap(),
+        ];
+        assert_eq!(l.score_raw(&run).unwrap(), l.model.score(&norm).unwrap());
+        // A bundle without smoothing writes no key (the paper's model.json is unchanged).
+        let (plain_dir, _) = saved();
+        let json = fs::read_to_string(plain_dir.path().join(META_FILE)).unwrap();
+        assert!(!json.contains("smoothing"), "{json}");
+
+        edit_json(dir.path(), |v| {
+            v["normalization"]["smoothing"]["packets"] = 0.0.into()
+        });
+        let e = load_error(dir.path(), None).to_string();
+        assert!(
+            e.contains("model.json")
+                && e.contains("prior of 0 packets, expected a finite number > 0"),
+            "{e}"
+        );
+        b.save(dir.path()).unwrap();
+        edit_json(dir.path(), |v| {
+            v["normalization"]["smoothing"]["center"] = serde_json::json!([0.0])
+        });
+        let e = load_error(dir.path(), None).to_string();
+        assert!(
+            e.contains("smoothing center vector has 1 values, expected 53"),
+            "{e}"
+        );
+        b.save(dir.path()).unwrap();
+        edit_json(dir.path(), |v| v["format_version"] = 1.into());
+        let e = load_error(dir.path(), None).to_string();
+        assert!(
+            e.contains("normalization.smoothing needs format_version 2"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn missing_dir_and_files() {
         let dir = tempfile::tempdir().unwrap();
@@ -867,12 +992,24 @@ mod tests {
         assert!(e.contains("model.json is not valid JSON"), "{e}");
 
         fs::write(&p, &good).unwrap();
-        edit_json(dir.path(), |v| v["format_version"] = 2.into());
+        edit_json(dir.path(), |v| v["format_version"] = 3.into());
         let e = load_error(dir.path(), None);
         assert!(matches!(e, BundleError::FormatVersion { .. }), "{e:?}");
         let e = e.to_string();
         assert!(
-            e.contains("bundle format version 2 is not supported") && e.contains("reads version 1"),
+            e.contains("bundle format version 3 is not supported")
+                && e.contains("reads versions 1 and 2"),
+            "{e}"
+        );
+        // Version 2 is a smoothed bundle's: one without smoothing is refused, and so is a
+        // smoothed one claiming version 1 (an older netanom would score it unsmoothed).
+        fs::write(&p, &good).unwrap();
+        edit_json(dir.path(), |v| v["format_version"] = 2.into());
+        let e = load_error(dir.path(), None).to_string();
+        assert!(
+            e.contains(
+                "format_version 2 is a smoothed bundle's, but normalization.smoothing is missing"
+            ),
             "{e}"
         );
 

@@ -10,6 +10,7 @@
 //! See `docs/model.md` for the architecture, the training, the threshold rule and the bundle
 //! format.
 
+pub mod augment;
 pub mod bundle;
 pub mod lstm;
 pub mod median;

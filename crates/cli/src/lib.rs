@@ -372,10 +372,21 @@ pub struct TrainArgs {
     /// baseline"); `off` for plain SPOT.
     #[arg(long, value_name = "DURATION|off", default_value = "off", value_parser = parse_spot_median)]
     pub spot_median: SpotMedian,
-    /// Feature scaling before min–max: `linear` (the paper's) or `log` (ln(1 + x) first:
-    /// tolerates load drift; docs/model.md, "Feature scaling").
+    /// Feature scaling before min–max: `linear` (the paper's) or `log` (ln(1 + x) first: a
+    /// count that doubles moves by ln 2; docs/model.md, "Feature scaling").
     #[arg(long, value_enum, default_value_t = ScalingArg::Linear)]
     pub scaling: ScalingArg,
+    /// Small-window smoothing: shrink the means, variances and flag ratios of a window toward
+    /// their training mean by a prior of PACKETS packets, so a window of a dozen packets
+    /// cannot make one odd packet an anomaly (docs/model.md, "Small-window smoothing");
+    /// `off` (the paper's) by default.
+    #[arg(long, value_name = "PACKETS|off", default_value = "off", value_parser = parse_smoothing)]
+    pub smoothing: Smoothing,
+    /// Load augmentation: train half the runs of three as if the network carried up to FACTOR
+    /// times more or less load (counts scaled, averages kept), so a model of a quiet hour
+    /// knows a busy one (docs/model.md, "Load augmentation"); `off` (the paper's) by default.
+    #[arg(long, value_name = "FACTOR|off", default_value = "off", value_parser = parse_load_augment)]
+    pub load_augment: LoadAugment,
     /// Longest run of empty windows written for one gap (see `extract`).
     #[arg(long, value_name = "WINDOWS", default_value_t = WindowConfig::DEFAULT_MAX_GAP_WINDOWS)]
     pub max_gap_windows: u64,
@@ -388,6 +399,42 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         Ok(_) => Err("a duration of zero selects nothing".into()),
         Err(e) => Err(format!(
             "{e} (expected a duration such as 90s, 30m, 12h or 7d)"
+        )),
+    }
+}
+
+/// `netanom train --smoothing`: the prior's weight in packets, or none (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Smoothing(pub Option<u32>);
+
+/// A whole number of packets from 1 to 1,000,000 (`64`) or `off`.
+pub fn parse_smoothing(text: &str) -> Result<Smoothing, String> {
+    let text = text.trim();
+    if text == "off" {
+        return Ok(Smoothing(None));
+    }
+    match text.parse::<u32>() {
+        Ok(p) if (1..=1_000_000).contains(&p) => Ok(Smoothing(Some(p))),
+        _ => Err(format!(
+            "{text:?} is not a number of packets from 1 to 1000000, nor \"off\" (e.g. 64)"
+        )),
+    }
+}
+
+/// `netanom train --load-augment`: the largest load factor, or none (`off`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadAugment(pub Option<u32>);
+
+/// A whole factor from 2 to 100 (`4`) or `off`.
+pub fn parse_load_augment(text: &str) -> Result<LoadAugment, String> {
+    let text = text.trim();
+    if text == "off" {
+        return Ok(LoadAugment(None));
+    }
+    match text.parse::<u32>() {
+        Ok(f) if (2..=100).contains(&f) => Ok(LoadAugment(Some(f))),
+        _ => Err(format!(
+            "{text:?} is not a load factor from 2 to 100, nor \"off\" (e.g. 4)"
         )),
     }
 }
