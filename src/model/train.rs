@@ -224,6 +224,20 @@ impl TrainOptions {
                 self.validation_fraction
             ));
         }
+        if let Some(p) = self.smoothing_packets {
+            if !(p.is_finite() && p > 0.0) {
+                return bad(format!(
+                    "smoothing prior {p} must be a finite number of packets > 0"
+                ));
+            }
+        }
+        if let Some(f) = self.load_augment {
+            if !(f.is_finite() && f > 1.0) {
+                return bad(format!(
+                    "load augmentation factor {f} must be a finite number > 1"
+                ));
+            }
+        }
         self.spot.validate().map_err(ModelError::InvalidOption)?;
         self.threshold_rule
             .validate()
@@ -913,6 +927,25 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("hidden size 0"), "{e}");
+        for (opts, needle) in [
+            (
+                TrainOptions {
+                    smoothing_packets: Some(0.0),
+                    ..small_opts()
+                },
+                "smoothing prior 0 must be",
+            ),
+            (
+                TrainOptions {
+                    load_augment: Some(1.0),
+                    ..small_opts()
+                },
+                "load augmentation factor 1 must be a finite number > 1",
+            ),
+        ] {
+            let e = train(&w, &opts, |_| {}).unwrap_err();
+            assert!(e.to_string().contains(needle), "{e}");
+        }
         let mut bad = w.clone();
         bad[3][0] = f64::NAN;
         let e = train(&bad, &small_opts(), |_| {}).unwrap_err();
