@@ -586,8 +586,18 @@ fn min_windows_suppresses_short_incidents() {
         [3, 4],
         "the scores must make incidents of 3 and 4 windows: {all:?}"
     );
+    // Persistence alone (no loud-window exception): the one-window flood is dropped.
     let log = tmp.path().join("alerts.jsonl");
-    replay(&[&pcap], &log, &[], &[("NETANOM_ALERTS__MIN_WINDOWS", "4")]).assert_ok("min 4");
+    replay(
+        &[&pcap],
+        &log,
+        &[],
+        &[
+            ("NETANOM_ALERTS__MIN_WINDOWS", "4"),
+            ("NETANOM_ALERTS__LOUD_RATIO", "0"),
+        ],
+    )
+    .assert_ok("min 4");
     let events = read_alerts(&log);
     for e in &events {
         check_event_min(e, 0.5, 4);
@@ -613,6 +623,52 @@ fn min_windows_suppresses_short_incidents() {
     ));
     assert_eq!(end["incident"]["windows"], 4);
     // The suppressed incident took no number.
+    assert_eq!(
+        end["incident"]["id"].as_str().unwrap().rsplit('-').next(),
+        Some("1")
+    );
+}
+
+#[test]
+fn a_loud_window_is_reported_before_min_windows() {
+    let fx = fixture();
+    let tmp = tempfile::tempdir().unwrap();
+    let pcap = tmp.path().join("short.pcap");
+    // The fixture above: a flood of one window (3 alerting windows), one of two (4).
+    capture(&pcap, 160, 17, &[(40, 1), (100, 2)]);
+    let rows = score_windows(&fx.model, &pcap);
+    let all = expected_incidents(&rows, 3);
+    assert_eq!(all.len(), 2, "{all:?}");
+    // The first window of each flood that scores 100 × its threshold reports it, with the
+    // default alerts.loud_ratio, whatever min_windows says.
+    let loud_at = |inc: &ExpectedIncident| {
+        (inc.first..=inc.last).find(|&i| {
+            rows[i]
+                .score
+                .is_some_and(|s| s >= 100.0 * rows[i].threshold)
+        })
+    };
+    let first_loud = loud_at(&all[0]).expect("the one-window flood scores 100 x its threshold");
+    let log = tmp.path().join("alerts.jsonl");
+    replay(&[&pcap], &log, &[], &[("NETANOM_ALERTS__MIN_WINDOWS", "4")]).assert_ok("loud");
+    let events = read_alerts(&log);
+    let pairs = pair_incidents(&events, false);
+    assert_eq!(pairs.len(), 2, "both floods reported:\n{events:#?}");
+    let (start, end) = (&pairs[0].0, pairs[0].1.as_ref().unwrap());
+    assert!(close(
+        start["incident"]["start_epoch"].as_f64().unwrap(),
+        win_s(all[0].first as i64)
+    ));
+    // Reported at the loud window, before its 4th alerting window (it has only 3).
+    assert!(close(
+        start["window"]["start_epoch"].as_f64().unwrap(),
+        win_s(first_loud as i64)
+    ));
+    assert_eq!(
+        start["incident"]["windows"].as_u64(),
+        Some((first_loud - all[0].first + 1) as u64)
+    );
+    assert_eq!(end["incident"]["windows"], 3);
     assert_eq!(
         end["incident"]["id"].as_str().unwrap().rsplit('-').next(),
         Some("1")

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{quoted, Checker};
+use crate::detect::incident::{IncidentConfig, DEFAULT_LOUD_RATIO};
 use crate::detect::threshold::{RuleChoice, ThresholdConfig, DEFAULT_FALSE_RATE};
 use crate::model::spot::{FALSE_RATE_MAX, FALSE_RATE_MIN};
 use crate::window::features::NUM_FEATURES;
@@ -22,6 +23,9 @@ pub struct AlertSettings {
     pub cooldown_windows: u32,
     /// Alerting windows an incident needs before it is reported.
     pub min_windows: u32,
+    /// A window this many times over its threshold reports its incident before
+    /// `min_windows` (0: never).
+    pub loud_ratio: u32,
     /// How many deviating features an event lists.
     pub top_features: usize,
     /// `host` field of the events; `None` for the system host name.
@@ -39,6 +43,15 @@ pub struct AlertSettings {
 }
 
 impl AlertSettings {
+    /// The incident state machine's settings.
+    pub fn incident_config(&self) -> IncidentConfig {
+        IncidentConfig {
+            cooldown_windows: self.cooldown_windows,
+            min_windows: self.min_windows,
+            loud_ratio: self.loud_ratio,
+        }
+    }
+
     /// The thresholds' configuration, with `model.threshold` (`manual`) if set.
     pub fn threshold_config(&self, manual: Option<f64>) -> ThresholdConfig {
         ThresholdConfig {
@@ -59,6 +72,8 @@ pub(super) struct RawAlerts {
     cooldown_windows: i64,
     /// `alerts.min_windows`.
     min_windows: i64,
+    /// `alerts.loud_ratio`.
+    loud_ratio: i64,
     /// `alerts.top_features`.
     top_features: i64,
     /// `alerts.host`; empty for the system host name.
@@ -82,6 +97,7 @@ impl Default for RawAlerts {
             path: PathBuf::from(DEFAULT_ALERT_LOG),
             cooldown_windows: 3,
             min_windows: 1,
+            loud_ratio: i64::from(DEFAULT_LOUD_RATIO),
             top_features: 5,
             host: String::new(),
             fsync: true,
@@ -119,6 +135,13 @@ pub(super) fn validate(
     ) as u32;
     let min_windows =
         ck.int_range("alerts.min_windows", raw.min_windows, 1, 100_000, "windows") as u32;
+    let loud_ratio = ck.int_range(
+        "alerts.loud_ratio",
+        raw.loud_ratio,
+        0,
+        1_000_000,
+        "times the threshold; 0: off",
+    ) as u32;
     let top_features = ck.int_range(
         "alerts.top_features",
         raw.top_features,
@@ -183,6 +206,7 @@ pub(super) fn validate(
         path: raw.path,
         cooldown_windows,
         min_windows,
+        loud_ratio,
         top_features,
         host,
         fsync: raw.fsync,
@@ -256,6 +280,10 @@ mod tests {
             (
                 "[alerts]\nmin_windows = 0",
                 "alerts.min_windows = 0: out of range",
+            ),
+            (
+                "[alerts]\nloud_ratio = -1",
+                "alerts.loud_ratio = -1: out of range (expected 0 to 1000000 times the threshold; 0: off)",
             ),
             (
                 "[alerts]\ntop_features = 54",

@@ -691,6 +691,7 @@ mod tests {
         assert_eq!(s.alerts.path, PathBuf::from(DEFAULT_ALERT_LOG));
         assert_eq!(s.alerts.cooldown_windows, 3);
         assert_eq!(s.alerts.min_windows, 1);
+        assert_eq!(s.alerts.loud_ratio, 100);
         assert_eq!(s.alerts.top_features, 5);
         assert_eq!(s.alerts.host, None);
         assert!(s.alerts.fsync);
@@ -726,6 +727,10 @@ mod tests {
         // The one deliberate difference: the packaged file asks for persistence (more than
         // one odd window, docs/config.md), the built-in default is the paper's.
         assert_eq!((s.alerts.min_windows, defaults.alerts.min_windows), (4, 1));
+        // A loud window still reports at once, written out with its default.
+        assert_eq!(s.alerts.loud_ratio, defaults.alerts.loud_ratio);
+        let incident = s.alerts.incident_config();
+        assert_eq!((incident.min_windows, incident.loud_ratio), (4, 100));
     }
 
     /// The environment overrides the file, flags override both.

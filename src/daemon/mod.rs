@@ -24,7 +24,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use crate::capture::{Fanout, LiveCapture, LiveOptions};
 use crate::config::{CaptureSource, CliOverrides, Settings};
-use crate::detect::incident::{EndReason, IncidentConfig};
+use crate::detect::incident::EndReason;
 use crate::history::HistoryWriter;
 use crate::model::{ModelSet, ModelStore};
 use crate::output::alerts::{system_hostname, AlertLog};
@@ -77,10 +77,7 @@ fn fresh_detector(settings: &Settings, set: ModelSet) -> anyhow::Result<Detector
         set,
         &settings.alerts.threshold_config(settings.model.threshold),
         settings.alerts.host.clone().unwrap_or_else(system_hostname),
-        IncidentConfig {
-            cooldown_windows: settings.alerts.cooldown_windows,
-            min_windows: settings.alerts.min_windows,
-        },
+        settings.alerts.incident_config(),
         settings.alerts.top_features,
     )
     .context("model.threshold")
@@ -217,10 +214,7 @@ pub fn run(source: SettingsSource) -> anyhow::Result<()> {
         let waiting = Detector::waiting(
             scales.omegas(),
             settings.alerts.host.clone().unwrap_or_else(system_hostname),
-            IncidentConfig {
-                cooldown_windows: settings.alerts.cooldown_windows,
-                min_windows: settings.alerts.min_windows,
-            },
+            settings.alerts.incident_config(),
             settings.alerts.top_features,
         );
         (scales, waiting)

@@ -239,6 +239,7 @@ pub static KEYS: &[Key] = &[
         alerts.cooldown_windows
     ),
     key!("alerts.min_windows", Live, "using", alerts.min_windows),
+    key!("alerts.loud_ratio", Live, "using", alerts.loud_ratio),
     key!("alerts.top_features", Live, "using", alerts.top_features),
     key!("alerts.host", Live, "using", alerts.host),
     key!("alerts.fsync", Live, "using", alerts.fsync),
@@ -528,6 +529,7 @@ mod tests {
         path = "/a/alerts.jsonl"
         cooldown_windows = 3
         min_windows = 1
+        loud_ratio = 100
         top_features = 5
         host = "a"
         fsync = true
@@ -593,6 +595,7 @@ mod tests {
         path = "/b/alerts.jsonl"
         cooldown_windows = 4
         min_windows = 2
+        loud_ratio = 0
         top_features = 2
         host = "b"
         fsync = false
@@ -667,6 +670,7 @@ mod tests {
                     path: _,
                     cooldown_windows: _,
                     min_windows: _,
+                    loud_ratio: _,
                     top_features: _,
                     host: _,
                     fsync: _,
@@ -787,6 +791,7 @@ mod tests {
                 ("alerts.path", Apply::AlertPath),
                 ("alerts.cooldown_windows", Apply::Live),
                 ("alerts.min_windows", Apply::Live),
+                ("alerts.loud_ratio", Apply::Live),
                 ("alerts.top_features", Apply::Live),
                 ("alerts.host", Apply::Live),
                 ("alerts.fsync", Apply::Live),

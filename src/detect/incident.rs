@@ -26,7 +26,10 @@
 //!   [`MIN_CULPRIT_WEIGHT`] (P's victim aside) counts it as the end of its latest activity (its
 //!   culprit is still at work), without counting the window in it.
 //! - **Reported.** An incident is reported with [`IncidentEvent::Start`] once it has
-//!   `min_windows` alerting windows (1: at once).
+//!   `min_windows` alerting windows (1: at once), or at once when one of its windows scores
+//!   `loud_ratio` times its threshold or more: persistence is for the marginal one-window
+//!   anomalies of normal traffic, and a 2 s scan seen only by the 5 s scale (one window, three
+//!   alerting runs at 400 × the threshold) must not be dropped with them.
 //! - **Cooldown, per incident.** An incident ends with [`IncidentEvent::End`] (reason
 //!   `cooldown`) once every scale has seen `cooldown_windows` × ω_longest of time after its last
 //!   alerting window (of any scale). With one scale that is `cooldown_windows` consecutive calm
@@ -76,13 +79,21 @@ pub struct IncidentConfig {
     pub cooldown_windows: u32,
     /// Alerting windows an incident needs before it is reported (≥ 1).
     pub min_windows: u32,
+    /// A window scoring this many times its threshold reports its incident at once, before
+    /// `min_windows` (0: never).
+    pub loud_ratio: u32,
 }
+
+/// Default [`IncidentConfig::loud_ratio`]: above every one-window false incident measured on
+/// the drift benchmark (the loudest 87 ×, docs/experiments.md), below the scans it dropped.
+pub const DEFAULT_LOUD_RATIO: u32 = 100;
 
 impl Default for IncidentConfig {
     fn default() -> Self {
         IncidentConfig {
             cooldown_windows: 3,
             min_windows: 1,
+            loud_ratio: DEFAULT_LOUD_RATIO,
         }
     }
 }
@@ -393,6 +404,7 @@ impl<P> IncidentTracker<P> {
             config: IncidentConfig {
                 cooldown_windows: config.cooldown_windows.max(1),
                 min_windows: config.min_windows.max(1),
+                loud_ratio: config.loud_ratio,
             },
             omegas: omegas.to_vec(),
             seen_until: vec![i64::MIN; omegas.len()],
@@ -422,6 +434,7 @@ impl<P> IncidentTracker<P> {
         self.config = IncidentConfig {
             cooldown_windows: config.cooldown_windows.max(1),
             min_windows: config.min_windows.max(1),
+            loud_ratio: config.loud_ratio,
         };
     }
 
@@ -699,7 +712,8 @@ impl<P> IncidentTracker<P> {
     }
 
     /// After incident `i` took window `w`: its Start once it has `min_windows` alerting
-    /// windows, or, already reported, a Culprit event per culprit that joined now.
+    /// windows or a window at `loud_ratio` × its threshold, or, already reported, a Culprit
+    /// event per culprit that joined now.
     fn report_if_due(
         &mut self,
         i: usize,
@@ -707,6 +721,7 @@ impl<P> IncidentTracker<P> {
         joined: &[IpAddr],
     ) -> Vec<IncidentEvent<P>> {
         let min_windows = u64::from(self.config.min_windows);
+        let loud_ratio = self.config.loud_ratio;
         let Some(o) = self.open.get_mut(i) else {
             return Vec::new();
         };
@@ -721,7 +736,13 @@ impl<P> IncidentTracker<P> {
                 })
                 .collect();
         }
-        if o.summary.alerting_windows < min_windows {
+        // NaN peak ratios (scales without an alerting window yet) compare false.
+        let loud = loud_ratio > 0
+            && o.summary
+                .scales
+                .iter()
+                .any(|sc| sc.peak_ratio >= f64::from(loud_ratio));
+        if o.summary.alerting_windows < min_windows && !loud {
             return Vec::new();
         }
         self.reported += 1;
@@ -815,6 +836,7 @@ mod tests {
             IncidentConfig {
                 cooldown_windows: cooldown,
                 min_windows: min,
+                loud_ratio: 0,
             },
             &[Omega::from_micros(10_000_000).unwrap()],
             "t",
@@ -993,13 +1015,54 @@ mod tests {
     }
 
     #[test]
+    fn a_loud_window_is_reported_before_min_windows() {
+        let loud = |ratio: u32| {
+            IncidentTracker::<i64>::new(
+                IncidentConfig {
+                    cooldown_windows: 2,
+                    min_windows: 4,
+                    loud_ratio: ratio,
+                },
+                &[Omega::from_micros(10_000_000).unwrap()],
+                "t",
+            )
+        };
+        // One window at 400 × the threshold: reported at once, not dropped with the blips.
+        let mut tr = loud(100);
+        let ev = run(&mut tr, &[400.0 * T, 0.1, 0.1]);
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert_eq!(ev[0].0, 0, "reported with its first window");
+        assert_eq!(start_of(&ev[0].1).0.alerting_windows, 1);
+        assert_eq!(end_of(&ev[1].1).1, EndReason::Cooldown);
+        assert_eq!(tr.suppressed(), 0);
+        // Just below the ratio: persistence still applies, the short incident is dropped.
+        let mut tr = loud(100);
+        assert!(run(&mut tr, &[99.0 * T, 2.0 * T, 0.1, 0.1]).is_empty());
+        assert_eq!(tr.suppressed(), 1);
+        // A quiet start then a loud window: reported at the loud one (the second window).
+        let mut tr = loud(100);
+        let ev = run(&mut tr, &[2.0 * T, 150.0 * T, 0.1, 0.1]);
+        assert_eq!(ev[0].0, 1, "{ev:?}");
+        assert_eq!(
+            start_of(&ev[0].1).0.start_ns,
+            0,
+            "the incident starts with its first window"
+        );
+        // 0 turns it off.
+        let mut tr = loud(0);
+        assert!(run(&mut tr, &[1000.0 * T, 0.1, 0.1]).is_empty());
+        assert_eq!(tr.suppressed(), 1);
+    }
+
+    #[test]
     fn nan_score_is_calm_and_zero_config_is_one() {
         let mut tr = tracker(0, 0);
         assert_eq!(
             tr.config(),
             IncidentConfig {
                 cooldown_windows: 1,
-                min_windows: 1
+                min_windows: 1,
+                loud_ratio: 0,
             }
         );
         let ev = run(&mut tr, &[f64::NAN, 2.0, f64::NAN]);
@@ -1512,6 +1575,7 @@ mod tests {
             IncidentConfig {
                 cooldown_windows: 1000,
                 min_windows: 1,
+                loud_ratio: 0,
             },
             &[Omega::from_micros(10_000_000).unwrap()],
             "t",
