@@ -17,9 +17,9 @@
 #                                   A minutes of another realisation (phase 240 deg) with
 #                                   labelled attacks from 127.0.66.1-12 (below)
 #         bulk-<part>.csv           when each bulk job ran (benign, for the analysis)
-#   scripts/record-drift.sh --minutes M --out FILE [--phase DEG] [--attacks]
+#   scripts/record-drift.sh --minutes M --out FILE [--phase DEG] [--attacks | --long-attacks]
 #       one recording; --attacks adds the attack timeline and writes FILE's labels next to
-#       it (FILE without .pcap + -labels.csv)
+#       it (FILE without .pcap + -labels.csv); --long-attacks the long one (below)
 #
 # Attack timeline (seconds after the start; --attacks needs at least 26 minutes). Each
 # attacker spoofs its own address inside 127.0.0.0/8, used by nothing else:
@@ -37,6 +37,12 @@
 #  1050  c2_beacon        127.0.66.10  a TCP check-in to 127.0.0.1:4444 every 5 s for 120 s
 #  1300  slow_scan_alone  127.0.66.11  nmap -sS -T2 -p 1-150 127.0.0.1
 #  1500  fast_scan_intranet 127.0.66.12 nmap -sS -T4 --max-rate 500 -p 1-1000 127.0.0.10
+# Long attack timeline (--long-attacks, at least 32 minutes): attacks that last longer than
+# half a short median baseline (--spot-median), to measure what the baseline absorbs:
+#   300  long_slow_scan   127.0.66.21  nmap -sS -T2 -p 1-1000 127.0.0.1, bounded at 15 minutes
+#                                      (recorded once: 350 probes in 137 s, then silent until
+#                                      the bound; the label runs to the bound)
+#  1200  long_syn_flood   127.0.66.22  hping3 -S -p 80 -i u5000 -c 120000 (200 SYN/s, 10 minutes)
 # Labels, one row per direction: name,src_cidr,dst_cidr,start_epoch,end_epoch.
 #
 # Runs as root; needs what record-attack.sh needs. Traffic goes only to 127.0.0.0/8 and ::1
@@ -56,6 +62,7 @@ while (($#)); do
     --out) out=${2:?--out needs a value}; shift 2 ;;
     --phase) phase=${2:?--phase needs a value}; shift 2 ;;
     --attacks) attacks=1; shift ;;
+    --long-attacks) attacks=2; shift ;;
     -h | --help) sed -n '2,44p' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "record-drift: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -85,7 +92,8 @@ NT_DRIFT_PHASE=$phase
 minutes=${minutes:-125}
 [[ $minutes =~ ^[0-9]+$ ]] || nt_die "--minutes must be a whole number"
 min_minutes=5
-((attacks)) && min_minutes=26
+((attacks == 1)) && min_minutes=26
+((attacks == 2)) && min_minutes=32
 ((minutes >= min_minutes && minutes <= 600)) || nt_die "--minutes must be $min_minutes..600"
 [[ $phase =~ ^[0-9]+$ ]] || nt_die "--phase must be whole degrees"
 [[ $out = /* ]] || out=$PWD/$out
@@ -188,6 +196,14 @@ if ((attacks)); then
   nmap_from() { local src=$1; shift; timeout 120 nmap -n -Pn -e lo -S "$src" --max-retries 1 "$@"; }
   hping_from() { local src=$1; shift; timeout 60 hping3 -n -q -I lo -a "$src" "$@"; }
 
+  nmap_long_from() { local src=$1; shift; timeout 900 nmap -n -Pn -e lo -S "$src" --max-retries 1 "$@"; }
+  hping_long_from() { local src=$1; shift; timeout 700 hping3 -n -q -I lo -a "$src" "$@"; }
+  if ((attacks == 2)); then
+    at 300
+    attack long_slow_scan 127.0.66.21 127.0.0.1/32 nmap_long_from 127.0.66.21 -sS -T2 -p 1-1000 127.0.0.1
+    at 1200
+    attack long_syn_flood 127.0.66.22 127.0.0.1/32 hping_long_from 127.0.66.22 -S -p 80 -i u5000 -c 120000 127.0.0.1
+  else
   at 120
   attack_bg nmap_fast_scan 127.0.66.1 127.0.0.1/32 nmap_from 127.0.66.1 -sS -T4 --max-rate 500 -p 1-1000 127.0.0.1
   at 144
@@ -215,6 +231,7 @@ if ((attacks)); then
   attack slow_scan_alone 127.0.66.11 127.0.0.1/32 nmap_from 127.0.66.11 -sS -T2 -p 1-150 127.0.0.1
   at 1500
   attack fast_scan_intranet 127.0.66.12 127.0.0.10/32 nmap_from 127.0.66.12 -sS -T4 --max-rate 500 -p 1-1000 127.0.0.10
+  fi
   ((EPOCHSECONDS < t0 + seconds - 30)) || nt_log "warning: attacks ran late, less than 30 s of background after the last one"
 fi
 
